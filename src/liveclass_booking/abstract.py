@@ -1,0 +1,840 @@
+"""Abstract bases for every model (SPEC §3).
+
+A host that swaps the session or booking model subclasses the abstract base here. Constraint
+names carry ``%(app_label)s_%(class)s`` so that a subclass in another app gets its own names.
+Every database constraint has a readable ``violation_error_message``: ``full_clean()`` (and so
+the admin) reports the same rule the database enforces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import conf
+from .choices import (
+    ACTIVE_BOOKING_STATUSES,
+    BookingStatus,
+    BookingType,
+    ExceptionKind,
+    Frequency,
+    MeetingProvider,
+    SeriesStatus,
+    SeriesType,
+    SessionStatus,
+    WaitlistStatus,
+    Weekday,
+)
+from .validators import validate_days_of_week, validate_timezone
+
+conf.install_model_setting_defaults()
+
+USER_MODEL = settings.AUTH_USER_MODEL
+COURSE_MODEL = settings.LIVECLASS_BOOKING_COURSE_MODEL
+SESSION_MODEL = settings.LIVECLASS_BOOKING_SESSION_MODEL
+BOOKING_MODEL = settings.LIVECLASS_BOOKING_BOOKING_MODEL
+
+
+def _name(suffix: str) -> str:
+    return f"%(app_label)s_%(class)s_{suffix}"
+
+
+def _choices_constraint(field: str, choices: type[models.Choices]) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__in": choices.values}),
+        name=_name(f"{field}_valid"),
+        violation_error_message=_("%(field)s must be one of: %(values)s.")
+        % {"field": field, "values": ", ".join(str(v) for v in choices.values)},
+    )
+
+
+def timezone_field(**kwargs: Any) -> models.CharField[str, str]:
+    """A CharField holding an IANA time-zone name."""
+    kwargs.setdefault("max_length", 64)
+    kwargs.setdefault("default", "UTC")
+    kwargs.setdefault("help_text", _("IANA time-zone name, for example Europe/Berlin."))
+    return models.CharField(validators=[validate_timezone], **kwargs)
+
+
+class AbstractCourse(models.Model):
+    """The minimal course the library ships so it works stand-alone.
+
+    Hosts normally point ``LIVECLASS_BOOKING_COURSE_MODEL`` at their own course model instead;
+    it needs no base class.
+    """
+
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("title",)
+        verbose_name = _("course")
+        verbose_name_plural = _("courses")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class AbstractLiveClassSession(models.Model):
+    """A scheduled live class with seats."""
+
+    Status = SessionStatus
+    MeetingProvider = MeetingProvider
+
+    course = models.ForeignKey(
+        COURSE_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_sessions",
+        verbose_name=_("course"),
+    )
+    teacher = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_sessions_taught",
+        verbose_name=_("teacher"),
+    )
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    start_at_utc = models.DateTimeField(_("starts at (UTC)"), db_index=True)
+    end_at_utc = models.DateTimeField(_("ends at (UTC)"))
+    timezone_snapshot = timezone_field(
+        verbose_name=_("time zone snapshot"),
+        help_text=_("The teacher's IANA time zone when the session was created."),
+    )
+    meeting_provider = models.CharField(
+        _("meeting provider"),
+        max_length=20,
+        choices=MeetingProvider.choices,
+        default=MeetingProvider.CUSTOM,
+    )
+    meeting_link = models.URLField(_("meeting link"), max_length=500, blank=True)
+    meeting_id = models.CharField(_("meeting id"), max_length=100, blank=True)
+    meeting_passcode = models.CharField(_("meeting passcode"), max_length=100, blank=True)
+    capacity = models.PositiveIntegerField(_("capacity"))
+    seats_taken = models.PositiveIntegerField(
+        _("seats taken"),
+        default=0,
+        editable=False,
+        help_text=_("Seats of pending and confirmed bookings plus seats held by open offers."),
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=SessionStatus.choices,
+        default=SessionStatus.SCHEDULED,
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("start_at_utc", "pk")
+        verbose_name = _("live class session")
+        verbose_name_plural = _("live class sessions")
+        indexes = [
+            models.Index(fields=["teacher", "start_at_utc"]),
+            models.Index(fields=["course", "start_at_utc"]),
+            models.Index(fields=["status", "start_at_utc"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(capacity__gte=0),
+                name=_name("capacity_gte_0"),
+                violation_error_message=_("Capacity cannot be negative."),
+            ),
+            models.CheckConstraint(
+                condition=Q(seats_taken__gte=0, seats_taken__lte=F("capacity")),
+                name=_name("seats_taken_range"),
+                violation_error_message=_(
+                    "Seats taken must be between 0 and the capacity; "
+                    "capacity cannot go below the seats already taken."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(end_at_utc__gt=F("start_at_utc")),
+                name=_name("end_after_start"),
+                violation_error_message=_("A session must end after it starts."),
+            ),
+            _choices_constraint("status", SessionStatus),
+            _choices_constraint("meeting_provider", MeetingProvider),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.start_at_utc:%Y-%m-%d %H:%M} UTC)"
+
+    # Legacy aliases for hosts migrating from older code (SPEC §3).
+    @property
+    def total_seats(self) -> int:
+        """Legacy name of :attr:`capacity`."""
+        return self.capacity
+
+    @total_seats.setter
+    def total_seats(self, value: int) -> None:
+        self.capacity = value
+
+    @property
+    def scheduled_start(self) -> Any:
+        """Legacy name of :attr:`start_at_utc`."""
+        return self.start_at_utc
+
+    @scheduled_start.setter
+    def scheduled_start(self, value: Any) -> None:
+        self.start_at_utc = value
+
+    @property
+    def meeting_password(self) -> str:
+        """Legacy name of :attr:`meeting_passcode`."""
+        return self.meeting_passcode
+
+    @meeting_password.setter
+    def meeting_password(self, value: str) -> None:
+        self.meeting_passcode = value
+
+    @property
+    def seats_available(self) -> int:
+        """Seats that can still be booked."""
+        return max(self.capacity - self.seats_taken, 0)
+
+
+class AbstractLiveClassBooking(models.Model):
+    """One student's booking: a seat in a group session or a one-on-one lesson."""
+
+    Status = BookingStatus
+    Type = BookingType
+
+    booking_type = models.CharField(_("booking type"), max_length=20, choices=BookingType.choices)
+    course = models.ForeignKey(
+        COURSE_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_bookings",
+        verbose_name=_("course"),
+    )
+    teacher = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_bookings_taught",
+        verbose_name=_("teacher"),
+    )
+    student_user = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_bookings",
+        verbose_name=_("student"),
+    )
+    start_at_utc = models.DateTimeField(_("starts at (UTC)"))
+    end_at_utc = models.DateTimeField(_("ends at (UTC)"))
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=BookingStatus.choices,
+        default=BookingStatus.PENDING,
+    )
+    session = models.ForeignKey(
+        SESSION_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="bookings",
+        verbose_name=_("session"),
+        help_text=_("The group session; empty for one-on-one lessons."),
+    )
+    seats_reserved = models.PositiveIntegerField(
+        _("seats reserved"), default=1, validators=[MinValueValidator(1)]
+    )
+    decision_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    cancelled_by = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cancelled by"),
+    )
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    cancel_reason = models.TextField(_("cancel reason"), blank=True)
+    student_note = models.TextField(_("student note"), blank=True)
+    teacher_note = models.TextField(_("teacher note"), blank=True)
+    # BOOKING_MODEL rather than "self": the swapped-out default must point at the same model
+    # as the one swapped in, or makemigrations sees a change in swapped projects.
+    rescheduled_from = models.OneToOneField(
+        BOOKING_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="rescheduled_to",
+        verbose_name=_("rescheduled from"),
+        help_text=_("The booking this one replaced."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("start_at_utc", "pk")
+        verbose_name = _("live class booking")
+        verbose_name_plural = _("live class bookings")
+        indexes = [
+            models.Index(fields=["booking_type", "status"]),
+            models.Index(fields=["student_user", "start_at_utc"]),
+            models.Index(fields=["teacher", "start_at_utc"]),
+            models.Index(fields=["session", "status"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(seats_reserved__gte=1),
+                name=_name("seats_reserved_gte_1"),
+                violation_error_message=_("A booking reserves at least one seat."),
+            ),
+            models.CheckConstraint(
+                condition=Q(end_at_utc__gt=F("start_at_utc")),
+                name=_name("end_after_start"),
+                violation_error_message=_("A booking must end after it starts."),
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(booking_type=BookingType.GROUP_SESSION, session__isnull=False)
+                    | Q(booking_type=BookingType.ONE_ON_ONE, session__isnull=True, seats_reserved=1)
+                ),
+                name=_name("type_matches_session"),
+                violation_error_message=_(
+                    "A group booking needs a session; a one-on-one booking has no session "
+                    "and reserves exactly one seat."
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["session", "student_user"],
+                condition=Q(status__in=ACTIVE_BOOKING_STATUSES, session__isnull=False),
+                name=_name("one_active_per_student"),
+                violation_error_message=_(
+                    "This student already holds an active booking for this session."
+                ),
+            ),
+            _choices_constraint("status", BookingStatus),
+            _choices_constraint("booking_type", BookingType),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_booking_type_display()} {self.start_at_utc:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the booking holds a seat or the teacher's time (pending or confirmed)."""
+        return self.status in ACTIVE_BOOKING_STATUSES
+
+
+class AbstractTeacherBookingPolicy(models.Model):
+    """Booking rules of one teacher, for one course or (course empty) as their default."""
+
+    teacher = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_booking_policies",
+        verbose_name=_("teacher"),
+    )
+    course = models.ForeignKey(
+        COURSE_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="liveclass_booking_policies",
+        verbose_name=_("course"),
+        help_text=_("Empty: the teacher's default for every course."),
+    )
+    requires_approval_for_one_on_one = models.BooleanField(
+        _("one-on-one needs approval"), default=conf.DEFAULT_POLICY["requires_approval_for_one_on_one"]
+    )
+    requires_approval_for_group = models.BooleanField(
+        _("group booking needs approval"), default=conf.DEFAULT_POLICY["requires_approval_for_group"]
+    )
+    min_notice_hours = models.PositiveIntegerField(
+        _("minimum notice (hours)"), default=conf.DEFAULT_POLICY["min_notice_hours"]
+    )
+    cancel_window_hours = models.PositiveIntegerField(
+        _("cancel window (hours)"),
+        default=conf.DEFAULT_POLICY["cancel_window_hours"],
+        help_text=_("Students may cancel until this many hours before the start."),
+    )
+    buffer_before_minutes = models.PositiveIntegerField(
+        _("buffer before (minutes)"), default=conf.DEFAULT_POLICY["buffer_before_minutes"]
+    )
+    buffer_after_minutes = models.PositiveIntegerField(
+        _("buffer after (minutes)"), default=conf.DEFAULT_POLICY["buffer_after_minutes"]
+    )
+    max_bookings_per_day = models.PositiveIntegerField(
+        _("maximum bookings per day"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Counted in the teacher's local day. Empty: no limit."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("teacher", "course")
+        verbose_name = _("teacher booking policy")
+        verbose_name_plural = _("teacher booking policies")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["teacher", "course"],
+                name=_name("teacher_course_uniq"),
+                violation_error_message=_("This teacher already has a policy for this course."),
+            ),
+            # A plain unique constraint treats NULLs as distinct, so the default row needs its
+            # own partial constraint.
+            models.UniqueConstraint(
+                fields=["teacher"],
+                condition=Q(course__isnull=True),
+                name=_name("one_default"),
+                violation_error_message=_("This teacher already has a default policy."),
+            ),
+            models.CheckConstraint(
+                condition=Q(max_bookings_per_day__isnull=True) | Q(max_bookings_per_day__gte=1),
+                name=_name("daily_limit_gte_1"),
+                violation_error_message=_(
+                    "The daily limit must be at least 1, or empty for no limit."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.course if self.course_id else _("default")
+        return f"{self.teacher} — {scope}"
+
+
+class AbstractBookingSeries(models.Model):
+    """A recurring booking: a weekly lesson for a term, or enrolment in a recurring class."""
+
+    Type = SeriesType
+    Status = SeriesStatus
+    Frequency = Frequency
+
+    student_user = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_booking_series",
+        verbose_name=_("student"),
+    )
+    teacher = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_booking_series_taught",
+        verbose_name=_("teacher"),
+    )
+    course = models.ForeignKey(
+        COURSE_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_booking_series",
+        verbose_name=_("course"),
+    )
+    type = models.CharField(_("type"), max_length=20, choices=SeriesType.choices)
+    status = models.CharField(
+        _("status"), max_length=20, choices=SeriesStatus.choices, default=SeriesStatus.ACTIVE
+    )
+    frequency = models.CharField(
+        _("frequency"), max_length=20, choices=Frequency.choices, default=Frequency.WEEKLY
+    )
+    interval = models.PositiveSmallIntegerField(
+        _("interval"), default=1, validators=[MinValueValidator(1)]
+    )
+    days_of_week = models.CharField(
+        _("days of week"),
+        max_length=20,
+        blank=True,
+        validators=[validate_days_of_week],
+        help_text=_("Comma-separated RFC 5545 day codes: MO,TU,WE,TH,FR,SA,SU."),
+    )
+    occurrence_count = models.PositiveIntegerField(
+        _("number of occurrences"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    until_date = models.DateField(_("until (local date)"), null=True, blank=True)
+    start_date = models.DateField(_("start date (local)"))
+    start_time = models.TimeField(_("start time (local wall time)"))
+    duration_minutes = models.PositiveIntegerField(
+        _("duration (minutes)"), validators=[MinValueValidator(1)]
+    )
+    timezone = timezone_field(verbose_name=_("time zone"))
+    rrule = models.TextField(
+        _("RRULE"), blank=True, help_text=_("RFC 5545 RRULE text, for the custom frequency.")
+    )
+    default_meeting_link = models.URLField(_("default meeting link"), max_length=500, blank=True)
+    default_meeting_id = models.CharField(_("default meeting id"), max_length=100, blank=True)
+    default_meeting_passcode = models.CharField(
+        _("default meeting passcode"), max_length=100, blank=True
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("-created_at", "pk")
+        verbose_name = _("booking series")
+        verbose_name_plural = _("booking series")
+        indexes = [models.Index(fields=["student_user", "status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(occurrence_count__isnull=False, until_date__isnull=True)
+                    | Q(occurrence_count__isnull=True, until_date__isnull=False)
+                ),
+                name=_name("count_xor_until"),
+                violation_error_message=_(
+                    "Give exactly one of the number of occurrences and the until date."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(occurrence_count__isnull=True) | Q(occurrence_count__gte=1),
+                name=_name("count_gte_1"),
+                violation_error_message=_("A series has at least one occurrence."),
+            ),
+            models.CheckConstraint(
+                condition=Q(interval__gte=1),
+                name=_name("interval_gte_1"),
+                violation_error_message=_("The interval must be at least 1."),
+            ),
+            models.CheckConstraint(
+                condition=Q(duration_minutes__gte=1),
+                name=_name("duration_gte_1"),
+                violation_error_message=_("The duration must be at least one minute."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(frequency=Frequency.CUSTOM, rrule=""),
+                name=_name("custom_has_rrule"),
+                violation_error_message=_("A custom frequency needs an RRULE."),
+            ),
+            _choices_constraint("type", SeriesType),
+            _choices_constraint("status", SeriesStatus),
+            _choices_constraint("frequency", Frequency),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} {self.start_date} {self.start_time} {self.timezone}"
+
+
+class AbstractBookingSeriesItem(models.Model):
+    """One occurrence of a series and the booking made for it."""
+
+    series = models.ForeignKey(
+        "liveclass_booking.BookingSeries",
+        on_delete=models.CASCADE,
+        related_name="items",
+        verbose_name=_("series"),
+    )
+    booking = models.ForeignKey(
+        BOOKING_MODEL,
+        on_delete=models.CASCADE,
+        related_name="series_items",
+        verbose_name=_("booking"),
+    )
+    occurrence_index = models.PositiveIntegerField(
+        _("occurrence"), validators=[MinValueValidator(1)]
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("series", "occurrence_index")
+        verbose_name = _("booking series item")
+        verbose_name_plural = _("booking series items")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["series", "occurrence_index"],
+                name=_name("series_index_uniq"),
+                violation_error_message=_("This series already has that occurrence."),
+            ),
+            models.CheckConstraint(
+                condition=Q(occurrence_index__gte=1),
+                name=_name("index_gte_1"),
+                violation_error_message=_("Occurrences are numbered from 1."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.occurrence_index} of series {self.series_id}"
+
+
+class AbstractSessionWaitlist(models.Model):
+    """A student's place in the FIFO queue of a full group session."""
+
+    Status = WaitlistStatus
+
+    session = models.ForeignKey(
+        SESSION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="waitlist_entries",
+        verbose_name=_("session"),
+    )
+    student_user = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_waitlist_entries",
+        verbose_name=_("student"),
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING
+    )
+    created_at = models.DateTimeField(
+        _("joined at"),
+        default=timezone.now,
+        help_text=_("Queue order. Rejoining moves the entry to the back."),
+    )
+    offered_at = models.DateTimeField(_("offered at"), null=True, blank=True)
+    offer_expires_at = models.DateTimeField(_("offer expires at"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    expired_at = models.DateTimeField(_("expired at"), null=True, blank=True)
+    left_at = models.DateTimeField(_("left at"), null=True, blank=True)
+    booking = models.OneToOneField(
+        BOOKING_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="waitlist_entry",
+        verbose_name=_("booking"),
+        help_text=_("The booking made when the offer was accepted."),
+    )
+
+    class Meta:
+        abstract = True
+        ordering = ("session", "created_at", "pk")
+        verbose_name = _("waitlist entry")
+        verbose_name_plural = _("waitlist entries")
+        indexes = [models.Index(fields=["session", "status", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "student_user"],
+                name=_name("session_student_uniq"),
+                violation_error_message=_("This student is already on this session's waitlist."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=WaitlistStatus.OFFERED)
+                | Q(
+                    offered_at__isnull=False,
+                    offer_expires_at__isnull=False,
+                    offer_expires_at__gt=F("offered_at"),
+                ),
+                name=_name("offer_has_expiry"),
+                violation_error_message=_(
+                    "An open offer needs an offer time and a later expiry time."
+                ),
+            ),
+            _choices_constraint("status", WaitlistStatus),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_user} — {self.get_status_display()}"
+
+
+class AbstractTeacherAvailability(models.Model):
+    """A weekly window in which a teacher takes one-on-one lessons, in the teacher's zone."""
+
+    Weekday = Weekday
+
+    teacher = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_availability",
+        verbose_name=_("teacher"),
+    )
+    weekday = models.PositiveSmallIntegerField(
+        _("weekday"), choices=Weekday.choices, validators=[MaxValueValidator(6)]
+    )
+    start_time = models.TimeField(_("start time (local)"))
+    end_time = models.TimeField(_("end time (local)"))
+    timezone = timezone_field(verbose_name=_("time zone"))
+    course = models.ForeignKey(
+        COURSE_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="liveclass_availability",
+        verbose_name=_("course"),
+        help_text=_("Empty: the window is open for every course."),
+    )
+    valid_from = models.DateField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("teacher", "weekday", "start_time")
+        verbose_name = _("teacher availability")
+        verbose_name_plural = _("teacher availability")
+        indexes = [models.Index(fields=["teacher", "weekday"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(weekday__gte=0, weekday__lte=6),
+                name=_name("weekday_range"),
+                violation_error_message=_("The weekday is 0 (Monday) to 6 (Sunday)."),
+            ),
+            models.CheckConstraint(
+                condition=Q(end_time__gt=F("start_time")),
+                name=_name("end_after_start"),
+                violation_error_message=_(
+                    "A window must end after it starts on the same day; split a window "
+                    "that crosses midnight into two."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True)
+                | Q(valid_until__isnull=True)
+                | Q(valid_until__gte=F("valid_from")),
+                name=_name("valid_range"),
+                violation_error_message=_("“Valid until” cannot be before “valid from”."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_weekday_display()} {self.start_time:%H:%M}–{self.end_time:%H:%M} "
+            f"{self.timezone}"
+        )
+
+
+class AbstractAvailabilityException(models.Model):
+    """A date-specific change to a teacher's weekly availability: time off or extra hours."""
+
+    Kind = ExceptionKind
+
+    teacher = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_availability_exceptions",
+        verbose_name=_("teacher"),
+    )
+    date = models.DateField(_("date (local)"))
+    kind = models.CharField(
+        _("kind"), max_length=20, choices=ExceptionKind.choices, default=ExceptionKind.UNAVAILABLE
+    )
+    start_time = models.TimeField(
+        _("start time (local)"), null=True, blank=True, help_text=_("Empty: the whole day.")
+    )
+    end_time = models.TimeField(_("end time (local)"), null=True, blank=True)
+    timezone = timezone_field(verbose_name=_("time zone"))
+    course = models.ForeignKey(
+        COURSE_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="liveclass_availability_exceptions",
+        verbose_name=_("course"),
+        help_text=_("For extra hours: empty means open for every course."),
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("teacher", "date", "start_time")
+        verbose_name = _("availability exception")
+        verbose_name_plural = _("availability exceptions")
+        indexes = [models.Index(fields=["teacher", "date"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(start_time__isnull=True, end_time__isnull=True)
+                | Q(start_time__isnull=False, end_time__gt=F("start_time")),
+                name=_name("times_valid"),
+                violation_error_message=_(
+                    "Give both times with the end after the start, or neither for the whole day."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=ExceptionKind.AVAILABLE) | Q(start_time__isnull=False),
+                name=_name("extra_has_times"),
+                violation_error_message=_("Extra hours need a start and an end time."),
+            ),
+            _choices_constraint("kind", ExceptionKind),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.date}"
+
+
+class AbstractBookingEvent(models.Model):
+    """One entry of the audit trail: a status change or decision on a booking."""
+
+    booking = models.ForeignKey(
+        BOOKING_MODEL,
+        on_delete=models.CASCADE,
+        related_name="events",
+        verbose_name=_("booking"),
+    )
+    actor = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+        help_text=_("Empty: the system."),
+    )
+    from_status = models.CharField(_("from status"), max_length=20, blank=True)
+    to_status = models.CharField(_("to status"), max_length=20)
+    reason = models.TextField(_("reason"), blank=True)
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    data = models.JSONField(_("data"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+
+    class Meta:
+        abstract = True
+        ordering = ("at", "pk")
+        verbose_name = _("booking event")
+        verbose_name_plural = _("booking events")
+        indexes = [models.Index(fields=["booking", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class AbstractIdempotencyKey(models.Model):
+    """A client's ``Idempotency-Key`` and the first response it produced (SPEC §5)."""
+
+    user = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    scope = models.CharField(_("scope"), max_length=50, help_text=_("The endpoint, e.g. bookings."))
+    key = models.CharField(_("key"), max_length=255)
+    request_fingerprint = models.CharField(
+        _("request fingerprint"), max_length=64, help_text=_("SHA-256 of the request body.")
+    )
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    response_body = models.JSONField(
+        _("response body"), null=True, blank=True, encoder=DjangoJSONEncoder
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("-created_at", "pk")
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "scope", "key"],
+                name=_name("user_scope_key_uniq"),
+                violation_error_message=_("This key was already used."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key}"

@@ -1,0 +1,303 @@
+"""Admin for every model.
+
+State that the service layer owns (booking and waitlist status, ``seats_taken``, decisions) is
+read-only here: bookings, waitlist entries and series are not added or deleted through the
+admin, so seat counts always match. The session and booking admins are registered for the
+models active in the project (swapped or not); a host that wants its own admin unregisters
+ours first (``admin.site.unregister(get_session_model())``) and may subclass it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+
+from .models import (
+    AvailabilityException,
+    BookingEvent,
+    BookingSeries,
+    BookingSeriesItem,
+    Course,
+    IdempotencyKey,
+    SessionWaitlist,
+    TeacherAvailability,
+    TeacherBookingPolicy,
+    get_booking_model,
+    get_course_model,
+    get_session_model,
+)
+
+
+def user_search_fields(*prefixes: str) -> tuple[str, ...]:
+    """Search fields for user FKs that work with any custom user model."""
+    user_model = get_user_model()
+    names = [user_model.USERNAME_FIELD]
+    email_field = getattr(user_model, "EMAIL_FIELD", None)
+    if email_field and email_field != user_model.USERNAME_FIELD:
+        try:
+            user_model._meta.get_field(email_field)
+            names.append(email_field)
+        except Exception:  # noqa: BLE001 - the user model has no such field
+            pass
+    return tuple(f"{prefix}__{name}" for prefix in prefixes for name in names)
+
+
+class ReadOnlyAdminMixin:
+    """Show rows without allowing them to be added, changed or deleted."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NoAddDeleteMixin:
+    """Rows are created and removed by the services only."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CourseAdmin(admin.ModelAdmin):
+    list_display = ("title", "created_at")
+    search_fields = ("title", "description")
+    date_hierarchy = "created_at"
+
+
+class LiveClassSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "title",
+        "course",
+        "teacher",
+        "start_at_utc",
+        "end_at_utc",
+        "timezone_snapshot",
+        "capacity",
+        "seats_taken",
+        "seats_available",
+        "status",
+    )
+    list_filter = ("status", "meeting_provider", "timezone_snapshot")
+    search_fields = ("title", "description", "meeting_id", *user_search_fields("teacher"))
+    date_hierarchy = "start_at_utc"
+    list_select_related = ("course", "teacher")
+    raw_id_fields = ("teacher", "course")
+    readonly_fields = ("seats_taken", "status", "created_at", "updated_at")
+
+    @admin.display(description="seats available")
+    def seats_available(self, obj: Any) -> int:
+        return int(obj.seats_available)
+
+
+class BookingEventInline(admin.TabularInline):
+    model = BookingEvent
+    extra = 0
+    can_delete = False
+    fields = ("at", "from_status", "to_status", "actor", "reason", "data")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LiveClassBookingAdmin(NoAddDeleteMixin, admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "booking_type",
+        "student_user",
+        "teacher",
+        "course",
+        "start_at_utc",
+        "seats_reserved",
+        "status",
+    )
+    list_filter = ("status", "booking_type")
+    search_fields = (
+        "student_note",
+        "teacher_note",
+        *user_search_fields("student_user", "teacher"),
+    )
+    date_hierarchy = "start_at_utc"
+    list_select_related = ("student_user", "teacher", "course")
+    raw_id_fields = ("teacher", "student_user", "course", "session")
+    readonly_fields = (
+        "booking_type",
+        "course",
+        "teacher",
+        "student_user",
+        "session",
+        "start_at_utc",
+        "end_at_utc",
+        "seats_reserved",
+        "status",
+        "decision_at",
+        "decided_by",
+        "cancelled_by",
+        "cancelled_at",
+        "cancel_reason",
+        "rescheduled_from",
+        "created_at",
+        "updated_at",
+    )
+    inlines = [BookingEventInline]
+
+
+@admin.register(TeacherBookingPolicy)
+class TeacherBookingPolicyAdmin(admin.ModelAdmin):
+    list_display = (
+        "teacher",
+        "course",
+        "requires_approval_for_one_on_one",
+        "requires_approval_for_group",
+        "min_notice_hours",
+        "cancel_window_hours",
+        "buffer_before_minutes",
+        "buffer_after_minutes",
+        "max_bookings_per_day",
+    )
+    list_filter = ("requires_approval_for_one_on_one", "requires_approval_for_group")
+    search_fields = user_search_fields("teacher")
+    list_select_related = ("teacher", "course")
+    raw_id_fields = ("teacher", "course")
+
+
+class BookingSeriesItemInline(admin.TabularInline):
+    model = BookingSeriesItem
+    extra = 0
+    can_delete = False
+    fields = ("occurrence_index", "booking", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(BookingSeries)
+class BookingSeriesAdmin(NoAddDeleteMixin, admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "type",
+        "student_user",
+        "teacher",
+        "course",
+        "frequency",
+        "start_date",
+        "start_time",
+        "timezone",
+        "status",
+    )
+    list_filter = ("type", "status", "frequency")
+    search_fields = user_search_fields("student_user", "teacher")
+    date_hierarchy = "start_date"
+    list_select_related = ("student_user", "teacher", "course")
+    raw_id_fields = ("student_user", "teacher", "course")
+    readonly_fields = ("status", "created_at", "updated_at")
+    inlines = [BookingSeriesItemInline]
+
+
+@admin.register(SessionWaitlist)
+class SessionWaitlistAdmin(NoAddDeleteMixin, admin.ModelAdmin):
+    list_display = (
+        "session",
+        "student_user",
+        "status",
+        "created_at",
+        "offered_at",
+        "offer_expires_at",
+    )
+    list_filter = ("status",)
+    search_fields = user_search_fields("student_user")
+    date_hierarchy = "created_at"
+    list_select_related = ("session", "student_user")
+    readonly_fields = (
+        "session",
+        "student_user",
+        "status",
+        "created_at",
+        "offered_at",
+        "offer_expires_at",
+        "accepted_at",
+        "expired_at",
+        "left_at",
+        "booking",
+    )
+
+
+@admin.register(TeacherAvailability)
+class TeacherAvailabilityAdmin(admin.ModelAdmin):
+    list_display = (
+        "teacher",
+        "weekday",
+        "start_time",
+        "end_time",
+        "timezone",
+        "course",
+        "valid_from",
+        "valid_until",
+    )
+    list_filter = ("weekday", "timezone")
+    search_fields = user_search_fields("teacher")
+    list_select_related = ("teacher", "course")
+    raw_id_fields = ("teacher", "course")
+
+
+@admin.register(AvailabilityException)
+class AvailabilityExceptionAdmin(admin.ModelAdmin):
+    list_display = ("teacher", "date", "kind", "start_time", "end_time", "timezone", "reason")
+    list_filter = ("kind",)
+    search_fields = ("reason", *user_search_fields("teacher"))
+    date_hierarchy = "date"
+    list_select_related = ("teacher",)
+    raw_id_fields = ("teacher", "course")
+
+
+@admin.register(BookingEvent)
+class BookingEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("at", "booking", "from_status", "to_status", "actor", "reason")
+    list_filter = ("to_status", "from_status")
+    search_fields = ("reason", *user_search_fields("actor"))
+    date_hierarchy = "at"
+    list_select_related = ("booking", "actor")
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "user", "scope", "key", "response_status")
+    list_filter = ("scope",)
+    search_fields = ("key", *user_search_fields("user"))
+    date_hierarchy = "created_at"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)  # type: ignore[union-attr]
+
+
+def _register_swappable() -> None:
+    try:
+        models_and_admins = [
+            (get_session_model(), LiveClassSessionAdmin),
+            (get_booking_model(), LiveClassBookingAdmin),
+        ]
+        if get_course_model() is Course:
+            models_and_admins.append((Course, CourseAdmin))
+    except ImproperlyConfigured:
+        return  # Reported by the liveclass_booking.E001 system check.
+    for model, model_admin in models_and_admins:
+        if not admin.site.is_registered(model):
+            admin.site.register(model, model_admin)
+
+
+_register_swappable()

@@ -1,0 +1,197 @@
+"""System checks for settings, swapped models and database capabilities.
+
+Errors (``liveclass_booking.E00N``) stop ``manage.py check``/``migrate``; warnings
+(``liveclass_booking.W00N``) name a database where a guarantee of SPEC §8 is weaker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULT_POLICY, booking_settings
+
+SWAPPABLE = (
+    ("LIVECLASS_BOOKING_COURSE_MODEL", "COURSE_MODEL", None),
+    ("LIVECLASS_BOOKING_SESSION_MODEL", "SESSION_MODEL", "AbstractLiveClassSession"),
+    ("LIVECLASS_BOOKING_BOOKING_MODEL", "BOOKING_MODEL", "AbstractLiveClassBooking"),
+)
+
+_POLICY_TYPES: dict[str, tuple[type, ...]] = {
+    "requires_approval_for_one_on_one": (bool,),
+    "requires_approval_for_group": (bool,),
+    "min_notice_hours": (int,),
+    "cancel_window_hours": (int,),
+    "buffer_before_minutes": (int,),
+    "buffer_after_minutes": (int,),
+    "max_bookings_per_day": (int, type(None)),
+}
+
+
+@register(Tags.models)
+def check_models(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E001: a model setting that cannot be loaded; E004: a swapped model of the wrong base."""
+    from . import abstract
+    from .models import _get_model
+
+    messages: list[CheckMessage] = []
+    for setting, attr, base_name in SWAPPABLE:
+        label = getattr(booking_settings, attr)
+        try:
+            model = _get_model(setting, label)
+        except ImproperlyConfigured as exc:
+            messages.append(
+                Error(
+                    str(exc),
+                    hint=f"Set {setting} to an installed model, e.g. 'lms.Course'.",
+                    id="liveclass_booking.E001",
+                )
+            )
+            continue
+        if base_name is not None and not issubclass(model, getattr(abstract, base_name)):
+            messages.append(
+                Error(
+                    f"{setting} refers to {label!r}, which does not subclass "
+                    f"liveclass_booking.abstract.{base_name}.",
+                    hint=f"Derive your model from {base_name}.",
+                    obj=model,
+                    id="liveclass_booking.E004",
+                )
+            )
+    return messages
+
+
+@register()
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E002/E003: the policy resolver; E005: the default policy; E006: the offer lifetime."""
+    from .policies import DefaultPolicyResolver
+
+    messages: list[CheckMessage] = []
+    path = booking_settings.POLICY_RESOLVER
+    try:
+        resolver = import_string(path)
+    except ImportError as exc:
+        messages.append(
+            Error(
+                f"LIVECLASS_BOOKING_POLICY_RESOLVER {path!r} cannot be imported: {exc}",
+                id="liveclass_booking.E002",
+            )
+        )
+    else:
+        if not (isinstance(resolver, type) and issubclass(resolver, DefaultPolicyResolver)):
+            messages.append(
+                Error(
+                    f"LIVECLASS_BOOKING_POLICY_RESOLVER {path!r} is not a subclass of "
+                    "liveclass_booking.policies.DefaultPolicyResolver.",
+                    hint="Subclass DefaultPolicyResolver and override the hooks you need.",
+                    id="liveclass_booking.E003",
+                )
+            )
+    messages.extend(_check_default_policy(booking_settings.RAW_DEFAULT_POLICY))
+    ttl = getattr(settings, "LIVECLASS_BOOKING_WAITLIST_OFFER_TTL", timedelta(hours=12))
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+        messages.append(
+            Error(
+                f"LIVECLASS_BOOKING_WAITLIST_OFFER_TTL must be a positive timedelta, not {ttl!r}.",
+                id="liveclass_booking.E006",
+            )
+        )
+    return messages
+
+
+def _check_default_policy(value: Any) -> list[CheckMessage]:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [
+            Error(
+                "LIVECLASS_BOOKING_DEFAULT_POLICY must be a dict.",
+                id="liveclass_booking.E005",
+            )
+        ]
+    problems = []
+    for key, item in value.items():
+        if key not in DEFAULT_POLICY:
+            problems.append(f"unknown key {key!r}")
+            continue
+        types = _POLICY_TYPES[key]
+        wrong_type = not isinstance(item, types) or (bool not in types and isinstance(item, bool))
+        if wrong_type or (isinstance(item, int) and not isinstance(item, bool) and item < 0):
+            problems.append(f"{key} cannot be {item!r}")
+        elif key == "max_bookings_per_day" and item == 0:
+            problems.append("max_bookings_per_day must be at least 1 or None")
+    if not problems:
+        return []
+    return [
+        Error(
+            "LIVECLASS_BOOKING_DEFAULT_POLICY is invalid: " + "; ".join(problems) + ".",
+            hint="Valid keys: " + ", ".join(DEFAULT_POLICY) + ".",
+            id="liveclass_booking.E005",
+        )
+    ]
+
+
+@register()
+def check_databases(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W001–W003: databases on which a concurrency guarantee is weaker than on PostgreSQL.
+
+    Reads connection settings only and makes no query, so it runs on a plain ``check``.
+    """
+    messages: list[CheckMessage] = []
+    for alias in settings.DATABASES:
+        if router.allow_migrate(alias, "liveclass_booking"):
+            messages.extend(database_warnings(alias))
+    return messages
+
+
+def database_warnings(alias: str) -> list[CheckMessage]:
+    """Return the warnings for one database alias."""
+    connection = connections[alias]
+    vendor = connection.vendor
+    if vendor == "postgresql":
+        return []
+    if vendor == "sqlite":
+        mode = (connection.settings_dict.get("OPTIONS") or {}).get("transaction_mode")
+        if str(mode or "").upper() != "IMMEDIATE":
+            return [
+                Warning(
+                    f"Database {alias!r} is SQLite without transaction_mode 'IMMEDIATE': "
+                    "concurrent bookings can fail with 'database is locked' instead of being "
+                    "serialised.",
+                    hint=f"Set DATABASES[{alias!r}]['OPTIONS']['transaction_mode'] = 'IMMEDIATE'.",
+                    id="liveclass_booking.W001",
+                )
+            ]
+        return []
+    if vendor == "mysql":
+        return [
+            Warning(
+                f"Database {alias!r} is MySQL/MariaDB: overlapping one-on-one bookings and "
+                "second active bookings of a student are refused only by the service layer "
+                "(row locks), not by database constraints, so raw ORM writes can bypass them.",
+                hint="Change bookings only through liveclass_booking.services, with InnoDB "
+                "tables. Silence with SILENCED_SYSTEM_CHECKS once you accept this.",
+                id="liveclass_booking.W002",
+            )
+        ]
+    return [
+        Warning(
+            f"Database {alias!r} uses the {vendor!r} backend, on which the concurrency "
+            "guarantees of liveclass_booking are not tested.",
+            hint="PostgreSQL, SQLite and MySQL/MariaDB are supported.",
+            id="liveclass_booking.W003",
+        )
+    ]
+

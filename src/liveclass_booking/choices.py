@@ -1,0 +1,84 @@
+"""Status and type values. Their stored values are part of the public contract (SPEC §3)."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class MeetingProvider(models.TextChoices):
+    ZOOM = "zoom", _("Zoom")
+    GOOGLE_MEET = "google_meet", _("Google Meet")
+    MICROSOFT_TEAMS = "microsoft_teams", _("Microsoft Teams")
+    CUSTOM = "custom", _("Custom")
+
+
+class SessionStatus(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")
+    CANCELLED = "cancelled", _("Cancelled")
+    COMPLETED = "completed", _("Completed")
+
+
+class BookingType(models.TextChoices):
+    GROUP_SESSION = "group_session", _("Group session")
+    ONE_ON_ONE = "one_on_one", _("One-on-one")
+
+
+class BookingStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    CONFIRMED = "confirmed", _("Confirmed")
+    DECLINED = "declined", _("Declined")
+    CANCELLED = "cancelled", _("Cancelled")
+    ATTENDED = "attended", _("Attended")
+    NO_SHOW = "no_show", _("No-show")
+    RESCHEDULED = "rescheduled", _("Rescheduled")
+
+
+#: Statuses that hold a seat or a teacher's time.
+ACTIVE_BOOKING_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
+
+
+class SeriesType(models.TextChoices):
+    ONE_ON_ONE_SERIES = "one_on_one_series", _("One-on-one series")
+    GROUP_SERIES = "group_series", _("Group series")
+
+
+class SeriesStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    PAUSED = "paused", _("Paused")
+    CANCELLED = "cancelled", _("Cancelled")
+    COMPLETED = "completed", _("Completed")
+
+
+class Frequency(models.TextChoices):
+    WEEKLY = "weekly", _("Weekly")
+    BIWEEKLY = "biweekly", _("Every two weeks")
+    MONTHLY = "monthly", _("Monthly")
+    CUSTOM = "custom", _("Custom (RRULE)")
+
+
+class WaitlistStatus(models.TextChoices):
+    WAITING = "waiting", _("Waiting")
+    OFFERED = "offered", _("Offered")
+    ACCEPTED = "accepted", _("Accepted")
+    EXPIRED = "expired", _("Expired")
+    LEFT = "left", _("Left")
+
+
+class Weekday(models.IntegerChoices):
+    """ISO order starting at 0, as :meth:`datetime.date.weekday` returns."""
+
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class ExceptionKind(models.TextChoices):
+    UNAVAILABLE = "unavailable", _("Unavailable (day or hours off)")
+    AVAILABLE = "available", _("Available (extra hours)")
+
+
+#: RFC 5545 day codes in Monday-first order, as ``BookingSeries.days_of_week`` stores them.
+DAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")

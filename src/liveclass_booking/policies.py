@@ -1,0 +1,75 @@
+"""Policy hooks (SPEC §6).
+
+``LIVECLASS_BOOKING_POLICY_RESOLVER`` names a class; a host subclasses
+:class:`DefaultPolicyResolver` and overrides the methods it needs, for example ``can_book`` to
+require an enrollment. :func:`get_policy_resolver` returns the configured instance.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F, Model, Q
+from django.utils.module_loading import import_string
+
+from .conf import booking_settings
+from .models import TeacherBookingPolicy, get_session_model
+from .validators import is_valid_timezone
+
+
+class DefaultPolicyResolver:
+    """The rules the library applies unless the host overrides them."""
+
+    def get_policy(self, teacher: Any, course: Model | None) -> TeacherBookingPolicy:
+        """Return the effective policy of ``teacher`` for ``course``.
+
+        The (teacher, course) row wins, then the teacher's default row (course empty), then an
+        unsaved policy built from ``LIVECLASS_BOOKING_DEFAULT_POLICY``.
+        """
+        scope = Q(course__isnull=True)
+        if course is not None:
+            scope |= Q(course=course)
+        policy = (
+            TeacherBookingPolicy.objects.filter(scope, teacher=teacher)
+            .order_by(F("course").asc(nulls_last=True))
+            .first()
+        )
+        if policy is None:
+            policy = TeacherBookingPolicy(
+                teacher=teacher, course=None, **booking_settings.DEFAULT_POLICY
+            )
+        return policy
+
+    def can_book(self, student: Any, course: Model | None, session: Model | None = None) -> bool:
+        """Return whether ``student`` may book ``course`` (or ``session``). Default: yes."""
+        return bool(getattr(student, "is_active", False))
+
+    def can_teach(self, user: Any, course: Model | None) -> bool:
+        """Return whether ``user`` may run sessions and offer availability for ``course``.
+
+        Default: staff, or users holding the ``add`` permission of the session model.
+        """
+        if not getattr(user, "is_active", False):
+            return False
+        opts = get_session_model()._meta
+        return bool(user.is_staff or user.has_perm(f"{opts.app_label}.add_{opts.model_name}"))
+
+    def get_user_timezone(self, user: Any) -> str:
+        """Return the IANA zone for ``user``: a valid ``user.timezone``, else ``TIME_ZONE``."""
+        candidate = getattr(user, "timezone", None)
+        if isinstance(candidate, str) and is_valid_timezone(candidate):
+            return candidate
+        return settings.TIME_ZONE if is_valid_timezone(settings.TIME_ZONE) else "UTC"
+
+
+@lru_cache(maxsize=8)
+def _resolver_for(path: str) -> DefaultPolicyResolver:
+    resolver: DefaultPolicyResolver = import_string(path)()
+    return resolver
+
+
+def get_policy_resolver() -> DefaultPolicyResolver:
+    """Return the policy resolver named by ``LIVECLASS_BOOKING_POLICY_RESOLVER``."""
+    return _resolver_for(booking_settings.POLICY_RESOLVER)
