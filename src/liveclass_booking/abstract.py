@@ -750,7 +750,11 @@ class AbstractAvailabilityException(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(start_time__isnull=True, end_time__isnull=True)
-                | Q(start_time__isnull=False, end_time__gt=F("start_time")),
+                | Q(
+                    start_time__isnull=False,
+                    end_time__isnull=False,
+                    end_time__gt=F("start_time"),
+                ),
                 name=_name("times_valid"),
                 violation_error_message=_(
                     "Give both times with the end after the start, or neither for the whole day."

@@ -280,7 +280,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='availabilityexception',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('end_time__isnull', True), ('start_time__isnull', True)), models.Q(('end_time__gt', models.F('start_time')), ('start_time__isnull', False)), _connector='OR'), name='liveclass_booking_availabilityexception_times_valid', violation_error_message='Give both times with the end after the start, or neither for the whole day.'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('end_time__isnull', True), ('start_time__isnull', True)), models.Q(('end_time__gt', models.F('start_time')), ('end_time__isnull', False), ('start_time__isnull', False)), _connector='OR'), name='liveclass_booking_availabilityexception_times_valid', violation_error_message='Give both times with the end after the start, or neither for the whole day.'),
         ),
         migrations.AddConstraint(
             model_name='availabilityexception',

@@ -1,0 +1,190 @@
+"""Load believable demo data: teachers in three time zones, students, courses, a fortnight of
+group sessions, weekly availability, policies and a few bookings."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from liveclass_booking.choices import BookingStatus, BookingType, ExceptionKind
+from liveclass_booking.models import (
+    AvailabilityException,
+    BookingEvent,
+    TeacherAvailability,
+    TeacherBookingPolicy,
+    get_booking_model,
+    get_session_model,
+)
+from lms.models import Course, Enrollment
+
+PASSWORD = "demo1234"  # noqa: S105 - demo data only
+
+TEACHERS = [
+    # username, name, zone, course code, course title, local class time
+    ("amira", "Amira Schulz", "Europe/Berlin", "german-a1", "German for Beginners", time(17, 0)),
+    ("ben", "Ben Carter", "America/New_York", "algebra-2", "Algebra II", time(18, 30)),
+    ("chitra", "Chitra Rao", "Asia/Kolkata", "python-101", "Python from Scratch", time(19, 0)),
+]
+STUDENTS = [
+    ("lena", "Lena Vogel", "Europe/Berlin"),
+    ("marco", "Marco Rossi", "Europe/Rome"),
+    ("sofia", "Sofia Lopez", "America/Mexico_City"),
+    ("yuki", "Yuki Tanaka", "Asia/Tokyo"),
+    ("omar", "Omar Haddad", "Africa/Cairo"),
+    ("priya", "Priya Nair", "Asia/Kolkata"),
+]
+
+
+def local(day: date, at: time, zone: str) -> datetime:
+    """An aware datetime at local wall time ``at`` on ``day`` in ``zone``, in UTC."""
+    return datetime.combine(day, at, tzinfo=ZoneInfo(zone)).astimezone(ZoneInfo("UTC"))
+
+
+class Command(BaseCommand):
+    help = "Load demo users, courses, sessions, availability and bookings."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--reset", action="store_true", help="Delete earlier demo data and load it afresh."
+        )
+
+    def handle(self, *args: Any, reset: bool = False, **options: Any) -> None:
+        user_model = get_user_model()
+        if user_model.objects.filter(username="admin").exists() and not reset:
+            self.stdout.write("Demo data is already loaded (use --reset to load it afresh).")
+        else:
+            with transaction.atomic():
+                if reset:
+                    usernames = ["admin"] + [t[0] for t in TEACHERS] + [s[0] for s in STUDENTS]
+                    Course.objects.filter(code__in=[t[3] for t in TEACHERS]).delete()
+                    user_model.objects.filter(username__in=usernames).delete()
+                self._load()
+            self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+        self.stdout.write(
+            "\nLog in at http://127.0.0.1:8000/admin/\n"
+            "  admin / admin            (staff: sees everything)\n"
+            f"  amira, ben, chitra / {PASSWORD}   (teachers in Berlin, New York, Kolkata)\n"
+            f"  lena, marco, sofia, yuki, omar, priya / {PASSWORD}   (students)\n"
+        )
+
+    def _load(self) -> None:
+        user_model = get_user_model()
+        session_model = get_session_model()
+        user_model.objects.create_superuser("admin", "admin@example.com", "admin")
+        students = [
+            user_model.objects.create_user(
+                username,
+                f"{username}@example.com",
+                PASSWORD,
+                first_name=name.split()[0],
+                last_name=name.split()[1],
+                timezone=zone,
+            )
+            for username, name, zone in STUDENTS
+        ]
+        today = timezone.now().date()
+        sessions_by_teacher = {}
+        for username, name, zone, code, title, class_time in TEACHERS:
+            teacher = user_model.objects.create_user(
+                username,
+                f"{username}@example.com",
+                PASSWORD,
+                first_name=name.split()[0],
+                last_name=name.split()[1],
+                timezone=zone,
+                is_teacher=True,
+                is_staff=False,
+            )
+            course = Course.objects.create(code=code, title=title)
+            course.teachers.add(teacher)
+            for student in students:
+                Enrollment.objects.create(student=student, course=course)
+            TeacherBookingPolicy.objects.create(
+                teacher=teacher,
+                course=None,
+                requires_approval_for_one_on_one=True,
+                min_notice_hours=12,
+                cancel_window_hours=24,
+                buffer_after_minutes=10,
+                max_bookings_per_day=4,
+            )
+            for weekday in range(5):  # Monday to Friday, 09:00-12:00 local
+                TeacherAvailability.objects.create(
+                    teacher=teacher,
+                    weekday=weekday,
+                    start_time=time(9),
+                    end_time=time(12),
+                    timezone=zone,
+                )
+            AvailabilityException.objects.create(
+                teacher=teacher,
+                date=today + timedelta(days=7),
+                kind=ExceptionKind.UNAVAILABLE,
+                timezone=zone,
+                reason="Conference day",
+            )
+            sessions = []
+            for offset in range(1, 15):  # a fortnight of weekday classes
+                day = today + timedelta(days=offset)
+                if day.weekday() >= 5:
+                    continue
+                start = local(day, class_time, zone)
+                sessions.append(
+                    session_model.objects.create(
+                        course=course,
+                        teacher=teacher,
+                        title=f"{title} — live class",
+                        start_at_utc=start,
+                        end_at_utc=start + timedelta(minutes=60),
+                        timezone_snapshot=zone,
+                        meeting_provider="custom",
+                        meeting_link=f"https://meet.example.com/{code}-{offset}",
+                        capacity=6,
+                    )
+                )
+            sessions_by_teacher[username] = (teacher, course, zone, sessions)
+
+        # A few group bookings: the first session of each course fills up, others get one or two.
+        for teacher, course, _zone, sessions in sessions_by_teacher.values():
+            for session, takers in ((sessions[0], students), (sessions[1], students[:2])):
+                for student in takers:
+                    self._book_group(session, student, teacher, course)
+        # One pending one-on-one request inside Amira's Berlin morning window.
+        teacher, course, zone, _sessions = sessions_by_teacher["amira"]
+        day = today + timedelta(days=3)
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        start = local(day, time(10), zone)
+        booking = get_booking_model().objects.create(
+            booking_type=BookingType.ONE_ON_ONE,
+            course=course,
+            teacher=teacher,
+            student_user=students[0],
+            start_at_utc=start,
+            end_at_utc=start + timedelta(minutes=45),
+            status=BookingStatus.PENDING,
+            student_note="Could we practise the dative case?",
+        )
+        BookingEvent.objects.create(booking=booking, actor=students[0], to_status=booking.status)
+
+    def _book_group(self, session: Any, student: Any, teacher: Any, course: Any) -> None:
+        booking = get_booking_model().objects.create(
+            booking_type=BookingType.GROUP_SESSION,
+            session=session,
+            course=course,
+            teacher=teacher,
+            student_user=student,
+            start_at_utc=session.start_at_utc,
+            end_at_utc=session.end_at_utc,
+            status=BookingStatus.CONFIRMED,
+        )
+        # Keep the cached seat count equal to the seats of active bookings.
+        type(session).objects.filter(pk=session.pk).update(seats_taken=F("seats_taken") + 1)
+        BookingEvent.objects.create(booking=booking, actor=student, to_status=booking.status)
