@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
+from django.db import models
 from django.http import HttpRequest
 
 from .models import (
@@ -75,7 +76,12 @@ class CourseAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
 
 
+# Meeting links are web addresses: assume https when the scheme is left out.
+URL_FIELDS_HTTPS = {models.URLField: {"assume_scheme": "https"}}
+
+
 class LiveClassSessionAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS_HTTPS
     list_display = (
         "title",
         "course",
@@ -188,6 +194,7 @@ class BookingSeriesItemInline(admin.TabularInline):
 
 @admin.register(BookingSeries)
 class BookingSeriesAdmin(NoAddDeleteMixin, admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS_HTTPS
     list_display = (
         "pk",
         "type",

@@ -1,0 +1,171 @@
+"""The settings object and the system checks (SPEC §2)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import connection
+from django.test import override_settings
+
+import liveclass_booking
+from liveclass_booking.checks import check_databases, check_models, check_settings
+from liveclass_booking.conf import booking_settings
+from liveclass_booking.models import get_booking_model, get_course_model, get_session_model
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return sorted(m.id for m in messages if m.id.startswith("liveclass_booking."))
+
+
+class TestSettings:
+    def test_defaults(self) -> None:
+        assert booking_settings.WAITLIST_OFFER_TTL == timedelta(hours=12)
+        assert booking_settings.POLICY_RESOLVER == "liveclass_booking.policies.DefaultPolicyResolver"
+        assert booking_settings.NOTIFIER == "liveclass_booking.notifications.EmailNotifier"
+        assert booking_settings.TASK_BACKEND == "default"
+        assert booking_settings.DEFAULT_POLICY == {
+            "requires_approval_for_one_on_one": True,
+            "requires_approval_for_group": False,
+            "min_notice_hours": 24,
+            "cancel_window_hours": 24,
+            "buffer_before_minutes": 0,
+            "buffer_after_minutes": 0,
+            "max_bookings_per_day": None,
+        }
+
+    def test_values_are_read_live(self) -> None:
+        with override_settings(
+            LIVECLASS_BOOKING_WAITLIST_OFFER_TTL=timedelta(hours=2),
+            LIVECLASS_BOOKING_NOTIFIER=None,
+            LIVECLASS_BOOKING_TASK_BACKEND="bookings",
+        ):
+            assert booking_settings.WAITLIST_OFFER_TTL == timedelta(hours=2)
+            assert booking_settings.NOTIFIER is None
+            assert booking_settings.TASK_BACKEND == "bookings"
+        assert booking_settings.WAITLIST_OFFER_TTL == timedelta(hours=12)
+
+    @override_settings(LIVECLASS_BOOKING_DEFAULT_POLICY={"min_notice_hours": 2})
+    def test_partial_default_policy_is_merged(self) -> None:
+        policy = booking_settings.DEFAULT_POLICY
+        assert policy["min_notice_hours"] == 2
+        assert policy["cancel_window_hours"] == 24
+
+    def test_model_settings_always_exist_on_django_settings(self) -> None:
+        # Migrations read them from django.conf.settings even when the host set none.
+        for name in ("COURSE", "SESSION", "BOOKING"):
+            assert getattr(settings, f"LIVECLASS_BOOKING_{name}_MODEL")
+
+    def test_model_helpers_return_the_configured_models(self) -> None:
+        assert get_course_model()._meta.label == booking_settings.COURSE_MODEL
+        assert get_session_model()._meta.label == booking_settings.SESSION_MODEL
+        assert get_booking_model()._meta.label == booking_settings.BOOKING_MODEL
+        assert not get_session_model()._meta.swapped
+
+    @pytest.mark.parametrize("value", ["nope.Course", "not-a-label"])
+    def test_model_helpers_explain_a_bad_setting(self, value: str) -> None:
+        with (
+            override_settings(LIVECLASS_BOOKING_SESSION_MODEL=value),
+            pytest.raises(ImproperlyConfigured, match="LIVECLASS_BOOKING_SESSION_MODEL"),
+        ):
+            get_session_model()
+
+    def test_version_and_type_marker(self) -> None:
+        from importlib.resources import files
+
+        assert liveclass_booking.__version__
+        assert files("liveclass_booking").joinpath("py.typed").is_file()
+
+
+class TestChecks:
+    def test_default_configuration_is_clean(self) -> None:
+        assert ids(run_checks()) == []
+
+    @pytest.mark.parametrize("value", ["nope.Course", "not-a-label"])
+    def test_unloadable_model_setting_is_e001(self, value: str) -> None:
+        with override_settings(LIVECLASS_BOOKING_COURSE_MODEL=value):
+            assert ids(check_models()) == ["liveclass_booking.E001"]
+
+    def test_swapped_model_without_the_abstract_base_is_e004(self) -> None:
+        with override_settings(LIVECLASS_BOOKING_BOOKING_MODEL="auth.Group"):
+            assert ids(check_models()) == ["liveclass_booking.E004"]
+
+    def test_any_course_model_is_accepted(self) -> None:
+        with override_settings(LIVECLASS_BOOKING_COURSE_MODEL="auth.Group"):
+            assert ids(check_models()) == []
+
+    def test_unimportable_resolver_is_e002(self) -> None:
+        with override_settings(LIVECLASS_BOOKING_POLICY_RESOLVER="tests.nowhere.Resolver"):
+            assert ids(check_settings()) == ["liveclass_booking.E002"]
+
+    @pytest.mark.parametrize("path", ["tests.resolvers.NotAResolver", "datetime.timedelta"])
+    def test_wrong_typed_resolver_is_e003(self, path: str) -> None:
+        with override_settings(LIVECLASS_BOOKING_POLICY_RESOLVER=path):
+            assert ids(check_settings()) == ["liveclass_booking.E003"]
+
+    def test_resolver_subclass_is_accepted(self) -> None:
+        with override_settings(LIVECLASS_BOOKING_POLICY_RESOLVER="tests.resolvers.NobodyBooks"):
+            assert ids(check_settings()) == []
+
+    @pytest.mark.parametrize(
+        "policy",
+        [
+            ["min_notice_hours"],
+            {"min_notice": 3},
+            {"min_notice_hours": "24"},
+            {"min_notice_hours": -1},
+            {"requires_approval_for_group": 1},
+            {"max_bookings_per_day": 0},
+            {"buffer_after_minutes": True},
+        ],
+    )
+    def test_invalid_default_policy_is_e005(self, policy: Any) -> None:
+        with override_settings(LIVECLASS_BOOKING_DEFAULT_POLICY=policy):
+            assert ids(check_settings()) == ["liveclass_booking.E005"]
+
+    def test_valid_partial_default_policy_is_accepted(self) -> None:
+        policy = {"max_bookings_per_day": 3, "requires_approval_for_one_on_one": False}
+        with override_settings(LIVECLASS_BOOKING_DEFAULT_POLICY=policy):
+            assert ids(check_settings()) == []
+
+    @pytest.mark.parametrize("ttl", [3600, timedelta(0), timedelta(hours=-1)])
+    def test_bad_offer_ttl_is_e006(self, ttl: Any) -> None:
+        with override_settings(LIVECLASS_BOOKING_WAITLIST_OFFER_TTL=ttl):
+            assert ids(check_settings()) == ["liveclass_booking.E006"]
+
+    def test_check_command_stops_on_an_error(self) -> None:
+        with (
+            override_settings(LIVECLASS_BOOKING_POLICY_RESOLVER="tests.nowhere.Resolver"),
+            pytest.raises(SystemCheckError, match=r"liveclass_booking\.E002"),
+        ):
+            call_command("check")
+
+
+class TestDatabaseWarnings:
+    def test_configured_test_database_has_no_warning(self) -> None:
+        # The test settings use PostgreSQL or SQLite with IMMEDIATE transactions.
+        assert ids(check_databases()) == []
+
+    def test_sqlite_without_immediate_transactions_is_w001(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        if connection.vendor != "sqlite":
+            pytest.skip("SQLite-specific")
+        monkeypatch.setitem(connection.settings_dict, "OPTIONS", {})
+        assert ids(check_databases()) == ["liveclass_booking.W001"]
+
+    @pytest.mark.parametrize(
+        ("vendor", "expected"),
+        [("mysql", "liveclass_booking.W002"), ("oracle", "liveclass_booking.W003")],
+    )
+    def test_weaker_backends_are_named(
+        self, monkeypatch: pytest.MonkeyPatch, vendor: str, expected: str
+    ) -> None:
+        monkeypatch.setattr(connection, "vendor", vendor)
+        assert ids(check_databases()) == [expected]
