@@ -7,7 +7,7 @@ Anything else runs it on SQLite.
 
 import os
 
-SECRET_KEY = "liveclass-booking-tests"  # noqa: S105
+SECRET_KEY = "liveclass-booking-tests"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -165,7 +165,10 @@ def test_audit_events_are_read_only(admin_client_: Client, every_object: Any) ->
     assert admin_client_.get(url(BookingEvent, "add")).status_code == 403
     response = admin_client_.post(url(BookingEvent, "change", event.pk), {"to_status": "x"})
     assert response.status_code == 403
-    assert admin_client_.post(url(BookingEvent, "delete", event.pk), {"post": "yes"}).status_code == 403
+    assert (
+        admin_client_.post(url(BookingEvent, "delete", event.pk), {"post": "yes"}).status_code
+        == 403
+    )
     event.refresh_from_db()
     assert event.to_status == "confirmed"
 

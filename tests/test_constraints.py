@@ -72,7 +72,9 @@ class TestSessionConstraints:
         assert (session.capacity, session.seats_taken) == (5, 5)
 
     def test_end_not_after_start_is_refused(self, make_session: Any, session: Any) -> None:
-        refused(lambda: make_session(end_at_utc=session.start_at_utc, start_at_utc=session.start_at_utc))
+        refused(
+            lambda: make_session(end_at_utc=session.start_at_utc, start_at_utc=session.start_at_utc)
+        )
 
     def test_unknown_status_is_refused(self, session: Any, session_model: Any) -> None:
         refused(lambda: session_model.objects.filter(pk=session.pk).update(status="postponed"))
@@ -145,9 +147,7 @@ class TestBookingConstraints:
     def test_unknown_booking_type_is_refused(self, make_booking: Any) -> None:
         refused(lambda: make_booking(booking_type="webinar"))
 
-    def test_a_booking_is_replaced_at_most_once(
-        self, make_booking: Any, make_session: Any
-    ) -> None:
+    def test_a_booking_is_replaced_at_most_once(self, make_booking: Any, make_session: Any) -> None:
         old = make_booking(status="rescheduled")
         make_booking(session=make_session(), rescheduled_from=old)
         refused(lambda: make_booking(session=make_session(), rescheduled_from=old))
@@ -171,7 +171,9 @@ class TestPolicyConstraints:
         assert TeacherBookingPolicy.objects.count() == 3
 
     def test_zero_daily_limit_is_refused(self, teacher: Any) -> None:
-        refused(lambda: TeacherBookingPolicy.objects.create(teacher=teacher, max_bookings_per_day=0))
+        refused(
+            lambda: TeacherBookingPolicy.objects.create(teacher=teacher, max_bookings_per_day=0)
+        )
 
     def test_negative_notice_is_refused(self, teacher: Any) -> None:
         refused(lambda: TeacherBookingPolicy.objects.create(teacher=teacher, min_notice_hours=-1))
@@ -246,9 +248,7 @@ class TestWaitlistConstraints:
             )
         )
 
-    def test_offer_expiring_before_it_was_made_is_refused(
-        self, session: Any, student: Any
-    ) -> None:
+    def test_offer_expiring_before_it_was_made_is_refused(self, session: Any, student: Any) -> None:
         now = session.start_at_utc - timedelta(days=1)
         refused(
             lambda: SessionWaitlist.objects.create(
@@ -299,9 +299,7 @@ class TestAvailabilityConstraints:
 
     def test_valid_until_before_valid_from_is_refused(self, teacher: Any) -> None:
         refused(
-            lambda: self.window(
-                teacher, valid_from=date(2027, 2, 1), valid_until=date(2027, 1, 31)
-            )
+            lambda: self.window(teacher, valid_from=date(2027, 2, 1), valid_until=date(2027, 1, 31))
         )
 
     @pytest.mark.parametrize(
@@ -333,4 +331,3 @@ def test_idempotency_key_is_unique_per_user_and_scope(teacher: Any, student: Any
             user=student, scope="bookings", key="k1", request_fingerprint="y"
         )
     )
-

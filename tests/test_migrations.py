@@ -79,7 +79,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return result.stdout
 
 
-HOST_SETTINGS = '''
+HOST_SETTINGS = """
 import os
 from urllib.parse import urlsplit
 
@@ -125,15 +125,15 @@ else:
         "ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["SQLITE_PATH"],
         "OPTIONS": {"transaction_mode": "IMMEDIATE"},
     }}
-'''
+"""
 
-HOST_MODELS = '''
+HOST_MODELS = """
 from django.db import models
 
 
 class Course(models.Model):
     name = models.CharField(max_length=100)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -156,13 +156,20 @@ def test_a_brand_new_host_with_its_own_course_migrates(
     run([*django, "makemigrations", "school"], project, env)
     run([*django, "migrate", "--noinput"], project, env)
     assert "no issues" in run([*django, "check"], project, env)
-    assert "No changes detected" in run([*django, "makemigrations", "--check", "--dry-run"], project, env)
+    assert "No changes detected" in run(
+        [*django, "makemigrations", "--check", "--dry-run"], project, env
+    )
     # The shipped migrations also unapply and re-apply cleanly.
     run([*django, "migrate", "liveclass_booking", "zero", "--noinput"], project, env)
     run([*django, "migrate", "--noinput"], project, env)
     tables = run(
-        [*django, "shell", "-c", "from django.db import connection; "
-         "print(sorted(connection.introspection.table_names()))"],
+        [
+            *django,
+            "shell",
+            "-c",
+            "from django.db import connection; "
+            "print(sorted(connection.introspection.table_names()))",
+        ],
         project,
         env,
     )

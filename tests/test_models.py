@@ -90,9 +90,7 @@ class TestReadableValidation:
             series.full_clean()
         assert "exactly one of the number of occurrences and the until date" in messages_of(exc)
 
-    def test_series_days_of_week_are_checked(
-        self, teacher: Any, student: Any, course: Any
-    ) -> None:
+    def test_series_days_of_week_are_checked(self, teacher: Any, student: Any, course: Any) -> None:
         series = BookingSeries(
             student_user=student,
             teacher=teacher,

@@ -47,7 +47,9 @@ class TestGetPolicy:
         self, resolver: Any, teacher: Any, course: Any, course_model: Any
     ) -> None:
         TeacherBookingPolicy.objects.create(teacher=teacher, min_notice_hours=6)
-        row = TeacherBookingPolicy.objects.create(teacher=teacher, course=course, min_notice_hours=1)
+        row = TeacherBookingPolicy.objects.create(
+            teacher=teacher, course=course, min_notice_hours=1
+        )
         other_course = baker.make(course_model)
         assert resolver.get_policy(teacher, course) == row
         assert resolver.get_policy(teacher, other_course).min_notice_hours == 6

@@ -27,7 +27,9 @@ def ids(messages: list[Any]) -> list[str]:
 class TestSettings:
     def test_defaults(self) -> None:
         assert booking_settings.WAITLIST_OFFER_TTL == timedelta(hours=12)
-        assert booking_settings.POLICY_RESOLVER == "liveclass_booking.policies.DefaultPolicyResolver"
+        assert (
+            booking_settings.POLICY_RESOLVER == "liveclass_booking.policies.DefaultPolicyResolver"
+        )
         assert booking_settings.NOTIFIER == "liveclass_booking.notifications.EmailNotifier"
         assert booking_settings.TASK_BACKEND == "default"
         assert booking_settings.DEFAULT_POLICY == {

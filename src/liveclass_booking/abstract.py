@@ -34,12 +34,10 @@ from .choices import (
 )
 from .validators import validate_days_of_week, validate_timezone
 
-conf.install_model_setting_defaults()
-
 USER_MODEL = settings.AUTH_USER_MODEL
-COURSE_MODEL = settings.LIVECLASS_BOOKING_COURSE_MODEL
-SESSION_MODEL = settings.LIVECLASS_BOOKING_SESSION_MODEL
-BOOKING_MODEL = settings.LIVECLASS_BOOKING_BOOKING_MODEL
+COURSE_MODEL = conf.booking_settings.COURSE_MODEL
+SESSION_MODEL = conf.booking_settings.SESSION_MODEL
+BOOKING_MODEL = conf.booking_settings.BOOKING_MODEL
 
 
 def _name(suffix: str) -> str:
@@ -358,10 +356,12 @@ class AbstractTeacherBookingPolicy(models.Model):
         help_text=_("Empty: the teacher's default for every course."),
     )
     requires_approval_for_one_on_one = models.BooleanField(
-        _("one-on-one needs approval"), default=conf.DEFAULT_POLICY["requires_approval_for_one_on_one"]
+        _("one-on-one needs approval"),
+        default=conf.DEFAULT_POLICY["requires_approval_for_one_on_one"],
     )
     requires_approval_for_group = models.BooleanField(
-        _("group booking needs approval"), default=conf.DEFAULT_POLICY["requires_approval_for_group"]
+        _("group booking needs approval"),
+        default=conf.DEFAULT_POLICY["requires_approval_for_group"],
     )
     min_notice_hours = models.PositiveIntegerField(
         _("minimum notice (hours)"), default=conf.DEFAULT_POLICY["min_notice_hours"]

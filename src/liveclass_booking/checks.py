@@ -37,7 +37,9 @@ _POLICY_TYPES: dict[str, tuple[type, ...]] = {
 
 
 @register(Tags.models)
-def check_models(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[CheckMessage]:
+def check_models(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     """E001: a model setting that cannot be loaded; E004: a swapped model of the wrong base."""
     from . import abstract
     from .models import _get_model
@@ -194,4 +196,3 @@ def database_warnings(alias: str) -> list[CheckMessage]:
             id="liveclass_booking.W003",
         )
     ]
-

@@ -60,9 +60,7 @@ class LiveClassBookingSettings:
 
     @property
     def POLICY_RESOLVER(self) -> str:
-        return str(
-            self._get("POLICY_RESOLVER", "liveclass_booking.policies.DefaultPolicyResolver")
-        )
+        return str(self._get("POLICY_RESOLVER", "liveclass_booking.policies.DefaultPolicyResolver"))
 
     @property
     def DEFAULT_POLICY(self) -> dict[str, Any]:

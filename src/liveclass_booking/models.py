@@ -129,4 +129,3 @@ def get_booking_model() -> type[AbstractLiveClassBooking]:
     """Return the booking model active in this project."""
     model = _get_model("LIVECLASS_BOOKING_BOOKING_MODEL", booking_settings.BOOKING_MODEL)
     return model  # type: ignore[return-value]
-

@@ -4,12 +4,11 @@ import django.core.serializers.json
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import liveclass_booking.validators
 from django.conf import settings
-
-import liveclass_booking.conf  # noqa: F401  (writes default model settings)
 from django.db import migrations, models
 
+import liveclass_booking.conf  # noqa: F401  (writes default model settings)
+import liveclass_booking.validators
 
 # Hand-checked for swappable models: the FKs point at the LIVECLASS_BOOKING_*_MODEL settings
 # and the dependencies wait for the apps that hold swapped-in models. Course and Session live in
@@ -18,9 +17,8 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('liveclass_booking', '0001_initial'),
+        ("liveclass_booking", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         migrations.swappable_dependency(settings.LIVECLASS_BOOKING_COURSE_MODEL),
         migrations.swappable_dependency(settings.LIVECLASS_BOOKING_SESSION_MODEL),
@@ -29,361 +27,1125 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='LiveClassBooking',
+            name="LiveClassBooking",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('booking_type', models.CharField(choices=[('group_session', 'Group session'), ('one_on_one', 'One-on-one')], max_length=20, verbose_name='booking type')),
-                ('start_at_utc', models.DateTimeField(verbose_name='starts at (UTC)')),
-                ('end_at_utc', models.DateTimeField(verbose_name='ends at (UTC)')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('declined', 'Declined'), ('cancelled', 'Cancelled'), ('attended', 'Attended'), ('no_show', 'No-show'), ('rescheduled', 'Rescheduled')], default='pending', max_length=20, verbose_name='status')),
-                ('seats_reserved', models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name='seats reserved')),
-                ('decision_at', models.DateTimeField(blank=True, null=True, verbose_name='decided at')),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True, verbose_name='cancelled at')),
-                ('cancel_reason', models.TextField(blank=True, verbose_name='cancel reason')),
-                ('student_note', models.TextField(blank=True, verbose_name='student note')),
-                ('teacher_note', models.TextField(blank=True, verbose_name='teacher note')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('cancelled_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='cancelled by')),
-                ('course', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_bookings', to=settings.LIVECLASS_BOOKING_COURSE_MODEL, verbose_name='course')),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='decided by')),
-                ('rescheduled_from', models.OneToOneField(blank=True, help_text='The booking this one replaced.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='rescheduled_to', to=settings.LIVECLASS_BOOKING_BOOKING_MODEL, verbose_name='rescheduled from')),
-                ('session', models.ForeignKey(blank=True, help_text='The group session; empty for one-on-one lessons.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='bookings', to=settings.LIVECLASS_BOOKING_SESSION_MODEL, verbose_name='session')),
-                ('student_user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_bookings', to=settings.AUTH_USER_MODEL, verbose_name='student')),
-                ('teacher', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_bookings_taught', to=settings.AUTH_USER_MODEL, verbose_name='teacher')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "booking_type",
+                    models.CharField(
+                        choices=[("group_session", "Group session"), ("one_on_one", "One-on-one")],
+                        max_length=20,
+                        verbose_name="booking type",
+                    ),
+                ),
+                ("start_at_utc", models.DateTimeField(verbose_name="starts at (UTC)")),
+                ("end_at_utc", models.DateTimeField(verbose_name="ends at (UTC)")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("confirmed", "Confirmed"),
+                            ("declined", "Declined"),
+                            ("cancelled", "Cancelled"),
+                            ("attended", "Attended"),
+                            ("no_show", "No-show"),
+                            ("rescheduled", "Rescheduled"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "seats_reserved",
+                    models.PositiveIntegerField(
+                        default=1,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="seats reserved",
+                    ),
+                ),
+                (
+                    "decision_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="decided at"),
+                ),
+                (
+                    "cancelled_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="cancelled at"),
+                ),
+                ("cancel_reason", models.TextField(blank=True, verbose_name="cancel reason")),
+                ("student_note", models.TextField(blank=True, verbose_name="student note")),
+                ("teacher_note", models.TextField(blank=True, verbose_name="teacher note")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "cancelled_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="cancelled by",
+                    ),
+                ),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_bookings",
+                        to=settings.LIVECLASS_BOOKING_COURSE_MODEL,
+                        verbose_name="course",
+                    ),
+                ),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="decided by",
+                    ),
+                ),
+                (
+                    "rescheduled_from",
+                    models.OneToOneField(
+                        blank=True,
+                        help_text="The booking this one replaced.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="rescheduled_to",
+                        to=settings.LIVECLASS_BOOKING_BOOKING_MODEL,
+                        verbose_name="rescheduled from",
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The group session; empty for one-on-one lessons.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="bookings",
+                        to=settings.LIVECLASS_BOOKING_SESSION_MODEL,
+                        verbose_name="session",
+                    ),
+                ),
+                (
+                    "student_user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_bookings",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="student",
+                    ),
+                ),
+                (
+                    "teacher",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_bookings_taught",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="teacher",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'live class booking',
-                'verbose_name_plural': 'live class bookings',
-                'ordering': ('start_at_utc', 'pk'),
-                'abstract': False,
-                'swappable': 'LIVECLASS_BOOKING_BOOKING_MODEL',
+                "verbose_name": "live class booking",
+                "verbose_name_plural": "live class bookings",
+                "ordering": ("start_at_utc", "pk"),
+                "abstract": False,
+                "swappable": "LIVECLASS_BOOKING_BOOKING_MODEL",
             },
         ),
         migrations.CreateModel(
-            name='AvailabilityException',
+            name="AvailabilityException",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField(verbose_name='date (local)')),
-                ('kind', models.CharField(choices=[('unavailable', 'Unavailable (day or hours off)'), ('available', 'Available (extra hours)')], default='unavailable', max_length=20, verbose_name='kind')),
-                ('start_time', models.TimeField(blank=True, help_text='Empty: the whole day.', null=True, verbose_name='start time (local)')),
-                ('end_time', models.TimeField(blank=True, null=True, verbose_name='end time (local)')),
-                ('timezone', models.CharField(default='UTC', help_text='IANA time-zone name, for example Europe/Berlin.', max_length=64, validators=[liveclass_booking.validators.validate_timezone], verbose_name='time zone')),
-                ('reason', models.CharField(blank=True, max_length=200, verbose_name='reason')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('course', models.ForeignKey(blank=True, help_text='For extra hours: empty means open for every course.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_availability_exceptions', to=settings.LIVECLASS_BOOKING_COURSE_MODEL, verbose_name='course')),
-                ('teacher', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_availability_exceptions', to=settings.AUTH_USER_MODEL, verbose_name='teacher')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("date", models.DateField(verbose_name="date (local)")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("unavailable", "Unavailable (day or hours off)"),
+                            ("available", "Available (extra hours)"),
+                        ],
+                        default="unavailable",
+                        max_length=20,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "start_time",
+                    models.TimeField(
+                        blank=True,
+                        help_text="Empty: the whole day.",
+                        null=True,
+                        verbose_name="start time (local)",
+                    ),
+                ),
+                (
+                    "end_time",
+                    models.TimeField(blank=True, null=True, verbose_name="end time (local)"),
+                ),
+                (
+                    "timezone",
+                    models.CharField(
+                        default="UTC",
+                        help_text="IANA time-zone name, for example Europe/Berlin.",
+                        max_length=64,
+                        validators=[liveclass_booking.validators.validate_timezone],
+                        verbose_name="time zone",
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=200, verbose_name="reason")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "course",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="For extra hours: empty means open for every course.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_availability_exceptions",
+                        to=settings.LIVECLASS_BOOKING_COURSE_MODEL,
+                        verbose_name="course",
+                    ),
+                ),
+                (
+                    "teacher",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_availability_exceptions",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="teacher",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'availability exception',
-                'verbose_name_plural': 'availability exceptions',
-                'ordering': ('teacher', 'date', 'start_time'),
-                'abstract': False,
+                "verbose_name": "availability exception",
+                "verbose_name_plural": "availability exceptions",
+                "ordering": ("teacher", "date", "start_time"),
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='BookingEvent',
+            name="BookingEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_status', models.CharField(blank=True, max_length=20, verbose_name='from status')),
-                ('to_status', models.CharField(max_length=20, verbose_name='to status')),
-                ('reason', models.TextField(blank=True, verbose_name='reason')),
-                ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='at')),
-                ('data', models.JSONField(blank=True, default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder, verbose_name='data')),
-                ('actor', models.ForeignKey(blank=True, help_text='Empty: the system.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor')),
-                ('booking', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to=settings.LIVECLASS_BOOKING_BOOKING_MODEL, verbose_name='booking')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "from_status",
+                    models.CharField(blank=True, max_length=20, verbose_name="from status"),
+                ),
+                ("to_status", models.CharField(max_length=20, verbose_name="to status")),
+                ("reason", models.TextField(blank=True, verbose_name="reason")),
+                (
+                    "at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="at"
+                    ),
+                ),
+                (
+                    "data",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        verbose_name="data",
+                    ),
+                ),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: the system.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="actor",
+                    ),
+                ),
+                (
+                    "booking",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to=settings.LIVECLASS_BOOKING_BOOKING_MODEL,
+                        verbose_name="booking",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'booking event',
-                'verbose_name_plural': 'booking events',
-                'ordering': ('at', 'pk'),
-                'abstract': False,
+                "verbose_name": "booking event",
+                "verbose_name_plural": "booking events",
+                "ordering": ("at", "pk"),
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='BookingSeries',
+            name="BookingSeries",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('one_on_one_series', 'One-on-one series'), ('group_series', 'Group series')], max_length=20, verbose_name='type')),
-                ('status', models.CharField(choices=[('active', 'Active'), ('paused', 'Paused'), ('cancelled', 'Cancelled'), ('completed', 'Completed')], default='active', max_length=20, verbose_name='status')),
-                ('frequency', models.CharField(choices=[('weekly', 'Weekly'), ('biweekly', 'Every two weeks'), ('monthly', 'Monthly'), ('custom', 'Custom (RRULE)')], default='weekly', max_length=20, verbose_name='frequency')),
-                ('interval', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name='interval')),
-                ('days_of_week', models.CharField(blank=True, help_text='Comma-separated RFC 5545 day codes: MO,TU,WE,TH,FR,SA,SU.', max_length=20, validators=[liveclass_booking.validators.validate_days_of_week], verbose_name='days of week')),
-                ('occurrence_count', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='number of occurrences')),
-                ('until_date', models.DateField(blank=True, null=True, verbose_name='until (local date)')),
-                ('start_date', models.DateField(verbose_name='start date (local)')),
-                ('start_time', models.TimeField(verbose_name='start time (local wall time)')),
-                ('duration_minutes', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='duration (minutes)')),
-                ('timezone', models.CharField(default='UTC', help_text='IANA time-zone name, for example Europe/Berlin.', max_length=64, validators=[liveclass_booking.validators.validate_timezone], verbose_name='time zone')),
-                ('rrule', models.TextField(blank=True, help_text='RFC 5545 RRULE text, for the custom frequency.', verbose_name='RRULE')),
-                ('default_meeting_link', models.URLField(blank=True, max_length=500, verbose_name='default meeting link')),
-                ('default_meeting_id', models.CharField(blank=True, max_length=100, verbose_name='default meeting id')),
-                ('default_meeting_passcode', models.CharField(blank=True, max_length=100, verbose_name='default meeting passcode')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('course', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_booking_series', to=settings.LIVECLASS_BOOKING_COURSE_MODEL, verbose_name='course')),
-                ('student_user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_booking_series', to=settings.AUTH_USER_MODEL, verbose_name='student')),
-                ('teacher', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_booking_series_taught', to=settings.AUTH_USER_MODEL, verbose_name='teacher')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("one_on_one_series", "One-on-one series"),
+                            ("group_series", "Group series"),
+                        ],
+                        max_length=20,
+                        verbose_name="type",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("paused", "Paused"),
+                            ("cancelled", "Cancelled"),
+                            ("completed", "Completed"),
+                        ],
+                        default="active",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "frequency",
+                    models.CharField(
+                        choices=[
+                            ("weekly", "Weekly"),
+                            ("biweekly", "Every two weeks"),
+                            ("monthly", "Monthly"),
+                            ("custom", "Custom (RRULE)"),
+                        ],
+                        default="weekly",
+                        max_length=20,
+                        verbose_name="frequency",
+                    ),
+                ),
+                (
+                    "interval",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="interval",
+                    ),
+                ),
+                (
+                    "days_of_week",
+                    models.CharField(
+                        blank=True,
+                        help_text="Comma-separated RFC 5545 day codes: MO,TU,WE,TH,FR,SA,SU.",
+                        max_length=20,
+                        validators=[liveclass_booking.validators.validate_days_of_week],
+                        verbose_name="days of week",
+                    ),
+                ),
+                (
+                    "occurrence_count",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="number of occurrences",
+                    ),
+                ),
+                (
+                    "until_date",
+                    models.DateField(blank=True, null=True, verbose_name="until (local date)"),
+                ),
+                ("start_date", models.DateField(verbose_name="start date (local)")),
+                ("start_time", models.TimeField(verbose_name="start time (local wall time)")),
+                (
+                    "duration_minutes",
+                    models.PositiveIntegerField(
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="duration (minutes)",
+                    ),
+                ),
+                (
+                    "timezone",
+                    models.CharField(
+                        default="UTC",
+                        help_text="IANA time-zone name, for example Europe/Berlin.",
+                        max_length=64,
+                        validators=[liveclass_booking.validators.validate_timezone],
+                        verbose_name="time zone",
+                    ),
+                ),
+                (
+                    "rrule",
+                    models.TextField(
+                        blank=True,
+                        help_text="RFC 5545 RRULE text, for the custom frequency.",
+                        verbose_name="RRULE",
+                    ),
+                ),
+                (
+                    "default_meeting_link",
+                    models.URLField(
+                        blank=True, max_length=500, verbose_name="default meeting link"
+                    ),
+                ),
+                (
+                    "default_meeting_id",
+                    models.CharField(blank=True, max_length=100, verbose_name="default meeting id"),
+                ),
+                (
+                    "default_meeting_passcode",
+                    models.CharField(
+                        blank=True, max_length=100, verbose_name="default meeting passcode"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_booking_series",
+                        to=settings.LIVECLASS_BOOKING_COURSE_MODEL,
+                        verbose_name="course",
+                    ),
+                ),
+                (
+                    "student_user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_booking_series",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="student",
+                    ),
+                ),
+                (
+                    "teacher",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_booking_series_taught",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="teacher",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'booking series',
-                'verbose_name_plural': 'booking series',
-                'ordering': ('-created_at', 'pk'),
-                'abstract': False,
+                "verbose_name": "booking series",
+                "verbose_name_plural": "booking series",
+                "ordering": ("-created_at", "pk"),
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='BookingSeriesItem',
+            name="BookingSeriesItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('occurrence_index', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='occurrence')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('booking', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='series_items', to=settings.LIVECLASS_BOOKING_BOOKING_MODEL, verbose_name='booking')),
-                ('series', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='liveclass_booking.bookingseries', verbose_name='series')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "occurrence_index",
+                    models.PositiveIntegerField(
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="occurrence",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "booking",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="series_items",
+                        to=settings.LIVECLASS_BOOKING_BOOKING_MODEL,
+                        verbose_name="booking",
+                    ),
+                ),
+                (
+                    "series",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="liveclass_booking.bookingseries",
+                        verbose_name="series",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'booking series item',
-                'verbose_name_plural': 'booking series items',
-                'ordering': ('series', 'occurrence_index'),
-                'abstract': False,
+                "verbose_name": "booking series item",
+                "verbose_name_plural": "booking series items",
+                "ordering": ("series", "occurrence_index"),
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='IdempotencyKey',
+            name="IdempotencyKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(help_text='The endpoint, e.g. bookings.', max_length=50, verbose_name='scope')),
-                ('key', models.CharField(max_length=255, verbose_name='key')),
-                ('request_fingerprint', models.CharField(help_text='SHA-256 of the request body.', max_length=64, verbose_name='request fingerprint')),
-                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='response status')),
-                ('response_body', models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True, verbose_name='response body')),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='created at')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        help_text="The endpoint, e.g. bookings.",
+                        max_length=50,
+                        verbose_name="scope",
+                    ),
+                ),
+                ("key", models.CharField(max_length=255, verbose_name="key")),
+                (
+                    "request_fingerprint",
+                    models.CharField(
+                        help_text="SHA-256 of the request body.",
+                        max_length=64,
+                        verbose_name="request fingerprint",
+                    ),
+                ),
+                (
+                    "response_status",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, verbose_name="response status"
+                    ),
+                ),
+                (
+                    "response_body",
+                    models.JSONField(
+                        blank=True,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        null=True,
+                        verbose_name="response body",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="user",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'idempotency key',
-                'verbose_name_plural': 'idempotency keys',
-                'ordering': ('-created_at', 'pk'),
-                'abstract': False,
+                "verbose_name": "idempotency key",
+                "verbose_name_plural": "idempotency keys",
+                "ordering": ("-created_at", "pk"),
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='SessionWaitlist',
+            name="SessionWaitlist",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('waiting', 'Waiting'), ('offered', 'Offered'), ('accepted', 'Accepted'), ('expired', 'Expired'), ('left', 'Left')], default='waiting', max_length=20, verbose_name='status')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, help_text='Queue order. Rejoining moves the entry to the back.', verbose_name='joined at')),
-                ('offered_at', models.DateTimeField(blank=True, null=True, verbose_name='offered at')),
-                ('offer_expires_at', models.DateTimeField(blank=True, null=True, verbose_name='offer expires at')),
-                ('accepted_at', models.DateTimeField(blank=True, null=True, verbose_name='accepted at')),
-                ('expired_at', models.DateTimeField(blank=True, null=True, verbose_name='expired at')),
-                ('left_at', models.DateTimeField(blank=True, null=True, verbose_name='left at')),
-                ('booking', models.OneToOneField(blank=True, help_text='The booking made when the offer was accepted.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='waitlist_entry', to=settings.LIVECLASS_BOOKING_BOOKING_MODEL, verbose_name='booking')),
-                ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='waitlist_entries', to=settings.LIVECLASS_BOOKING_SESSION_MODEL, verbose_name='session')),
-                ('student_user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_waitlist_entries', to=settings.AUTH_USER_MODEL, verbose_name='student')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "Waiting"),
+                            ("offered", "Offered"),
+                            ("accepted", "Accepted"),
+                            ("expired", "Expired"),
+                            ("left", "Left"),
+                        ],
+                        default="waiting",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now,
+                        help_text="Queue order. Rejoining moves the entry to the back.",
+                        verbose_name="joined at",
+                    ),
+                ),
+                (
+                    "offered_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="offered at"),
+                ),
+                (
+                    "offer_expires_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="offer expires at"),
+                ),
+                (
+                    "accepted_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="accepted at"),
+                ),
+                (
+                    "expired_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="expired at"),
+                ),
+                ("left_at", models.DateTimeField(blank=True, null=True, verbose_name="left at")),
+                (
+                    "booking",
+                    models.OneToOneField(
+                        blank=True,
+                        help_text="The booking made when the offer was accepted.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="waitlist_entry",
+                        to=settings.LIVECLASS_BOOKING_BOOKING_MODEL,
+                        verbose_name="booking",
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="waitlist_entries",
+                        to=settings.LIVECLASS_BOOKING_SESSION_MODEL,
+                        verbose_name="session",
+                    ),
+                ),
+                (
+                    "student_user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_waitlist_entries",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="student",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'waitlist entry',
-                'verbose_name_plural': 'waitlist entries',
-                'ordering': ('session', 'created_at', 'pk'),
-                'abstract': False,
+                "verbose_name": "waitlist entry",
+                "verbose_name_plural": "waitlist entries",
+                "ordering": ("session", "created_at", "pk"),
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='TeacherAvailability',
+            name="TeacherAvailability",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('weekday', models.PositiveSmallIntegerField(choices=[(0, 'Monday'), (1, 'Tuesday'), (2, 'Wednesday'), (3, 'Thursday'), (4, 'Friday'), (5, 'Saturday'), (6, 'Sunday')], validators=[django.core.validators.MaxValueValidator(6)], verbose_name='weekday')),
-                ('start_time', models.TimeField(verbose_name='start time (local)')),
-                ('end_time', models.TimeField(verbose_name='end time (local)')),
-                ('timezone', models.CharField(default='UTC', help_text='IANA time-zone name, for example Europe/Berlin.', max_length=64, validators=[liveclass_booking.validators.validate_timezone], verbose_name='time zone')),
-                ('valid_from', models.DateField(blank=True, null=True, verbose_name='valid from')),
-                ('valid_until', models.DateField(blank=True, null=True, verbose_name='valid until')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('course', models.ForeignKey(blank=True, help_text='Empty: the window is open for every course.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_availability', to=settings.LIVECLASS_BOOKING_COURSE_MODEL, verbose_name='course')),
-                ('teacher', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_availability', to=settings.AUTH_USER_MODEL, verbose_name='teacher')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "weekday",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (0, "Monday"),
+                            (1, "Tuesday"),
+                            (2, "Wednesday"),
+                            (3, "Thursday"),
+                            (4, "Friday"),
+                            (5, "Saturday"),
+                            (6, "Sunday"),
+                        ],
+                        validators=[django.core.validators.MaxValueValidator(6)],
+                        verbose_name="weekday",
+                    ),
+                ),
+                ("start_time", models.TimeField(verbose_name="start time (local)")),
+                ("end_time", models.TimeField(verbose_name="end time (local)")),
+                (
+                    "timezone",
+                    models.CharField(
+                        default="UTC",
+                        help_text="IANA time-zone name, for example Europe/Berlin.",
+                        max_length=64,
+                        validators=[liveclass_booking.validators.validate_timezone],
+                        verbose_name="time zone",
+                    ),
+                ),
+                ("valid_from", models.DateField(blank=True, null=True, verbose_name="valid from")),
+                (
+                    "valid_until",
+                    models.DateField(blank=True, null=True, verbose_name="valid until"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "course",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: the window is open for every course.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_availability",
+                        to=settings.LIVECLASS_BOOKING_COURSE_MODEL,
+                        verbose_name="course",
+                    ),
+                ),
+                (
+                    "teacher",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_availability",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="teacher",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'teacher availability',
-                'verbose_name_plural': 'teacher availability',
-                'ordering': ('teacher', 'weekday', 'start_time'),
-                'abstract': False,
+                "verbose_name": "teacher availability",
+                "verbose_name_plural": "teacher availability",
+                "ordering": ("teacher", "weekday", "start_time"),
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='TeacherBookingPolicy',
+            name="TeacherBookingPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('requires_approval_for_one_on_one', models.BooleanField(default=True, verbose_name='one-on-one needs approval')),
-                ('requires_approval_for_group', models.BooleanField(default=False, verbose_name='group booking needs approval')),
-                ('min_notice_hours', models.PositiveIntegerField(default=24, verbose_name='minimum notice (hours)')),
-                ('cancel_window_hours', models.PositiveIntegerField(default=24, help_text='Students may cancel until this many hours before the start.', verbose_name='cancel window (hours)')),
-                ('buffer_before_minutes', models.PositiveIntegerField(default=0, verbose_name='buffer before (minutes)')),
-                ('buffer_after_minutes', models.PositiveIntegerField(default=0, verbose_name='buffer after (minutes)')),
-                ('max_bookings_per_day', models.PositiveIntegerField(blank=True, help_text="Counted in the teacher's local day. Empty: no limit.", null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='maximum bookings per day')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('course', models.ForeignKey(blank=True, help_text="Empty: the teacher's default for every course.", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_booking_policies', to=settings.LIVECLASS_BOOKING_COURSE_MODEL, verbose_name='course')),
-                ('teacher', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='liveclass_booking_policies', to=settings.AUTH_USER_MODEL, verbose_name='teacher')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "requires_approval_for_one_on_one",
+                    models.BooleanField(default=True, verbose_name="one-on-one needs approval"),
+                ),
+                (
+                    "requires_approval_for_group",
+                    models.BooleanField(default=False, verbose_name="group booking needs approval"),
+                ),
+                (
+                    "min_notice_hours",
+                    models.PositiveIntegerField(default=24, verbose_name="minimum notice (hours)"),
+                ),
+                (
+                    "cancel_window_hours",
+                    models.PositiveIntegerField(
+                        default=24,
+                        help_text="Students may cancel until this many hours before the start.",
+                        verbose_name="cancel window (hours)",
+                    ),
+                ),
+                (
+                    "buffer_before_minutes",
+                    models.PositiveIntegerField(default=0, verbose_name="buffer before (minutes)"),
+                ),
+                (
+                    "buffer_after_minutes",
+                    models.PositiveIntegerField(default=0, verbose_name="buffer after (minutes)"),
+                ),
+                (
+                    "max_bookings_per_day",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Counted in the teacher's local day. Empty: no limit.",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                        verbose_name="maximum bookings per day",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "course",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: the teacher's default for every course.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_booking_policies",
+                        to=settings.LIVECLASS_BOOKING_COURSE_MODEL,
+                        verbose_name="course",
+                    ),
+                ),
+                (
+                    "teacher",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="liveclass_booking_policies",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="teacher",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'teacher booking policy',
-                'verbose_name_plural': 'teacher booking policies',
-                'ordering': ('teacher', 'course'),
-                'abstract': False,
+                "verbose_name": "teacher booking policy",
+                "verbose_name_plural": "teacher booking policies",
+                "ordering": ("teacher", "course"),
+                "abstract": False,
             },
         ),
         migrations.AddIndex(
-            model_name='liveclassbooking',
-            index=models.Index(fields=['booking_type', 'status'], name='liveclass_b_booking_501df8_idx'),
+            model_name="liveclassbooking",
+            index=models.Index(
+                fields=["booking_type", "status"], name="liveclass_b_booking_501df8_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='liveclassbooking',
-            index=models.Index(fields=['student_user', 'start_at_utc'], name='liveclass_b_student_671bcc_idx'),
+            model_name="liveclassbooking",
+            index=models.Index(
+                fields=["student_user", "start_at_utc"], name="liveclass_b_student_671bcc_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='liveclassbooking',
-            index=models.Index(fields=['teacher', 'start_at_utc'], name='liveclass_b_teacher_173da9_idx'),
+            model_name="liveclassbooking",
+            index=models.Index(
+                fields=["teacher", "start_at_utc"], name="liveclass_b_teacher_173da9_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='liveclassbooking',
-            index=models.Index(fields=['session', 'status'], name='liveclass_b_session_250843_idx'),
+            model_name="liveclassbooking",
+            index=models.Index(fields=["session", "status"], name="liveclass_b_session_250843_idx"),
         ),
         migrations.AddConstraint(
-            model_name='liveclassbooking',
-            constraint=models.CheckConstraint(condition=models.Q(('seats_reserved__gte', 1)), name='liveclass_booking_liveclassbooking_seats_reserved_gte_1', violation_error_message='A booking reserves at least one seat.'),
+            model_name="liveclassbooking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("seats_reserved__gte", 1)),
+                name="liveclass_booking_liveclassbooking_seats_reserved_gte_1",
+                violation_error_message="A booking reserves at least one seat.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='liveclassbooking',
-            constraint=models.CheckConstraint(condition=models.Q(('end_at_utc__gt', models.F('start_at_utc'))), name='liveclass_booking_liveclassbooking_end_after_start', violation_error_message='A booking must end after it starts.'),
+            model_name="liveclassbooking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("end_at_utc__gt", models.F("start_at_utc"))),
+                name="liveclass_booking_liveclassbooking_end_after_start",
+                violation_error_message="A booking must end after it starts.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='liveclassbooking',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('booking_type', 'group_session'), ('session__isnull', False)), models.Q(('booking_type', 'one_on_one'), ('seats_reserved', 1), ('session__isnull', True)), _connector='OR'), name='liveclass_booking_liveclassbooking_type_matches_session', violation_error_message='A group booking needs a session; a one-on-one booking has no session and reserves exactly one seat.'),
+            model_name="liveclassbooking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("booking_type", "group_session"), ("session__isnull", False)),
+                    models.Q(
+                        ("booking_type", "one_on_one"),
+                        ("seats_reserved", 1),
+                        ("session__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="liveclass_booking_liveclassbooking_type_matches_session",
+                violation_error_message="A group booking needs a session; a one-on-one booking has no session and reserves exactly one seat.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='liveclassbooking',
-            constraint=models.UniqueConstraint(condition=models.Q(('session__isnull', False), ('status__in', ('pending', 'confirmed'))), fields=('session', 'student_user'), name='liveclass_booking_liveclassbooking_one_active_per_student', violation_error_message='This student already holds an active booking for this session.'),
+            model_name="liveclassbooking",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    ("session__isnull", False), ("status__in", ("pending", "confirmed"))
+                ),
+                fields=("session", "student_user"),
+                name="liveclass_booking_liveclassbooking_one_active_per_student",
+                violation_error_message="This student already holds an active booking for this session.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='liveclassbooking',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'confirmed', 'declined', 'cancelled', 'attended', 'no_show', 'rescheduled'])), name='liveclass_booking_liveclassbooking_status_valid', violation_error_message='status must be one of: pending, confirmed, declined, cancelled, attended, no_show, rescheduled.'),
+            model_name="liveclassbooking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "pending",
+                            "confirmed",
+                            "declined",
+                            "cancelled",
+                            "attended",
+                            "no_show",
+                            "rescheduled",
+                        ],
+                    )
+                ),
+                name="liveclass_booking_liveclassbooking_status_valid",
+                violation_error_message="status must be one of: pending, confirmed, declined, cancelled, attended, no_show, rescheduled.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='liveclassbooking',
-            constraint=models.CheckConstraint(condition=models.Q(('booking_type__in', ['group_session', 'one_on_one'])), name='liveclass_booking_liveclassbooking_booking_type_valid', violation_error_message='booking_type must be one of: group_session, one_on_one.'),
+            model_name="liveclassbooking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("booking_type__in", ["group_session", "one_on_one"])),
+                name="liveclass_booking_liveclassbooking_booking_type_valid",
+                violation_error_message="booking_type must be one of: group_session, one_on_one.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='availabilityexception',
-            index=models.Index(fields=['teacher', 'date'], name='liveclass_b_teacher_d9944e_idx'),
+            model_name="availabilityexception",
+            index=models.Index(fields=["teacher", "date"], name="liveclass_b_teacher_d9944e_idx"),
         ),
         migrations.AddConstraint(
-            model_name='availabilityexception',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('end_time__isnull', True), ('start_time__isnull', True)), models.Q(('end_time__gt', models.F('start_time')), ('end_time__isnull', False), ('start_time__isnull', False)), _connector='OR'), name='liveclass_booking_availabilityexception_times_valid', violation_error_message='Give both times with the end after the start, or neither for the whole day.'),
+            model_name="availabilityexception",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("end_time__isnull", True), ("start_time__isnull", True)),
+                    models.Q(
+                        ("end_time__gt", models.F("start_time")),
+                        ("end_time__isnull", False),
+                        ("start_time__isnull", False),
+                    ),
+                    _connector="OR",
+                ),
+                name="liveclass_booking_availabilityexception_times_valid",
+                violation_error_message="Give both times with the end after the start, or neither for the whole day.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='availabilityexception',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'available'), _negated=True), ('start_time__isnull', False), _connector='OR'), name='liveclass_booking_availabilityexception_extra_has_times', violation_error_message='Extra hours need a start and an end time.'),
+            model_name="availabilityexception",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "available"), _negated=True),
+                    ("start_time__isnull", False),
+                    _connector="OR",
+                ),
+                name="liveclass_booking_availabilityexception_extra_has_times",
+                violation_error_message="Extra hours need a start and an end time.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='availabilityexception',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['unavailable', 'available'])), name='liveclass_booking_availabilityexception_kind_valid', violation_error_message='kind must be one of: unavailable, available.'),
+            model_name="availabilityexception",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["unavailable", "available"])),
+                name="liveclass_booking_availabilityexception_kind_valid",
+                violation_error_message="kind must be one of: unavailable, available.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='bookingevent',
-            index=models.Index(fields=['booking', 'at'], name='liveclass_b_booking_b91b55_idx'),
+            model_name="bookingevent",
+            index=models.Index(fields=["booking", "at"], name="liveclass_b_booking_b91b55_idx"),
         ),
         migrations.AddIndex(
-            model_name='bookingseries',
-            index=models.Index(fields=['student_user', 'status'], name='liveclass_b_student_5da8dd_idx'),
+            model_name="bookingseries",
+            index=models.Index(
+                fields=["student_user", "status"], name="liveclass_b_student_5da8dd_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseries',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('occurrence_count__isnull', False), ('until_date__isnull', True)), models.Q(('occurrence_count__isnull', True), ('until_date__isnull', False)), _connector='OR'), name='liveclass_booking_bookingseries_count_xor_until', violation_error_message='Give exactly one of the number of occurrences and the until date.'),
+            model_name="bookingseries",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("occurrence_count__isnull", False), ("until_date__isnull", True)),
+                    models.Q(("occurrence_count__isnull", True), ("until_date__isnull", False)),
+                    _connector="OR",
+                ),
+                name="liveclass_booking_bookingseries_count_xor_until",
+                violation_error_message="Give exactly one of the number of occurrences and the until date.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseries',
-            constraint=models.CheckConstraint(condition=models.Q(('occurrence_count__isnull', True), ('occurrence_count__gte', 1), _connector='OR'), name='liveclass_booking_bookingseries_count_gte_1', violation_error_message='A series has at least one occurrence.'),
+            model_name="bookingseries",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("occurrence_count__isnull", True),
+                    ("occurrence_count__gte", 1),
+                    _connector="OR",
+                ),
+                name="liveclass_booking_bookingseries_count_gte_1",
+                violation_error_message="A series has at least one occurrence.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseries',
-            constraint=models.CheckConstraint(condition=models.Q(('interval__gte', 1)), name='liveclass_booking_bookingseries_interval_gte_1', violation_error_message='The interval must be at least 1.'),
+            model_name="bookingseries",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("interval__gte", 1)),
+                name="liveclass_booking_bookingseries_interval_gte_1",
+                violation_error_message="The interval must be at least 1.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseries',
-            constraint=models.CheckConstraint(condition=models.Q(('duration_minutes__gte', 1)), name='liveclass_booking_bookingseries_duration_gte_1', violation_error_message='The duration must be at least one minute.'),
+            model_name="bookingseries",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("duration_minutes__gte", 1)),
+                name="liveclass_booking_bookingseries_duration_gte_1",
+                violation_error_message="The duration must be at least one minute.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseries',
-            constraint=models.CheckConstraint(condition=models.Q(('frequency', 'custom'), ('rrule', ''), _negated=True), name='liveclass_booking_bookingseries_custom_has_rrule', violation_error_message='A custom frequency needs an RRULE.'),
+            model_name="bookingseries",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("frequency", "custom"), ("rrule", ""), _negated=True),
+                name="liveclass_booking_bookingseries_custom_has_rrule",
+                violation_error_message="A custom frequency needs an RRULE.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseries',
-            constraint=models.CheckConstraint(condition=models.Q(('type__in', ['one_on_one_series', 'group_series'])), name='liveclass_booking_bookingseries_type_valid', violation_error_message='type must be one of: one_on_one_series, group_series.'),
+            model_name="bookingseries",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("type__in", ["one_on_one_series", "group_series"])),
+                name="liveclass_booking_bookingseries_type_valid",
+                violation_error_message="type must be one of: one_on_one_series, group_series.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseries',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['active', 'paused', 'cancelled', 'completed'])), name='liveclass_booking_bookingseries_status_valid', violation_error_message='status must be one of: active, paused, cancelled, completed.'),
+            model_name="bookingseries",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["active", "paused", "cancelled", "completed"])),
+                name="liveclass_booking_bookingseries_status_valid",
+                violation_error_message="status must be one of: active, paused, cancelled, completed.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseries',
-            constraint=models.CheckConstraint(condition=models.Q(('frequency__in', ['weekly', 'biweekly', 'monthly', 'custom'])), name='liveclass_booking_bookingseries_frequency_valid', violation_error_message='frequency must be one of: weekly, biweekly, monthly, custom.'),
+            model_name="bookingseries",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("frequency__in", ["weekly", "biweekly", "monthly", "custom"])),
+                name="liveclass_booking_bookingseries_frequency_valid",
+                violation_error_message="frequency must be one of: weekly, biweekly, monthly, custom.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseriesitem',
-            constraint=models.UniqueConstraint(fields=('series', 'occurrence_index'), name='liveclass_booking_bookingseriesitem_series_index_uniq', violation_error_message='This series already has that occurrence.'),
+            model_name="bookingseriesitem",
+            constraint=models.UniqueConstraint(
+                fields=("series", "occurrence_index"),
+                name="liveclass_booking_bookingseriesitem_series_index_uniq",
+                violation_error_message="This series already has that occurrence.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='bookingseriesitem',
-            constraint=models.CheckConstraint(condition=models.Q(('occurrence_index__gte', 1)), name='liveclass_booking_bookingseriesitem_index_gte_1', violation_error_message='Occurrences are numbered from 1.'),
+            model_name="bookingseriesitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("occurrence_index__gte", 1)),
+                name="liveclass_booking_bookingseriesitem_index_gte_1",
+                violation_error_message="Occurrences are numbered from 1.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='idempotencykey',
-            constraint=models.UniqueConstraint(fields=('user', 'scope', 'key'), name='liveclass_booking_idempotencykey_user_scope_key_uniq', violation_error_message='This key was already used.'),
+            model_name="idempotencykey",
+            constraint=models.UniqueConstraint(
+                fields=("user", "scope", "key"),
+                name="liveclass_booking_idempotencykey_user_scope_key_uniq",
+                violation_error_message="This key was already used.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='sessionwaitlist',
-            index=models.Index(fields=['session', 'status', 'created_at'], name='liveclass_b_session_8d745e_idx'),
+            model_name="sessionwaitlist",
+            index=models.Index(
+                fields=["session", "status", "created_at"], name="liveclass_b_session_8d745e_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='sessionwaitlist',
-            constraint=models.UniqueConstraint(fields=('session', 'student_user'), name='liveclass_booking_sessionwaitlist_session_student_uniq', violation_error_message="This student is already on this session's waitlist."),
+            model_name="sessionwaitlist",
+            constraint=models.UniqueConstraint(
+                fields=("session", "student_user"),
+                name="liveclass_booking_sessionwaitlist_session_student_uniq",
+                violation_error_message="This student is already on this session's waitlist.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='sessionwaitlist',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'offered'), _negated=True), models.Q(('offer_expires_at__gt', models.F('offered_at')), ('offer_expires_at__isnull', False), ('offered_at__isnull', False)), _connector='OR'), name='liveclass_booking_sessionwaitlist_offer_has_expiry', violation_error_message='An open offer needs an offer time and a later expiry time.'),
+            model_name="sessionwaitlist",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "offered"), _negated=True),
+                    models.Q(
+                        ("offer_expires_at__gt", models.F("offered_at")),
+                        ("offer_expires_at__isnull", False),
+                        ("offered_at__isnull", False),
+                    ),
+                    _connector="OR",
+                ),
+                name="liveclass_booking_sessionwaitlist_offer_has_expiry",
+                violation_error_message="An open offer needs an offer time and a later expiry time.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='sessionwaitlist',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['waiting', 'offered', 'accepted', 'expired', 'left'])), name='liveclass_booking_sessionwaitlist_status_valid', violation_error_message='status must be one of: waiting, offered, accepted, expired, left.'),
+            model_name="sessionwaitlist",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["waiting", "offered", "accepted", "expired", "left"])
+                ),
+                name="liveclass_booking_sessionwaitlist_status_valid",
+                violation_error_message="status must be one of: waiting, offered, accepted, expired, left.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='teacheravailability',
-            index=models.Index(fields=['teacher', 'weekday'], name='liveclass_b_teacher_16e2ec_idx'),
+            model_name="teacheravailability",
+            index=models.Index(
+                fields=["teacher", "weekday"], name="liveclass_b_teacher_16e2ec_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teacheravailability',
-            constraint=models.CheckConstraint(condition=models.Q(('weekday__gte', 0), ('weekday__lte', 6)), name='liveclass_booking_teacheravailability_weekday_range', violation_error_message='The weekday is 0 (Monday) to 6 (Sunday).'),
+            model_name="teacheravailability",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("weekday__gte", 0), ("weekday__lte", 6)),
+                name="liveclass_booking_teacheravailability_weekday_range",
+                violation_error_message="The weekday is 0 (Monday) to 6 (Sunday).",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teacheravailability',
-            constraint=models.CheckConstraint(condition=models.Q(('end_time__gt', models.F('start_time'))), name='liveclass_booking_teacheravailability_end_after_start', violation_error_message='A window must end after it starts on the same day; split a window that crosses midnight into two.'),
+            model_name="teacheravailability",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("end_time__gt", models.F("start_time"))),
+                name="liveclass_booking_teacheravailability_end_after_start",
+                violation_error_message="A window must end after it starts on the same day; split a window that crosses midnight into two.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teacheravailability',
-            constraint=models.CheckConstraint(condition=models.Q(('valid_from__isnull', True), ('valid_until__isnull', True), ('valid_until__gte', models.F('valid_from')), _connector='OR'), name='liveclass_booking_teacheravailability_valid_range', violation_error_message='“Valid until” cannot be before “valid from”.'),
+            model_name="teacheravailability",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("valid_from__isnull", True),
+                    ("valid_until__isnull", True),
+                    ("valid_until__gte", models.F("valid_from")),
+                    _connector="OR",
+                ),
+                name="liveclass_booking_teacheravailability_valid_range",
+                violation_error_message="“Valid until” cannot be before “valid from”.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teacherbookingpolicy',
-            constraint=models.UniqueConstraint(fields=('teacher', 'course'), name='liveclass_booking_teacherbookingpolicy_teacher_course_uniq', violation_error_message='This teacher already has a policy for this course.'),
+            model_name="teacherbookingpolicy",
+            constraint=models.UniqueConstraint(
+                fields=("teacher", "course"),
+                name="liveclass_booking_teacherbookingpolicy_teacher_course_uniq",
+                violation_error_message="This teacher already has a policy for this course.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teacherbookingpolicy',
-            constraint=models.UniqueConstraint(condition=models.Q(('course__isnull', True)), fields=('teacher',), name='liveclass_booking_teacherbookingpolicy_one_default', violation_error_message='This teacher already has a default policy.'),
+            model_name="teacherbookingpolicy",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("course__isnull", True)),
+                fields=("teacher",),
+                name="liveclass_booking_teacherbookingpolicy_one_default",
+                violation_error_message="This teacher already has a default policy.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='teacherbookingpolicy',
-            constraint=models.CheckConstraint(condition=models.Q(('max_bookings_per_day__isnull', True), ('max_bookings_per_day__gte', 1), _connector='OR'), name='liveclass_booking_teacherbookingpolicy_daily_limit_gte_1', violation_error_message='The daily limit must be at least 1, or empty for no limit.'),
+            model_name="teacherbookingpolicy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("max_bookings_per_day__isnull", True),
+                    ("max_bookings_per_day__gte", 1),
+                    _connector="OR",
+                ),
+                name="liveclass_booking_teacherbookingpolicy_daily_limit_gte_1",
+                violation_error_message="The daily limit must be at least 1, or empty for no limit.",
+            ),
         ),
     ]

@@ -24,7 +24,7 @@ from liveclass_booking.models import (
 )
 from lms.models import Course, Enrollment
 
-PASSWORD = "demo1234"  # noqa: S105 - demo data only
+PASSWORD = "demo1234"
 
 TEACHERS = [
     # username, name, zone, course code, course title, local class time

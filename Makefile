@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine (see README.md):
+#   make demo  - install, migrate, load demo data and serve the example project on 127.0.0.1:8000
+#   make test  - install and run the suite on SQLite, then on PostgreSQL when it answers
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-sqlite test-postgres lint types docs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet -e ".[openapi,postgres]" --group dev
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	cd example_project && ../$(PY) manage.py migrate --noinput
+	cd example_project && ../$(PY) manage.py load_demo_data
+	cd example_project && ../$(PY) manage.py runserver 127.0.0.1:8000
+
+test: $(STAMP)
+	PY=$(PY) bash scripts/run-tests.sh
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests example_project
+	$(PY) -m ruff format --check src tests example_project
+
+types: $(STAMP)
+	$(PY) -m mypy
+
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) .tox docs/_build .pytest_cache .mypy_cache .ruff_cache
