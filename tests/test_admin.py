@@ -181,3 +181,30 @@ def test_seats_taken_cannot_be_edited_on_a_session(
     page = admin_client_.get(url(model, "change", session.pk)).content.decode()
     assert 'name="seats_taken"' not in page
     assert 'name="capacity"' in page
+
+
+def test_capacity_below_seats_taken_is_a_form_error(
+    admin_client_: Client, every_object: Any
+) -> None:
+    model = get_session_model()
+    session = every_object[model]
+    model.objects.filter(pk=session.pk).update(seats_taken=3)
+    response = admin_client_.post(
+        url(model, "change", session.pk),
+        {
+            "course": session.course_id,
+            "teacher": session.teacher_id,
+            "title": session.title,
+            "start_at_utc_0": session.start_at_utc.strftime("%Y-%m-%d"),
+            "start_at_utc_1": session.start_at_utc.strftime("%H:%M:%S"),
+            "end_at_utc_0": session.end_at_utc.strftime("%Y-%m-%d"),
+            "end_at_utc_1": session.end_at_utc.strftime("%H:%M:%S"),
+            "timezone_snapshot": "Europe/Berlin",
+            "meeting_provider": "custom",
+            "capacity": 2,
+        },
+    )
+    assert response.status_code == 200
+    assert "Capacity cannot go below the 3 seats already taken" in response.content.decode()
+    session.refresh_from_db()
+    assert session.capacity == 10

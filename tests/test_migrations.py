@@ -137,7 +137,7 @@ class Course(models.Model):
 
 
 @pytest.mark.slow
-def test_a_brand_new_host_with_its_own_course_migrates(
+def test_a_brand_new_host_with_its_own_course_and_links_to_bookings_migrates(
     tmp_path: Path, database_env: dict[str, str]
 ) -> None:
     project = tmp_path / "host"

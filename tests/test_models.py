@@ -35,7 +35,9 @@ class TestReadableValidation:
         session.capacity = 3
         with pytest.raises(ValidationError) as exc:
             session.full_clean()
-        assert "capacity cannot go below the seats already taken" in messages_of(exc)
+        assert exc.value.message_dict["capacity"] == [
+            "Capacity cannot go below the 4 seats already taken."
+        ]
 
     def test_bad_time_zone_is_explained(self, session: Any) -> None:
         session.timezone_snapshot = "Mars/Olympus_Mons"

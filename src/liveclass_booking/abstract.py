@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
@@ -59,6 +61,23 @@ def timezone_field(**kwargs: Any) -> models.CharField[str, str]:
     kwargs.setdefault("default", "UTC")
     kwargs.setdefault("help_text", _("IANA time-zone name, for example Europe/Berlin."))
     return models.CharField(validators=[validate_timezone], **kwargs)
+
+
+@deconstructible(path="liveclass_booking.abstract.PolicyDefault")
+class PolicyDefault:
+    """Field default read from ``LIVECLASS_BOOKING_DEFAULT_POLICY`` when a policy row is made."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self) -> Any:
+        return conf.booking_settings.DEFAULT_POLICY[self.key]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PolicyDefault) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
 
 class AbstractCourse(models.Model):
@@ -168,6 +187,19 @@ class AbstractLiveClassSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.start_at_utc:%Y-%m-%d %H:%M} UTC)"
+
+    def clean(self) -> None:
+        # seats_taken is not a form field, so forms skip the database constraint that ties it
+        # to capacity; say the same thing here, on the field the user can change.
+        super().clean()
+        if self.capacity is not None and self.capacity < self.seats_taken:
+            raise ValidationError(
+                {
+                    "capacity": _("Capacity cannot go below the %(taken)d seats already taken.")
+                    % {"taken": self.seats_taken}
+                },
+                code="capacity_below_seats_taken",
+            )
 
     # Legacy aliases for hosts migrating from older code (SPEC §3).
     @property
@@ -357,25 +389,25 @@ class AbstractTeacherBookingPolicy(models.Model):
     )
     requires_approval_for_one_on_one = models.BooleanField(
         _("one-on-one needs approval"),
-        default=conf.DEFAULT_POLICY["requires_approval_for_one_on_one"],
+        default=PolicyDefault("requires_approval_for_one_on_one"),
     )
     requires_approval_for_group = models.BooleanField(
         _("group booking needs approval"),
-        default=conf.DEFAULT_POLICY["requires_approval_for_group"],
+        default=PolicyDefault("requires_approval_for_group"),
     )
     min_notice_hours = models.PositiveIntegerField(
-        _("minimum notice (hours)"), default=conf.DEFAULT_POLICY["min_notice_hours"]
+        _("minimum notice (hours)"), default=PolicyDefault("min_notice_hours")
     )
     cancel_window_hours = models.PositiveIntegerField(
         _("cancel window (hours)"),
-        default=conf.DEFAULT_POLICY["cancel_window_hours"],
+        default=PolicyDefault("cancel_window_hours"),
         help_text=_("Students may cancel until this many hours before the start."),
     )
     buffer_before_minutes = models.PositiveIntegerField(
-        _("buffer before (minutes)"), default=conf.DEFAULT_POLICY["buffer_before_minutes"]
+        _("buffer before (minutes)"), default=PolicyDefault("buffer_before_minutes")
     )
     buffer_after_minutes = models.PositiveIntegerField(
-        _("buffer after (minutes)"), default=conf.DEFAULT_POLICY["buffer_after_minutes"]
+        _("buffer after (minutes)"), default=PolicyDefault("buffer_after_minutes")
     )
     max_bookings_per_day = models.PositiveIntegerField(
         _("maximum bookings per day"),
