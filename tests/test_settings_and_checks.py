@@ -86,6 +86,7 @@ class TestSettings:
 
 
 class TestChecks:
+    @pytest.mark.django_db  # Django 6.1's field checks ask the database for its features.
     def test_default_configuration_is_clean(self) -> None:
         assert ids(run_checks()) == []
 
@@ -141,6 +142,7 @@ class TestChecks:
         with override_settings(LIVECLASS_BOOKING_WAITLIST_OFFER_TTL=ttl):
             assert ids(check_settings()) == ["liveclass_booking.E006"]
 
+    @pytest.mark.django_db
     def test_check_command_stops_on_an_error(self) -> None:
         with (
             override_settings(LIVECLASS_BOOKING_POLICY_RESOLVER="tests.nowhere.Resolver"),
