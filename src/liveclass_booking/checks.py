@@ -100,7 +100,7 @@ def check_settings(
                 )
             )
     messages.extend(_check_default_policy(booking_settings.RAW_DEFAULT_POLICY))
-    ttl = getattr(settings, "LIVECLASS_BOOKING_WAITLIST_OFFER_TTL", timedelta(hours=12))
+    ttl = booking_settings.WAITLIST_OFFER_TTL
     if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
         messages.append(
             Error(
