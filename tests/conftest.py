@@ -71,9 +71,28 @@ def booking_model() -> Any:
     return get_booking_model()
 
 
+def grant_teaching(user: Any) -> Any:
+    """Give ``user`` the session model's add permission: the default ``can_teach`` rule."""
+    from django.contrib.auth.models import Permission
+
+    opts = get_session_model()._meta
+    user.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label=opts.app_label, codename=f"add_{opts.model_name}"
+        )
+    )
+    return type(user).objects.get(pk=user.pk)  # a fresh instance: no stale permission cache
+
+
 @pytest.fixture
 def teacher(user_model: Any) -> Any:
-    return user_model.objects.create_user(username="teacher", password="pw", email="t@example.com")
+    user = user_model.objects.create_user(username="teacher", password="pw", email="t@example.com")
+    return grant_teaching(user)
+
+
+@pytest.fixture
+def other_student(user_model: Any) -> Any:
+    return user_model.objects.create_user(username="other", password="pw", email="o@example.com")
 
 
 @pytest.fixture

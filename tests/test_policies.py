@@ -81,18 +81,18 @@ class TestPermissionsAndZones:
         assert resolver.can_book(student, course) is True
 
     def test_staff_and_permitted_users_may_teach(
-        self, resolver: Any, teacher: Any, staff: Any, course: Any, user_model: Any
+        self, resolver: Any, student: Any, staff: Any, course: Any, user_model: Any
     ) -> None:
         assert resolver.can_teach(staff, course) is True
-        assert resolver.can_teach(teacher, course) is False
+        assert resolver.can_teach(student, course) is False
         opts = get_session_model()._meta
-        teacher.user_permissions.add(
+        student.user_permissions.add(
             Permission.objects.get(
                 content_type__app_label=opts.app_label, codename=f"add_{opts.model_name}"
             )
         )
-        teacher = user_model.objects.get(pk=teacher.pk)  # drop the permission cache
-        assert resolver.can_teach(teacher, course) is True
+        student = user_model.objects.get(pk=student.pk)  # drop the permission cache
+        assert resolver.can_teach(student, course) is True
 
     def test_user_timezone_falls_back_to_time_zone_setting(
         self, resolver: Any, student: Any

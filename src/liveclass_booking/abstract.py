@@ -8,7 +8,7 @@ the admin) reports the same rule the database enforces.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -106,6 +106,8 @@ class AbstractLiveClassSession(models.Model):
 
     Status = SessionStatus
     MeetingProvider = MeetingProvider
+    # For type checkers: concrete subclasses get Django's default manager.
+    objects: ClassVar[models.Manager[Any]]
 
     course = models.ForeignKey(
         COURSE_MODEL,
@@ -240,6 +242,7 @@ class AbstractLiveClassBooking(models.Model):
 
     Status = BookingStatus
     Type = BookingType
+    objects: ClassVar[models.Manager[Any]]
 
     booking_type = models.CharField(_("booking type"), max_length=20, choices=BookingType.choices)
     course = models.ForeignKey(
@@ -279,6 +282,22 @@ class AbstractLiveClassBooking(models.Model):
     )
     seats_reserved = models.PositiveIntegerField(
         _("seats reserved"), default=1, validators=[MinValueValidator(1)]
+    )
+    blocked_from_utc = models.DateTimeField(
+        _("blocks teacher from (UTC)"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "One-on-one: start of the teacher's time this booking blocks, buffer included."
+        ),
+    )
+    blocked_until_utc = models.DateTimeField(
+        _("blocks teacher until (UTC)"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("One-on-one: end of the teacher's time this booking blocks, buffer included."),
     )
     decision_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -346,6 +365,20 @@ class AbstractLiveClassBooking(models.Model):
                 violation_error_message=_(
                     "A group booking needs a session; a one-on-one booking has no session "
                     "and reserves exactly one seat."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(booking_type=BookingType.GROUP_SESSION)
+                | Q(
+                    blocked_from_utc__isnull=False,
+                    blocked_until_utc__isnull=False,
+                    blocked_from_utc__lte=F("start_at_utc"),
+                    blocked_until_utc__gte=F("end_at_utc"),
+                ),
+                name=_name("blocked_range_valid"),
+                violation_error_message=_(
+                    "A one-on-one booking blocks the teacher's time from its start (or earlier, "
+                    "for a buffer) to its end (or later)."
                 ),
             ),
             models.UniqueConstraint(

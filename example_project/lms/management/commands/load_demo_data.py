@@ -10,17 +10,14 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from liveclass_booking.choices import BookingStatus, BookingType, ExceptionKind
+from liveclass_booking import services
+from liveclass_booking.choices import ExceptionKind
 from liveclass_booking.models import (
     AvailabilityException,
-    BookingEvent,
     TeacherAvailability,
     TeacherBookingPolicy,
-    get_booking_model,
-    get_session_model,
 )
 from lms.models import Course, Enrollment
 
@@ -76,7 +73,6 @@ class Command(BaseCommand):
 
     def _load(self) -> None:
         user_model = get_user_model()
-        session_model = get_session_model()
         user_model.objects.create_superuser("admin", "admin@example.com", "admin")
         students = [
             user_model.objects.create_user(
@@ -137,54 +133,35 @@ class Command(BaseCommand):
                     continue
                 start = local(day, class_time, zone)
                 sessions.append(
-                    session_model.objects.create(
-                        course=course,
+                    services.create_session(
                         teacher=teacher,
+                        course=course,
                         title=f"{title} — live class",
                         start_at_utc=start,
                         end_at_utc=start + timedelta(minutes=60),
-                        timezone_snapshot=zone,
+                        capacity=6,
                         meeting_provider="custom",
                         meeting_link=f"https://meet.example.com/{code}-{offset}",
-                        capacity=6,
                     )
                 )
             sessions_by_teacher[username] = (teacher, course, zone, sessions)
 
         # A few group bookings: the first session of each course fills up, others get one or two.
-        for teacher, course, _zone, sessions in sessions_by_teacher.values():
+        for _teacher, _course, _zone, sessions in sessions_by_teacher.values():
             for session, takers in ((sessions[0], students), (sessions[1], students[:2])):
                 for student in takers:
-                    self._book_group(session, student, teacher, course)
+                    services.book_group_session(student=student, session=session)
         # One pending one-on-one request inside Amira's Berlin morning window.
         teacher, course, zone, _sessions = sessions_by_teacher["amira"]
         day = today + timedelta(days=3)
         while day.weekday() >= 5:
             day += timedelta(days=1)
         start = local(day, time(10), zone)
-        booking = get_booking_model().objects.create(
-            booking_type=BookingType.ONE_ON_ONE,
-            course=course,
+        services.request_one_on_one(
+            student=students[0],
             teacher=teacher,
-            student_user=students[0],
+            course=course,
             start_at_utc=start,
             end_at_utc=start + timedelta(minutes=45),
-            status=BookingStatus.PENDING,
-            student_note="Could we practise the dative case?",
+            note="Could we practise the dative case?",
         )
-        BookingEvent.objects.create(booking=booking, actor=students[0], to_status=booking.status)
-
-    def _book_group(self, session: Any, student: Any, teacher: Any, course: Any) -> None:
-        booking = get_booking_model().objects.create(
-            booking_type=BookingType.GROUP_SESSION,
-            session=session,
-            course=course,
-            teacher=teacher,
-            student_user=student,
-            start_at_utc=session.start_at_utc,
-            end_at_utc=session.end_at_utc,
-            status=BookingStatus.CONFIRMED,
-        )
-        # Keep the cached seat count equal to the seats of active bookings.
-        type(session).objects.filter(pk=session.pk).update(seats_taken=F("seats_taken") + 1)
-        BookingEvent.objects.create(booking=booking, actor=student, to_status=booking.status)

@@ -1,0 +1,89 @@
+"""Domain errors. Each carries the stable ``code`` and HTTP status of SPEC §5, and a ``detail``
+that names the rule and its numbers. The API, the admin and the commands all speak these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BookingError(Exception):
+    """Base of every domain error."""
+
+    code = "invalid"
+    http_status = 400
+
+    def __init__(self, detail: str, **data: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.data = data
+
+    def __str__(self) -> str:
+        return self.detail
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.detail, **self.data}
+
+
+class InvalidInput(BookingError):
+    code = "invalid"
+
+
+class NaiveDatetime(BookingError):
+    code = "naive_datetime"
+
+
+class MinNotice(BookingError):
+    code = "min_notice"
+
+
+class OutsideAvailability(BookingError):
+    code = "outside_availability"
+
+
+class CancelWindowClosed(BookingError):
+    code = "cancel_window_closed"
+
+
+class NotAllowed(BookingError):
+    code = "not_allowed"
+    http_status = 403
+
+
+class SessionFull(BookingError):
+    code = "session_full"
+    http_status = 409
+
+
+class SessionNotBookable(BookingError):
+    code = "session_not_bookable"
+    http_status = 409
+
+
+class SlotUnavailable(BookingError):
+    code = "slot_unavailable"
+    http_status = 409
+
+
+class DailyLimitReached(BookingError):
+    code = "daily_limit_reached"
+    http_status = 409
+
+
+class AlreadyBooked(BookingError):
+    code = "already_booked"
+    http_status = 409
+
+
+class InvalidTransition(BookingError):
+    code = "invalid_transition"
+    http_status = 409
+
+
+class OfferExpired(BookingError):
+    code = "offer_expired"
+    http_status = 409
+
+
+class IdempotencyConflict(BookingError):
+    code = "idempotency_conflict"
+    http_status = 409

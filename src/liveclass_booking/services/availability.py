@@ -1,0 +1,318 @@
+"""Teacher availability and free one-on-one slots.
+
+:class:`TeacherSchedule` loads, with a constant number of queries, everything that decides
+whether a one-on-one interval is bookable for a teacher in a time range: weekly windows and
+date exceptions (in their own IANA zones, so right across DST changes), the teacher's active
+one-on-one bookings and scheduled sessions, the policy's notice, buffers and daily limit.
+:meth:`TeacherSchedule.problem` is the one answer to "is this interval bookable?", used both by
+:func:`free_slots` and by the booking services.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Q
+from django.utils import timezone
+
+from ..choices import ACTIVE_BOOKING_STATUSES, BookingType, ExceptionKind, SessionStatus
+from ..exceptions import (
+    BookingError,
+    DailyLimitReached,
+    InvalidInput,
+    MinNotice,
+    OutsideAvailability,
+    SlotUnavailable,
+)
+from ..models import (
+    AvailabilityException,
+    TeacherAvailability,
+    TeacherBookingPolicy,
+    get_booking_model,
+    get_session_model,
+)
+from ..policies import get_policy_resolver
+
+Interval = tuple[datetime, datetime]
+
+#: Slot listings cover at most this long a range, to keep one request cheap.
+MAX_SLOT_RANGE = timedelta(days=92)
+
+
+def _local(day: date, at: time, zone: str) -> datetime:
+    """``day`` at wall time ``at`` in ``zone``, as UTC (a time in a DST gap moves forward)."""
+    return datetime.combine(day, at, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def _local_dates(start: datetime, end: datetime, zone: str) -> Iterator[date]:
+    tz = ZoneInfo(zone)
+    day = start.astimezone(tz).date() - timedelta(days=1)
+    last = end.astimezone(tz).date() + timedelta(days=1)
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def _merge(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _subtract(intervals: list[Interval], holes: list[Interval]) -> list[Interval]:
+    result = []
+    for start, end in intervals:
+        pieces = [(start, end)]
+        for h_start, h_end in holes:
+            next_pieces = []
+            for p_start, p_end in pieces:
+                if h_end <= p_start or h_start >= p_end:
+                    next_pieces.append((p_start, p_end))
+                    continue
+                if p_start < h_start:
+                    next_pieces.append((p_start, h_start))
+                if h_end < p_end:
+                    next_pieces.append((h_end, p_end))
+            pieces = next_pieces
+        result.extend(pieces)
+    return result
+
+
+def _hours(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 1 or hours <= -1 else f"{hours * 60:.0f} min"
+
+
+@dataclass
+class TeacherSchedule:
+    """Everything that decides one-on-one bookability for one teacher and course in a range."""
+
+    teacher: Any
+    course: Any
+    policy: TeacherBookingPolicy
+    now: datetime
+    zone: str
+    open_intervals: list[Interval] = field(default_factory=list)
+    busy: list[Interval] = field(default_factory=list)
+    per_day: Counter[date] = field(default_factory=Counter)
+    _open_starts: list[datetime] = field(default_factory=list)
+    _busy_starts: list[datetime] = field(default_factory=list)
+
+    @classmethod
+    def load(
+        cls,
+        teacher: Any,
+        course: Any,
+        start: datetime,
+        end: datetime,
+        *,
+        policy: TeacherBookingPolicy | None = None,
+        exclude_booking_pk: Any = None,
+        now: datetime | None = None,
+    ) -> TeacherSchedule:
+        """Load the schedule of ``teacher`` for intervals between ``start`` and ``end``."""
+        resolver = get_policy_resolver()
+        policy = policy or resolver.get_policy(teacher, course)
+        schedule = cls(
+            teacher=teacher,
+            course=course,
+            policy=policy,
+            now=now or timezone.now(),
+            zone=resolver.get_user_timezone(teacher),
+        )
+        before = timedelta(minutes=policy.buffer_before_minutes)
+        after = timedelta(minutes=policy.buffer_after_minutes)
+        # Whole local days around the range, for the daily limit and the buffers.
+        tz = ZoneInfo(schedule.zone)
+        day_from = datetime.combine(
+            (start - before).astimezone(tz).date(), time.min, tzinfo=tz
+        ).astimezone(UTC)
+        day_until = datetime.combine(
+            (end + after).astimezone(tz).date() + timedelta(days=1), time.min, tzinfo=tz
+        ).astimezone(UTC)
+        schedule._load_open_intervals(start - before, end + after)
+        schedule._load_busy(day_from, day_until, before, after, exclude_booking_pk)
+        return schedule
+
+    def _load_open_intervals(self, start: datetime, end: datetime) -> None:
+        course_scope = Q(course__isnull=True)
+        if self.course is not None:
+            course_scope |= Q(course=self.course)
+        windows = TeacherAvailability.objects.filter(course_scope, teacher=self.teacher)
+        first_day = (start - timedelta(days=1)).date()
+        last_day = (end + timedelta(days=1)).date()
+        exceptions = AvailabilityException.objects.filter(
+            Q(kind=ExceptionKind.UNAVAILABLE) | course_scope,
+            teacher=self.teacher,
+            date__gte=first_day,
+            date__lte=last_day,
+        )
+        opened: list[Interval] = []
+        for window in windows:
+            for day in _local_dates(start, end, window.timezone):
+                if day.weekday() != window.weekday:
+                    continue
+                if window.valid_from and day < window.valid_from:
+                    continue
+                if window.valid_until and day > window.valid_until:
+                    continue
+                opened.append(
+                    (
+                        _local(day, window.start_time, window.timezone),
+                        _local(day, window.end_time, window.timezone),
+                    )
+                )
+        closed: list[Interval] = []
+        for exc in exceptions:
+            if exc.start_time is None or exc.end_time is None:
+                interval = (
+                    _local(exc.date, time.min, exc.timezone),
+                    _local(exc.date + timedelta(days=1), time.min, exc.timezone),
+                )
+            else:
+                interval = (
+                    _local(exc.date, exc.start_time, exc.timezone),
+                    _local(exc.date, exc.end_time, exc.timezone),
+                )
+            (opened if exc.kind == ExceptionKind.AVAILABLE else closed).append(interval)
+        self.open_intervals = _merge(_subtract(_merge(opened), _merge(closed)))
+        self._open_starts = [interval[0] for interval in self.open_intervals]
+
+    def _load_busy(
+        self,
+        start: datetime,
+        end: datetime,
+        before: timedelta,
+        after: timedelta,
+        exclude_booking_pk: Any,
+    ) -> None:
+        tz = ZoneInfo(self.zone)
+        bookings = get_booking_model().objects.filter(
+            teacher=self.teacher,
+            booking_type=BookingType.ONE_ON_ONE,
+            status__in=ACTIVE_BOOKING_STATUSES,
+            blocked_until_utc__gt=start,
+            blocked_from_utc__lt=end,
+        )
+        if exclude_booking_pk is not None:
+            bookings = bookings.exclude(pk=exclude_booking_pk)
+        busy: list[Interval] = []
+        for b_start, b_from, b_until in bookings.values_list(
+            "start_at_utc", "blocked_from_utc", "blocked_until_utc"
+        ):
+            busy.append((b_from, b_until))
+            self.per_day[b_start.astimezone(tz).date()] += 1
+        sessions = get_session_model().objects.filter(
+            teacher=self.teacher,
+            status=SessionStatus.SCHEDULED,
+            end_at_utc__gt=start,
+            start_at_utc__lt=end,
+        )
+        for s_start, s_end in sessions.values_list("start_at_utc", "end_at_utc"):
+            busy.append((s_start - before, s_end + after))
+        self.busy = _merge(busy)
+        self._busy_starts = [b[0] for b in self.busy]
+
+    def blocked_range(self, start: datetime, end: datetime) -> Interval:
+        """The teacher's time a lesson from ``start`` to ``end`` blocks, buffers included."""
+        return (
+            start - timedelta(minutes=self.policy.buffer_before_minutes),
+            end + timedelta(minutes=self.policy.buffer_after_minutes),
+        )
+
+    def problem(self, start: datetime, end: datetime) -> BookingError | None:
+        """Return why a lesson from ``start`` to ``end`` cannot be booked, or None if it can."""
+        if end <= start:
+            return InvalidInput("A lesson must end after it starts.", field="end_at_utc")
+        notice = timedelta(hours=self.policy.min_notice_hours)
+        if start < self.now + notice:
+            return MinNotice(
+                f"bookings need {self.policy.min_notice_hours} h notice; this starts in "
+                f"{_hours(start - self.now)}.",
+                min_notice_hours=self.policy.min_notice_hours,
+            )
+        index = bisect.bisect_right(self._open_starts, start)
+        if index == 0 or self.open_intervals[index - 1][1] < end:
+            return OutsideAvailability(
+                "this time is outside the teacher's availability "
+                f"(the teacher's time zone is {self.zone})."
+            )
+        blocked_from, blocked_until = self.blocked_range(start, end)
+        i = bisect.bisect_left(self._busy_starts, blocked_until)
+        if i > 0 and self.busy[i - 1][1] > blocked_from:
+            return SlotUnavailable(
+                "the teacher already has a lesson or class at this time, buffers included "
+                f"({self.policy.buffer_before_minutes} min before, "
+                f"{self.policy.buffer_after_minutes} min after)."
+            )
+        limit = self.policy.max_bookings_per_day
+        day = start.astimezone(ZoneInfo(self.zone)).date()
+        if limit is not None and self.per_day[day] >= limit:
+            return DailyLimitReached(
+                f"the teacher takes at most {limit} one-on-one bookings a day and {day} "
+                f"({self.zone}) already has {self.per_day[day]}.",
+                max_bookings_per_day=limit,
+            )
+        return None
+
+    def check(self, start: datetime, end: datetime) -> None:
+        """Raise the domain error that stops a lesson from ``start`` to ``end``, if any."""
+        error = self.problem(start, end)
+        if error is not None:
+            raise error
+
+    def candidate_starts(self, duration: timedelta, step: timedelta) -> Iterator[datetime]:
+        for open_start, open_end in self.open_intervals:
+            at = open_start
+            while at + duration <= open_end:
+                yield at
+                at += step
+
+
+def is_interval_bookable(
+    teacher: Any, course: Any, start: datetime, end: datetime, **kwargs: Any
+) -> bool:
+    """Return whether ``teacher`` can take a one-on-one lesson from ``start`` to ``end``."""
+    return TeacherSchedule.load(teacher, course, start, end, **kwargs).problem(start, end) is None
+
+
+def free_slots(
+    teacher: Any,
+    course: Any,
+    start: datetime,
+    end: datetime,
+    duration: timedelta,
+    step: timedelta | None = None,
+) -> list[datetime]:
+    """Return the start times of free one-on-one lessons of ``duration`` between ``start`` and
+    ``end`` (UTC), stepping by ``step`` (default: ``duration``) from each window's start."""
+    from .common import require_aware
+
+    require_aware(start, "start")
+    require_aware(end, "end")
+    step = step or duration
+    if duration <= timedelta(0) or step <= timedelta(0):
+        raise InvalidInput("duration and step must be positive.", field="duration")
+    if end <= start:
+        raise InvalidInput("end must be after start.", field="end")
+    if end - start > MAX_SLOT_RANGE:
+        raise InvalidInput(
+            f"a slot listing covers at most {MAX_SLOT_RANGE.days} days.", field="end"
+        )
+    schedule = TeacherSchedule.load(teacher, course, start, end)
+    return [
+        at
+        for at in schedule.candidate_starts(duration, step)
+        if start <= at and at + duration <= end and schedule.problem(at, at + duration) is None
+    ]

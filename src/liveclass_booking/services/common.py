@@ -1,0 +1,78 @@
+"""Helpers shared by the services: aware datetimes, audit events, signals after commit, locks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.dispatch import Signal
+
+from ..exceptions import NaiveDatetime, NotAllowed
+from ..models import BookingEvent
+
+
+def require_aware(value: Any, field: str) -> datetime:
+    """Return ``value`` if it is an aware datetime; raise ``naive_datetime`` otherwise."""
+    if not isinstance(value, datetime):
+        from ..exceptions import InvalidInput
+
+        raise InvalidInput(f"{field} must be a datetime.", field=field)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveDatetime(
+            f"{field} has no time-zone offset; send ISO 8601 with an offset, e.g. "
+            "2027-01-04T17:00:00+01:00.",
+            field=field,
+        )
+    return value
+
+
+def send_after_commit(signal: Signal, sender: Any, **kwargs: Any) -> None:
+    """Send ``signal`` once the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(partial(signal.send, sender=sender, **kwargs))
+
+
+def record_event(
+    booking: Any,
+    *,
+    actor: Any,
+    from_status: str,
+    to_status: str,
+    reason: str = "",
+    **data: Any,
+) -> BookingEvent:
+    """Write one audit-trail entry for a booking."""
+    return BookingEvent.objects.create(
+        booking=booking,
+        actor=actor,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason or "",
+        data=data,
+    )
+
+
+def lock_user(user: Any) -> None:
+    """Serialise work for one user (a teacher's bookings) with a row lock on the user.
+
+    On PostgreSQL and MySQL/MariaDB this blocks a concurrent transaction doing the same until
+    this one ends; on SQLite the IMMEDIATE transaction already serialises writers.
+    """
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+
+
+def is_staff(actor: Any) -> bool:
+    return bool(actor is not None and getattr(actor, "is_staff", False))
+
+
+def same_user(actor: Any, user_pk: Any) -> bool:
+    return actor is not None and actor.pk == user_pk
+
+
+def require_teacher_or_staff(actor: Any, teacher_pk: Any, action: str) -> None:
+    """Allow the system (``actor=None``), the teacher and staff; refuse anybody else."""
+    if actor is None or is_staff(actor) or same_user(actor, teacher_pk):
+        return
+    raise NotAllowed(f"Only the teacher or staff may {action}.")

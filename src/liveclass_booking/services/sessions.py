@@ -1,0 +1,234 @@
+"""Group sessions: create, update, cancel, complete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .. import signals
+from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, SessionStatus, WaitlistStatus
+from ..exceptions import InvalidInput, InvalidTransition, NotAllowed
+from ..models import SessionWaitlist, get_booking_model, get_session_model
+from ..policies import get_policy_resolver
+from .common import (
+    is_staff,
+    record_event,
+    require_aware,
+    require_teacher_or_staff,
+    send_after_commit,
+)
+
+#: Session fields a teacher may change with :func:`update_session`.
+EDITABLE_FIELDS = frozenset(
+    {
+        "title",
+        "description",
+        "start_at_utc",
+        "end_at_utc",
+        "meeting_provider",
+        "meeting_link",
+        "meeting_id",
+        "meeting_passcode",
+        "capacity",
+    }
+)
+
+
+def _validate(session: Any) -> None:
+    try:
+        session.full_clean(exclude=["seats_taken"])
+    except ValidationError as exc:
+        fields = getattr(exc, "message_dict", {"__all__": exc.messages})
+        first = next(iter(fields.values()))[0]
+        raise InvalidInput(first, errors=fields) from exc
+
+
+def create_session(
+    *,
+    teacher: Any,
+    course: Any,
+    title: str,
+    start_at_utc: datetime,
+    end_at_utc: datetime,
+    capacity: int,
+    actor: Any = None,
+    **fields: Any,
+) -> Any:
+    """Create a scheduled group session taught by ``teacher``.
+
+    The teacher must pass the resolver's ``can_teach``; ``actor`` (if given) must be the teacher
+    or staff. The session's zone snapshot is the teacher's zone now.
+    """
+    require_aware(start_at_utc, "start_at_utc")
+    require_aware(end_at_utc, "end_at_utc")
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown or server-owned fields: {', '.join(sorted(unknown))}.")
+    resolver = get_policy_resolver()
+    if actor is not None and not (is_staff(actor) or actor.pk == teacher.pk):
+        raise NotAllowed("Only the teacher or staff may create a session for this teacher.")
+    if not resolver.can_teach(teacher, course):
+        raise NotAllowed(f"{teacher} may not teach this course.")
+    if start_at_utc <= timezone.now():
+        raise InvalidInput("A session must start in the future.", field="start_at_utc")
+    if capacity is None or capacity < 1:
+        raise InvalidInput("A session needs at least one seat.", field="capacity")
+    session = get_session_model()(
+        teacher=teacher,
+        course=course,
+        title=title,
+        start_at_utc=start_at_utc,
+        end_at_utc=end_at_utc,
+        capacity=capacity,
+        timezone_snapshot=resolver.get_user_timezone(teacher),
+        **fields,
+    )
+    _validate(session)
+    session.save()
+    return session
+
+
+def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
+    """Change a scheduled session. Capacity never goes below the seats taken; new times carry
+    over to the session's active bookings."""
+    require_teacher_or_staff(actor, session.teacher_id, "change this session")
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown or server-owned fields: {', '.join(sorted(unknown))}.")
+    for name in ("start_at_utc", "end_at_utc"):
+        if name in changes:
+            require_aware(changes[name], name)
+    model = get_session_model()
+    with transaction.atomic():
+        locked = model.objects.select_for_update().get(pk=session.pk)
+        if locked.status != SessionStatus.SCHEDULED:
+            raise InvalidTransition(f"A {locked.status} session cannot be changed.")
+        for name, value in changes.items():
+            setattr(locked, name, value)
+        if locked.capacity < locked.seats_taken:
+            raise InvalidInput(
+                f"capacity cannot go below the {locked.seats_taken} seats already taken.",
+                field="capacity",
+            )
+        _validate(locked)
+        locked.save(update_fields=[*changes, "updated_at"])
+        if {"start_at_utc", "end_at_utc"} & set(changes):
+            get_booking_model().objects.filter(
+                session=locked, status__in=ACTIVE_BOOKING_STATUSES
+            ).update(start_at_utc=locked.start_at_utc, end_at_utc=locked.end_at_utc)
+    return locked
+
+
+def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
+    """Cancel a scheduled session, its active bookings and its waitlist entries (audited)."""
+    require_teacher_or_staff(actor, session.teacher_id, "cancel this session")
+    model = get_session_model()
+    booking_model = get_booking_model()
+    now = timezone.now()
+    with transaction.atomic():
+        locked = model.objects.select_for_update().get(pk=session.pk)
+        if locked.status != SessionStatus.SCHEDULED:
+            raise InvalidTransition(f"A {locked.status} session cannot be cancelled.")
+        bookings = list(
+            booking_model.objects.select_for_update().filter(
+                session=locked, status__in=ACTIVE_BOOKING_STATUSES
+            )
+        )
+        for booking in bookings:
+            old = booking.status
+            booking.status = BookingStatus.CANCELLED
+            booking.cancelled_by = actor
+            booking.cancelled_at = now
+            booking.cancel_reason = reason
+            booking.save(
+                update_fields=[
+                    "status",
+                    "cancelled_by",
+                    "cancelled_at",
+                    "cancel_reason",
+                    "updated_at",
+                ]
+            )
+            record_event(
+                booking,
+                actor=actor,
+                from_status=old,
+                to_status=BookingStatus.CANCELLED,
+                reason=reason,
+                session_cancelled=True,
+            )
+            send_after_commit(
+                signals.booking_cancelled,
+                booking_model,
+                booking=booking,
+                actor=actor,
+                from_status=old,
+                to_status=BookingStatus.CANCELLED,
+            )
+        SessionWaitlist.objects.filter(
+            session=locked, status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]
+        ).update(status=WaitlistStatus.EXPIRED, expired_at=now)
+        model.objects.filter(pk=locked.pk).update(
+            status=SessionStatus.CANCELLED, seats_taken=0, updated_at=now
+        )
+        locked.refresh_from_db()
+        send_after_commit(
+            signals.session_cancelled, model, session=locked, actor=actor, reason=reason
+        )
+    return locked
+
+
+def complete_sessions(now: datetime | None = None) -> int:
+    """Mark every scheduled session that has ended as completed; return how many."""
+    now = now or timezone.now()
+    return int(
+        get_session_model()
+        .objects.filter(status=SessionStatus.SCHEDULED, end_at_utc__lte=now)
+        .update(status=SessionStatus.COMPLETED, updated_at=now)
+    )
+
+
+def complete_session(session: Any, *, actor: Any = None) -> Any:
+    """Mark one session completed; only after it has ended."""
+    require_teacher_or_staff(actor, session.teacher_id, "complete this session")
+    now = timezone.now()
+    model = get_session_model()
+    updated = model.objects.filter(
+        pk=session.pk, status=SessionStatus.SCHEDULED, end_at_utc__lte=now
+    ).update(status=SessionStatus.COMPLETED, updated_at=now)
+    session.refresh_from_db()
+    if not updated:
+        raise InvalidTransition(
+            "Only a scheduled session that has ended can be completed "
+            f"(this one is {session.status} and ends at {session.end_at_utc:%Y-%m-%d %H:%M} UTC)."
+        )
+    return session
+
+
+def take_seats(session_pk: Any, seats: int, now: datetime) -> bool:
+    """Take ``seats`` of a scheduled future session in one conditional UPDATE.
+
+    Returns False, changing nothing, when the session is not bookable or lacks the seats: the
+    condition and the increment are one statement, so concurrent callers can never take more
+    than the capacity.
+    """
+    return bool(
+        get_session_model()
+        .objects.filter(
+            pk=session_pk,
+            status=SessionStatus.SCHEDULED,
+            start_at_utc__gt=now,
+            seats_taken__lte=F("capacity") - seats,
+        )
+        .update(seats_taken=F("seats_taken") + seats)
+    )
+
+
+def release_seats(session_pk: Any, seats: int) -> None:
+    """Give back ``seats`` of a session (a booking stopped being pending or confirmed)."""
+    get_session_model().objects.filter(pk=session_pk).update(seats_taken=F("seats_taken") - seats)
