@@ -118,7 +118,6 @@ class TeacherSchedule:
         end: datetime,
         *,
         policy: TeacherBookingPolicy | None = None,
-        exclude_booking_pk: Any = None,
         now: datetime | None = None,
     ) -> TeacherSchedule:
         """Load the schedule of ``teacher`` for intervals between ``start`` and ``end``."""
@@ -142,7 +141,7 @@ class TeacherSchedule:
             (end + after).astimezone(tz).date() + timedelta(days=1), time.min, tzinfo=tz
         ).astimezone(UTC)
         schedule._load_open_intervals(start - before, end + after)
-        schedule._load_busy(day_from, day_until, before, after, exclude_booking_pk)
+        schedule._load_busy(day_from, day_until, before, after)
         return schedule
 
     def _load_open_intervals(self, start: datetime, end: datetime) -> None:
@@ -195,7 +194,6 @@ class TeacherSchedule:
         end: datetime,
         before: timedelta,
         after: timedelta,
-        exclude_booking_pk: Any,
     ) -> None:
         tz = ZoneInfo(self.zone)
         bookings = get_booking_model().objects.filter(
@@ -205,8 +203,6 @@ class TeacherSchedule:
             blocked_until_utc__gt=start,
             blocked_from_utc__lt=end,
         )
-        if exclude_booking_pk is not None:
-            bookings = bookings.exclude(pk=exclude_booking_pk)
         busy: list[Interval] = []
         for b_start, b_from, b_until in bookings.values_list(
             "start_at_utc", "blocked_from_utc", "blocked_until_utc"

@@ -238,13 +238,7 @@ def _create_one_on_one(
     # One teacher's one-on-one bookings are decided one at a time: the daily limit and the
     # overlap with group sessions cannot be database constraints.
     lock_user(teacher)
-    schedule = TeacherSchedule.load(
-        teacher,
-        course,
-        start,
-        end,
-        exclude_booking_pk=rescheduled_from.pk if rescheduled_from is not None else None,
-    )
+    schedule = TeacherSchedule.load(teacher, course, start, end)
     schedule.check(start, end)
     blocked_from, blocked_until = schedule.blocked_range(start, end)
     if status is None:
@@ -382,6 +376,10 @@ def reschedule_booking(
     with transaction.atomic():
         old = model.objects.select_for_update().get(pk=booking.pk)
         check_transition(old.status, S.RESCHEDULED)
+        # Retire the old booking first, so neither its seats nor its time block the move (and
+        # PostgreSQL's exclusion constraint sees no overlap); a failure below rolls this back.
+        old.status = S.RESCHEDULED
+        old.save(update_fields=["status", "updated_at"])
         if old.booking_type == BookingType.ONE_ON_ONE:
             if start_at_utc is None or end_at_utc is None:
                 raise InvalidInput("Give start_at_utc and end_at_utc.", field="start_at_utc")
@@ -410,9 +408,6 @@ def reschedule_booking(
                 )
             policy = resolver.get_policy(session.teacher, session.course)
             needs_approval = by_student and policy.requires_approval_for_group
-            # Free the old seats first so the student's own seat never blocks the move.
-            old.status = S.RESCHEDULED
-            old.save(update_fields=["status", "updated_at"])
             release_seats(old.session_id, old.seats_reserved)
             new = _create_group_booking(
                 model,
@@ -424,9 +419,6 @@ def reschedule_booking(
                 rescheduled_from=old,
                 status=S.PENDING if needs_approval else S.CONFIRMED,
             )
-        if old.status != S.RESCHEDULED:
-            old.status = S.RESCHEDULED
-            old.save(update_fields=["status", "updated_at"])
         _announce(old, actor=actor, old=S.CONFIRMED, reason=reason, new_booking=new)
         _announce(new, actor=actor, old="", reason=reason, rescheduled_from=old.pk)
     return new
