@@ -208,3 +208,69 @@ def test_capacity_below_seats_taken_is_a_form_error(
     assert "Capacity cannot go below the 3 seats already taken" in response.content.decode()
     session.refresh_from_db()
     assert session.capacity == 10
+
+
+class TestActionsGoThroughTheServices:
+    def test_approve_action(
+        self, admin_client_: Client, session: Any, student: Any, teacher: Any, staff: Any
+    ) -> None:
+        from liveclass_booking import services
+
+        TeacherBookingPolicy.objects.create(teacher=teacher, requires_approval_for_group=True)
+        booking = services.book_group_session(student=student, session=session)
+        response = admin_client_.post(
+            url(get_booking_model(), "changelist"),
+            {"action": "approve", "_selected_action": [booking.pk]},
+            follow=True,
+        )
+        assert "1 booking(s) approved." in response.content.decode()
+        booking.refresh_from_db()
+        assert (booking.status, booking.decided_by_id) == ("confirmed", staff.pk)
+        assert booking.events.last().actor_id == staff.pk
+
+    def test_failed_action_reports_the_error_code(
+        self, admin_client_: Client, session: Any, student: Any
+    ) -> None:
+        from liveclass_booking import services
+
+        booking = services.book_group_session(student=student, session=session)  # confirmed
+        response = admin_client_.post(
+            url(get_booking_model(), "changelist"),
+            {"action": "decline", "_selected_action": [booking.pk]},
+            follow=True,
+        )
+        assert "(invalid_transition)" in response.content.decode()
+        booking.refresh_from_db()
+        assert booking.status == "confirmed"
+
+    def test_cancel_and_attendance_actions(
+        self, admin_client_: Client, session: Any, student: Any
+    ) -> None:
+        from liveclass_booking import services
+
+        booking = services.book_group_session(student=student, session=session)
+        admin_client_.post(
+            url(get_booking_model(), "changelist"),
+            {"action": "mark_attended", "_selected_action": [booking.pk]},
+        )
+        booking.refresh_from_db()
+        assert booking.status == "confirmed"  # not started yet: refused
+        admin_client_.post(
+            url(get_booking_model(), "changelist"),
+            {"action": "cancel", "_selected_action": [booking.pk]},
+        )
+        booking.refresh_from_db()
+        session.refresh_from_db()
+        assert (booking.status, session.seats_taken) == ("cancelled", 0)
+
+    def test_cancel_session_action(self, admin_client_: Client, session: Any, student: Any) -> None:
+        from liveclass_booking import services
+
+        booking = services.book_group_session(student=student, session=session)
+        admin_client_.post(
+            url(get_session_model(), "changelist"),
+            {"action": "cancel_sessions", "_selected_action": [session.pk]},
+        )
+        session.refresh_from_db()
+        booking.refresh_from_db()
+        assert (session.status, booking.status) == ("cancelled", "cancelled")

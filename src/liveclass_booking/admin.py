@@ -9,14 +9,18 @@ ours first (``admin.site.unregister(get_session_model())``) and may subclass it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from . import services
+from .exceptions import BookingError
 from .models import (
     AvailabilityException,
     BookingEvent,
@@ -70,6 +74,29 @@ class NoAddDeleteMixin:
         return False
 
 
+def run_service(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    action: Callable[..., Any],
+    done: str,
+) -> None:
+    """Apply a service to each selected row as the logged-in user; report successes and the
+    domain error of each failure."""
+    succeeded = 0
+    for obj in queryset:
+        try:
+            action(obj, actor=request.user)
+        except BookingError as exc:
+            model_admin.message_user(
+                request, f"{obj}: {exc.detail} ({exc.code})", level=messages.ERROR
+            )
+        else:
+            succeeded += 1
+    if succeeded:
+        model_admin.message_user(request, f"{succeeded} {done}.", level=messages.SUCCESS)
+
+
 class CourseAdmin(admin.ModelAdmin):
     list_display = ("title", "created_at")
     search_fields = ("title", "description")
@@ -103,9 +130,15 @@ class LiveClassSessionAdmin(admin.ModelAdmin):
     raw_id_fields = ("teacher", "course")
     readonly_fields = ("seats_taken", "status", "created_at", "updated_at")
 
+    actions = ["cancel_sessions"]
+
     @admin.display(description="seats available")
     def seats_available(self, obj: Any) -> int:
         return int(obj.seats_available)
+
+    @admin.action(description="Cancel selected sessions and their bookings")
+    def cancel_sessions(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.cancel_session, "session(s) cancelled")
 
 
 class BookingEventInline(admin.TabularInline):
@@ -162,6 +195,27 @@ class LiveClassBookingAdmin(NoAddDeleteMixin, admin.ModelAdmin):
         "updated_at",
     )
     inlines = [BookingEventInline]
+    actions = ["approve", "decline", "cancel", "mark_attended", "mark_no_show"]
+
+    @admin.action(description="Approve selected pending bookings")
+    def approve(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.approve_booking, "booking(s) approved")
+
+    @admin.action(description="Decline selected pending bookings")
+    def decline(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.decline_booking, "booking(s) declined")
+
+    @admin.action(description="Cancel selected bookings")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.cancel_booking, "booking(s) cancelled")
+
+    @admin.action(description="Mark selected bookings attended")
+    def mark_attended(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.mark_attended, "booking(s) marked attended")
+
+    @admin.action(description="Mark selected bookings as no-shows")
+    def mark_no_show(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.mark_no_show, "booking(s) marked no-show")
 
 
 @admin.register(TeacherBookingPolicy)
