@@ -108,6 +108,9 @@ class TeacherSchedule:
     per_day: Counter[date] = field(default_factory=Counter)
     _open_starts: list[datetime] = field(default_factory=list)
     _busy_starts: list[datetime] = field(default_factory=list)
+    _before: timedelta = timedelta(0)
+    _after: timedelta = timedelta(0)
+    _earliest: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
 
     @classmethod
     def load(
@@ -132,6 +135,8 @@ class TeacherSchedule:
         )
         before = timedelta(minutes=policy.buffer_before_minutes)
         after = timedelta(minutes=policy.buffer_after_minutes)
+        schedule._before, schedule._after = before, after
+        schedule._earliest = schedule.now + timedelta(hours=policy.min_notice_hours)
         # Whole local days around the range, for the daily limit and the buffers.
         tz = ZoneInfo(schedule.zone)
         day_from = datetime.combine(
@@ -203,12 +208,13 @@ class TeacherSchedule:
             blocked_until_utc__gt=start,
             blocked_from_utc__lt=end,
         )
-        busy: list[Interval] = []
-        for b_start, b_from, b_until in bookings.values_list(
-            "start_at_utc", "blocked_from_utc", "blocked_until_utc"
-        ):
-            busy.append((b_from, b_until))
-            self.per_day[b_start.astimezone(tz).date()] += 1
+        # Start times only matter for the daily limit; skip converting them otherwise.
+        counting = self.policy.max_bookings_per_day is not None
+        columns = ["blocked_from_utc", "blocked_until_utc"] + (["start_at_utc"] if counting else [])
+        rows = list(bookings.values_list(*columns))
+        busy: list[Interval] = [(row[0], row[1]) for row in rows]
+        if counting:
+            self.per_day.update(row[2].astimezone(tz).date() for row in rows)
         sessions = get_session_model().objects.filter(
             teacher=self.teacher,
             status=SessionStatus.SCHEDULED,
@@ -222,17 +228,13 @@ class TeacherSchedule:
 
     def blocked_range(self, start: datetime, end: datetime) -> Interval:
         """The teacher's time a lesson from ``start`` to ``end`` blocks, buffers included."""
-        return (
-            start - timedelta(minutes=self.policy.buffer_before_minutes),
-            end + timedelta(minutes=self.policy.buffer_after_minutes),
-        )
+        return (start - self._before, end + self._after)
 
     def problem(self, start: datetime, end: datetime) -> BookingError | None:
         """Return why a lesson from ``start`` to ``end`` cannot be booked, or None if it can."""
         if end <= start:
             return InvalidInput("A lesson must end after it starts.", field="end_at_utc")
-        notice = timedelta(hours=self.policy.min_notice_hours)
-        if start < self.now + notice:
+        if start < self._earliest:
             return MinNotice(
                 f"bookings need {self.policy.min_notice_hours} h notice; this starts in "
                 f"{_hours(start - self.now)}.",
@@ -253,8 +255,10 @@ class TeacherSchedule:
                 f"{self.policy.buffer_after_minutes} min after)."
             )
         limit = self.policy.max_bookings_per_day
+        if limit is None:
+            return None
         day = start.astimezone(ZoneInfo(self.zone)).date()
-        if limit is not None and self.per_day[day] >= limit:
+        if self.per_day[day] >= limit:
             return DailyLimitReached(
                 f"the teacher takes at most {limit} one-on-one bookings a day and {day} "
                 f"({self.zone}) already has {self.per_day[day]}.",
