@@ -25,8 +25,8 @@ test: $(STAMP)
 	PY=$(PY) bash scripts/run-tests.sh
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests example_project
-	$(PY) -m ruff format --check src tests example_project
+	$(PY) -m ruff check src tests example_project bench
+	$(PY) -m ruff format --check src tests example_project bench
 
 types: $(STAMP)
 	$(PY) -m mypy

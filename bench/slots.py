@@ -40,19 +40,26 @@ def main() -> None:
         start = datetime(2030, 1, 7, tzinfo=UTC)
         end = start + timedelta(days=90)
         print(f"database: {connection.vendor}; range: 90 days; lesson 30 min; step 15 min")
-        print(f"{'bookings':>9} {'ms (median)':>12} {'ms (min)':>9} {'queries':>8} {'free slots':>11}")
+        print(
+            f"{'bookings':>9} {'ms (median)':>12} {'ms (min)':>9} {'queries':>8} {'free slots':>11}"
+        )
         for size in [int(s) for s in args.sizes.split(",")]:
             teacher = users.create_user(username=f"teacher{size}", password="x")
             student = users.create_user(username=f"student{size}", password="x")
             course = get_course_model().objects.create(title=f"Course {size}")
             TeacherBookingPolicy.objects.create(
-                teacher=teacher, min_notice_hours=0, buffer_before_minutes=5,
+                teacher=teacher,
+                min_notice_hours=0,
+                buffer_before_minutes=5,
                 buffer_after_minutes=5,
             )
             for weekday in range(7):
                 TeacherAvailability.objects.create(
-                    teacher=teacher, weekday=weekday, start_time=time(0),
-                    end_time=time(23, 59), timezone="Europe/Berlin",
+                    teacher=teacher,
+                    weekday=weekday,
+                    start_time=time(0),
+                    end_time=time(23, 59),
+                    timezone="Europe/Berlin",
                 )
             # Existing lessons, 20 minutes each, spread evenly over the 90 days.
             spacing = timedelta(days=90) / size
@@ -60,8 +67,11 @@ def main() -> None:
             model.objects.bulk_create(
                 [
                     model(
-                        booking_type="one_on_one", course=course, teacher=teacher,
-                        student_user=student, status="confirmed",
+                        booking_type="one_on_one",
+                        course=course,
+                        teacher=teacher,
+                        student_user=student,
+                        status="confirmed",
                         start_at_utc=start + i * spacing,
                         end_at_utc=start + i * spacing + timedelta(minutes=20),
                         blocked_from_utc=start + i * spacing - timedelta(minutes=5),
