@@ -26,6 +26,7 @@ from liveclass_booking.models import BookingEvent, SessionWaitlist, TeacherBooki
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)  # a Monday
+H = timedelta(hours=1)
 
 
 @pytest.fixture(autouse=True)
@@ -379,6 +380,10 @@ class TestSessionLifecycle:
         )
         booking.refresh_from_db()
         assert (booking.start_at_utc, booking.end_at_utc) == (start, start + timedelta(hours=2))
+
+    def test_a_session_cannot_move_into_the_past(self, session: Any, teacher: Any) -> None:
+        with pytest.raises(InvalidInput, match="past"):
+            services.update_session(session, actor=teacher, start_at_utc=NOW - H)
 
     def test_server_owned_fields_cannot_be_updated(self, session: Any, teacher: Any) -> None:
         with pytest.raises(InvalidInput, match="seats_taken"):

@@ -88,6 +88,8 @@ class TestRequest:
     def test_min_notice_names_the_numbers(self, request_lesson: Any) -> None:
         with pytest.raises(MinNotice, match="bookings need 24 h notice; this starts in 3 h"):
             request_lesson(NOW + 3 * H)
+        with pytest.raises(MinNotice, match="this time has already passed"):
+            request_lesson(NOW - 3 * H)
 
     def test_overlap_with_another_lesson(self, request_lesson: Any, other_student: Any) -> None:
         request_lesson(at(WED, 10))

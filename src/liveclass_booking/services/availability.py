@@ -235,9 +235,13 @@ class TeacherSchedule:
         if end <= start:
             return InvalidInput("A lesson must end after it starts.", field="end_at_utc")
         if start < self._earliest:
+            when = (
+                f"this starts in {_hours(start - self.now)}"
+                if start > self.now
+                else "this time has already passed"
+            )
             return MinNotice(
-                f"bookings need {self.policy.min_notice_hours} h notice; this starts in "
-                f"{_hours(start - self.now)}.",
+                f"bookings need {self.policy.min_notice_hours} h notice; {when}.",
                 min_notice_hours=self.policy.min_notice_hours,
             )
         index = bisect.bisect_right(self._open_starts, start)

@@ -103,6 +103,8 @@ def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
     for name in ("start_at_utc", "end_at_utc"):
         if name in changes:
             require_aware(changes[name], name)
+    if "start_at_utc" in changes and changes["start_at_utc"] <= timezone.now():
+        raise InvalidInput("A session cannot be moved into the past.", field="start_at_utc")
     model = get_session_model()
     with transaction.atomic():
         locked = model.objects.select_for_update().get(pk=session.pk)
