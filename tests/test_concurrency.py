@@ -180,3 +180,36 @@ def test_database_refuses_overlapping_lessons_written_directly(
     cancelled = lesson(120)
     booking_model.objects.filter(pk=cancelled.pk).update(status="cancelled")
     lesson(150)  # overlaps only a cancelled lesson
+
+
+def test_opposite_moves_and_session_cancel_never_deadlock(
+    make_session: Any, user_model: Any, teacher: Any
+) -> None:
+    first = make_session(capacity=20)
+    second = make_session(capacity=20, start_at_utc=timezone.now() + timedelta(days=4))
+    students = make_students(user_model, 12, "mover")
+    bookings = [
+        services.book_group_session(student=s, session=first if i % 2 else second)
+        for i, s in enumerate(students)
+    ]
+
+    def move(i: int) -> Any:
+        booking = bookings[i]
+        target = second if booking.session_id == first.pk else first
+        return services.reschedule_booking(booking, actor=booking.student_user, session=target)
+
+    results = race(12, move)
+    assert outcomes(results) == {"ok": 12}
+    for session in (first, second):
+        session.refresh_from_db()
+        assert session.seats_taken == 6
+
+    # Cancelling a session while its students cancel their own bookings.
+    active = list(second.bookings.filter(status=S.CONFIRMED))
+    actions = [lambda: services.cancel_session(second, actor=teacher)] + [
+        (lambda b=b: services.cancel_booking(b, actor=b.student_user)) for b in active
+    ]
+    results = race(len(actions), lambda i: actions[i]())
+    assert "exception" not in outcomes(results)
+    second.refresh_from_db()
+    assert (second.status, second.seats_taken) == ("cancelled", 0)

@@ -152,7 +152,9 @@ class TestGroupBooking:
         self, session: Any, student: Any, capture: Any
     ) -> None:
         with capture:
-            booking = services.book_group_session(student=student, session=session, seats=2)
+            booking = services.book_group_session(
+                student=student, session=session, seats=2, actor=student
+            )
             assert capture.names == []  # nothing is sent before the commit
         assert booking.status == S.CONFIRMED
         assert seats(session) == 2
@@ -297,6 +299,17 @@ class TestDecisionsAndCancellation:
 
 
 class TestReschedule:
+    def test_student_cannot_move_inside_the_cancel_window(
+        self, make_session: Any, student: Any, teacher: Any
+    ) -> None:
+        soon = make_session(start_at_utc=NOW + 3 * H)
+        later = make_session(start_at_utc=NOW + timedelta(days=5))
+        booking = services.book_group_session(student=student, session=soon)
+        with pytest.raises(CancelWindowClosed, match="students can move until 24 h"):
+            services.reschedule_booking(booking, actor=student, session=later)
+        moved = services.reschedule_booking(booking, actor=teacher, session=later)
+        assert (seats(soon), seats(later), moved.status) == (0, 1, S.CONFIRMED)
+
     def test_group_seat_moves_to_another_session(
         self, session: Any, make_session: Any, student: Any, capture: Any
     ) -> None:

@@ -132,6 +132,12 @@ class LiveClassSessionAdmin(admin.ModelAdmin):
 
     actions = ["cancel_sessions"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Moving a scheduled session must carry the new times to its bookings: that is
+        # services.update_session's job, so times are fixed here once the session exists.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return (*fields, "start_at_utc", "end_at_utc") if obj is not None else fields
+
     @admin.display(description="seats available")
     def seats_available(self, obj: Any) -> int:
         return int(obj.seats_available)

@@ -288,6 +288,10 @@ def is_interval_bookable(
     teacher: Any, course: Any, start: datetime, end: datetime, **kwargs: Any
 ) -> bool:
     """Return whether ``teacher`` can take a one-on-one lesson from ``start`` to ``end``."""
+    from .common import require_aware
+
+    require_aware(start, "start")
+    require_aware(end, "end")
     return TeacherSchedule.load(teacher, course, start, end, **kwargs).problem(start, end) is None
 
 

@@ -34,7 +34,7 @@ from .common import (
     same_user,
     send_after_commit,
 )
-from .sessions import release_seats, take_seats
+from .sessions import lock_sessions, release_seats, take_seats
 
 S = BookingStatus
 
@@ -94,6 +94,8 @@ def _transition(
     """Lock the booking, check the transition (and ``check(locked)``), apply it, release seats
     if it stops holding them, audit it and signal it after commit."""
     model = get_booking_model()
+    # Lock order everywhere: session rows (by pk), then the booking row.
+    lock_sessions(booking.session_id)
     locked = model.objects.select_for_update().get(pk=booking.pk)
     check_transition(locked.status, new)
     if check is not None:
@@ -134,7 +136,7 @@ def book_group_session(
         booking = _create_group_booking(
             model, student=student, session=session, seats=seats, policy=policy, note=note
         )
-        _announce(booking, actor=actor or student, old="")
+        _announce(booking, actor=actor, old="")
     return booking
 
 
@@ -150,11 +152,19 @@ def _create_group_booking(
     status: str | None = None,
 ) -> Any:
     now = timezone.now()
-    if model.objects.filter(
-        session_id=session.pk, student_user=student, status__in=ACTIVE_BOOKING_STATUSES
-    ).exists():
-        raise AlreadyBooked("You already hold an active booking for this session.")
+
+    def already_booked() -> bool:
+        return bool(
+            model.objects.filter(
+                session_id=session.pk, student_user=student, status__in=ACTIVE_BOOKING_STATUSES
+            ).exists()
+        )
+
+    # The conditional UPDATE takes the seats and locks the session row until commit, so the
+    # check that follows it sees any concurrent booking of this student on every backend.
     if not take_seats(session.pk, seats, now):
+        if already_booked():
+            raise AlreadyBooked("You already hold an active booking for this session.")
         current = get_session_model().objects.get(pk=session.pk)
         if current.status != SessionStatus.SCHEDULED:
             raise SessionNotBookable(f"This session is {current.status}.")
@@ -165,6 +175,8 @@ def _create_group_booking(
             f"you asked for {seats}.",
             seats_available=current.seats_available,
         )
+    if already_booked():
+        raise AlreadyBooked("You already hold an active booking for this session.")
     if status is None:
         status = S.PENDING if policy.requires_approval_for_group else S.CONFIRMED
     try:
@@ -220,7 +232,7 @@ def request_one_on_one(
             end=end_at_utc,
             note=note,
         )
-        _announce(booking, actor=actor or student, old="")
+        _announce(booking, actor=actor, old="")
     return booking
 
 
@@ -302,17 +314,8 @@ def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
         require_teacher_or_staff(actor, booking.teacher_id, "cancel this booking")
 
     def inside_window(locked: Any) -> None:
-        if not by_student:
-            return
-        policy = get_policy_resolver().get_policy(locked.teacher, locked.course)
-        deadline = locked.start_at_utc - timedelta(hours=policy.cancel_window_hours)
-        if now > deadline:
-            hours = (locked.start_at_utc - now).total_seconds() / 3600
-            raise CancelWindowClosed(
-                f"students can cancel until {policy.cancel_window_hours} h before the start; "
-                f"this starts in {hours:.0f} h. Ask the teacher to cancel.",
-                cancel_window_hours=policy.cancel_window_hours,
-            )
+        if by_student:
+            _check_cancel_window(locked, now, "cancel")
 
     with transaction.atomic():
         return _transition(
@@ -324,6 +327,19 @@ def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
             cancelled_by=actor,
             cancelled_at=now,
             cancel_reason=reason,
+        )
+
+
+def _check_cancel_window(booking: Any, now: datetime, verb: str) -> None:
+    """Students may cancel or move a booking only until ``cancel_window_hours`` before it."""
+    policy = get_policy_resolver().get_policy(booking.teacher, booking.course)
+    deadline = booking.start_at_utc - timedelta(hours=policy.cancel_window_hours)
+    if now > deadline:
+        hours = (booking.start_at_utc - now).total_seconds() / 3600
+        raise CancelWindowClosed(
+            f"students can {verb} until {policy.cancel_window_hours} h before the start; "
+            f"this starts in {hours:.0f} h. Ask the teacher.",
+            cancel_window_hours=policy.cancel_window_hours,
         )
 
 
@@ -373,9 +389,15 @@ def reschedule_booking(
         require_teacher_or_staff(actor, booking.teacher_id, "reschedule this booking")
     model = get_booking_model()
     resolver = get_policy_resolver()
+    now = timezone.now()
     with transaction.atomic():
+        lock_sessions(booking.session_id, session.pk if session is not None else None)
         old = model.objects.select_for_update().get(pk=booking.pk)
         check_transition(old.status, S.RESCHEDULED)
+        if by_student:
+            if not resolver.can_book(old.student_user, old.course, session):
+                raise NotAllowed("You may not book this course.")
+            _check_cancel_window(old, now, "move")
         # Retire the old booking first, so neither its seats nor its time block the move (and
         # PostgreSQL's exclusion constraint sees no overlap); a failure below rolls this back.
         old.status = S.RESCHEDULED

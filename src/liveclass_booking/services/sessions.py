@@ -212,6 +212,20 @@ def complete_session(session: Any, *, actor: Any = None) -> Any:
     return session
 
 
+def lock_sessions(*pks: Any) -> None:
+    """Row-lock the given sessions in primary-key order (the lock order used everywhere:
+    sessions first, then bookings), so that two transactions never wait on each other."""
+    wanted = sorted({pk for pk in pks if pk is not None}, key=str)
+    if wanted:
+        list(
+            get_session_model()
+            .objects.select_for_update()
+            .filter(pk__in=wanted)
+            .order_by("pk")
+            .values_list("pk")
+        )
+
+
 def take_seats(session_pk: Any, seats: int, now: datetime) -> bool:
     """Take ``seats`` of a scheduled future session in one conditional UPDATE.
 
