@@ -1,0 +1,20 @@
+"""Mount with ``path("api/booking/", include("liveclass_booking.api.urls"))``.
+
+Explicit basenames keep URL names stable when a host swaps the models.
+"""
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+app_name = "liveclass_booking"
+
+router = SimpleRouter()
+router.register("sessions", views.SessionViewSet, basename="session")
+router.register("bookings", views.BookingViewSet, basename="booking")
+router.register("policies", views.PolicyViewSet, basename="policy")
+router.register("availability", views.AvailabilityViewSet, basename="availability")
+router.register("slots", views.SlotViewSet, basename="slot")
+
+urlpatterns = [path("", include(router.urls))]

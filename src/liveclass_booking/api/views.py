@@ -1,0 +1,274 @@
+"""Viewsets: validate the request's shape, call one service, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Model, QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import services
+from ..exceptions import InvalidInput, NotAllowed
+from ..models import get_session_model
+from ..policies import get_policy_resolver
+from ..querysets import availability_visible_to, bookings_visible_to, policies_visible_to
+from . import serializers as s
+from .errors import exception_handler
+from .filters import BookingFilter, SessionFilter
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class LiveClassViewSet(viewsets.GenericViewSet[Any]):
+    """What every view of this API shares: JSON bodies, authentication, pagination, the SPEC
+    error contract (only for these views), and 404 for malformed ids."""
+
+    parser_classes = [JSONParser]
+    permission_classes = [IsAuthenticated]
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend]
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+    def get_object(self) -> Any:
+        try:
+            return super().get_object()
+        except (ValueError, TypeError, OverflowError, DjangoValidationError) as exc:
+            raise NotFound() from exc
+
+
+def _clean_and_save(instance: Model) -> None:
+    """Validate a plain model row (policies, availability) like the admin does, then save."""
+    try:
+        instance.full_clean()
+        with transaction.atomic():
+            instance.save()
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        ) from exc
+    except IntegrityError as exc:  # a concurrent duplicate slipped past full_clean
+        raise serializers.ValidationError(
+            {"non_field_errors": ["This conflicts with an existing entry."]}
+        ) from exc
+
+
+class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
+    """Group sessions: any authenticated user lists them; the teacher or staff manages them."""
+
+    filterset_class = SessionFilter
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return get_session_model().objects.all().order_by("start_at_utc", "pk")
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "create":
+            return s.SessionCreateSerializer
+        if self.action == "partial_update":
+            return s.SessionUpdateSerializer
+        return s.SessionSerializer
+
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        teacher = data.pop("teacher", None) or request.user
+        session = services.create_session(teacher=teacher, actor=request.user, **data)
+        return Response(
+            s.SessionSerializer(session, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    def partial_update(self, request: Request, pk: Any = None) -> Response:
+        session = self.get_object()
+        serializer = self.get_serializer(session, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        session = services.update_session(session, actor=request.user, **serializer.validated_data)
+        return Response(s.SessionSerializer(session, context=self.get_serializer_context()).data)
+
+    @action(detail=True, methods=["post"], serializer_class=s.ReasonSerializer)
+    def cancel(self, request: Request, pk: Any = None) -> Response:
+        session = self.get_object()
+        body = s.ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        session = services.cancel_session(session, actor=request.user, **body.validated_data)
+        return Response(s.SessionSerializer(session, context=self.get_serializer_context()).data)
+
+
+class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
+    """Bookings visible to the user: students their own, teachers what they teach, staff all."""
+
+    filterset_class = BookingFilter
+    serializer_class = s.BookingSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return (
+            bookings_visible_to(self.request.user)
+            .select_related("session")
+            .order_by("start_at_utc", "pk")
+        )
+
+    def get_serializer_class(self) -> Any:
+        return s.BookingCreateSerializer if self.action == "create" else s.BookingSerializer
+
+    def _answer(self, booking: Any, code: int = status.HTTP_200_OK) -> Response:
+        return Response(
+            s.BookingSerializer(booking, context=self.get_serializer_context()).data, status=code
+        )
+
+    def create(self, request: Request) -> Response:
+        body = s.BookingCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data["booking_type"] == "group_session":
+            booking = services.book_group_session(
+                student=request.user,
+                session=data["session"],
+                seats=data["seats_reserved"],
+                note=data["student_note"],
+                actor=request.user,
+            )
+        else:
+            booking = services.request_one_on_one(
+                student=request.user,
+                teacher=data["teacher"],
+                course=data["course"],
+                start_at_utc=data["start_at_utc"],
+                end_at_utc=data["end_at_utc"],
+                note=data["student_note"],
+                actor=request.user,
+            )
+        return self._answer(booking, status.HTTP_201_CREATED)
+
+    def _body(self, serializer_class: Any, request: Request) -> dict[str, Any]:
+        body = serializer_class(data=request.data)
+        body.is_valid(raise_exception=True)
+        return dict(body.validated_data)
+
+    @action(detail=True, methods=["post"], serializer_class=s.ApproveSerializer)
+    def approve(self, request: Request, pk: Any = None) -> Response:
+        booking = self.get_object()
+        data = self._body(s.ApproveSerializer, request)
+        return self._answer(services.approve_booking(booking, actor=request.user, **data))
+
+    @action(detail=True, methods=["post"], serializer_class=s.ReasonSerializer)
+    def decline(self, request: Request, pk: Any = None) -> Response:
+        booking = self.get_object()
+        data = self._body(s.ReasonSerializer, request)
+        return self._answer(services.decline_booking(booking, actor=request.user, **data))
+
+    @action(detail=True, methods=["post"], serializer_class=s.ReasonSerializer)
+    def cancel(self, request: Request, pk: Any = None) -> Response:
+        booking = self.get_object()
+        data = self._body(s.ReasonSerializer, request)
+        return self._answer(services.cancel_booking(booking, actor=request.user, **data))
+
+    @action(detail=True, methods=["post"], serializer_class=s.RescheduleSerializer)
+    def reschedule(self, request: Request, pk: Any = None) -> Response:
+        booking = self.get_object()
+        data = self._body(s.RescheduleSerializer, request)
+        new = services.reschedule_booking(booking, actor=request.user, **data)
+        return self._answer(new, status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"], url_path="mark-attended", serializer_class=None)
+    def mark_attended(self, request: Request, pk: Any = None) -> Response:
+        return self._answer(services.mark_attended(self.get_object(), actor=request.user))
+
+    @action(detail=True, methods=["post"], url_path="mark-no-show", serializer_class=None)
+    def mark_no_show(self, request: Request, pk: Any = None) -> Response:
+        return self._answer(services.mark_no_show(self.get_object(), actor=request.user))
+
+
+class TeacherOwnedViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    LiveClassViewSet,
+):
+    """CRUD over a teacher's own rows (policies, availability); staff see and manage all."""
+
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def _teacher_for(self, serializer: Any, current: Any = None) -> Any:
+        user = self.request.user
+        teacher = serializer.validated_data.get("teacher", current or user)
+        if teacher.pk != user.pk and not user.is_staff:
+            raise NotAllowed("You may manage only your own entries.")
+        course = serializer.validated_data.get("course")
+        if not get_policy_resolver().can_teach(teacher, course):
+            raise NotAllowed(f"{teacher} may not teach this course.")
+        return teacher
+
+    def perform_create(self, serializer: Any) -> None:
+        teacher = self._teacher_for(serializer)
+        instance = serializer.Meta.model(**{**serializer.validated_data, "teacher": teacher})
+        _clean_and_save(instance)
+        serializer.instance = instance
+
+    def perform_update(self, serializer: Any) -> None:
+        instance = serializer.instance
+        teacher = self._teacher_for(serializer, current=instance.teacher)
+        for name, value in {**serializer.validated_data, "teacher": teacher}.items():
+            setattr(instance, name, value)
+        _clean_and_save(instance)
+
+
+class PolicyViewSet(TeacherOwnedViewSet):
+    serializer_class = s.PolicySerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return policies_visible_to(self.request.user).order_by("pk")
+
+
+class AvailabilityViewSet(TeacherOwnedViewSet):
+    serializer_class = s.AvailabilitySerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return availability_visible_to(self.request.user).order_by("pk")
+
+
+class SlotViewSet(LiveClassViewSet):
+    """Free one-on-one start times: ``?teacher=&course=&start=&end=&duration=&step=``."""
+
+    serializer_class = s.SlotQuerySerializer
+
+    def list(self, request: Request) -> Response:
+        query = s.SlotQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        duration = timedelta(minutes=data["duration"])
+        step = timedelta(minutes=data["step"]) if data.get("step") else None
+        if data["end"] <= data["start"]:
+            raise InvalidInput("end must be after start.", field="end")
+        starts = services.free_slots(
+            data["teacher"], data.get("course"), data["start"], data["end"], duration, step
+        )
+        field = s.AwareDateTimeField()
+        slots = [
+            {
+                "start_at_utc": field.to_representation(at),
+                "end_at_utc": field.to_representation(at + duration),
+            }
+            for at in starts
+        ]
+        paginator = Pagination()
+        page = paginator.paginate_queryset(slots, request, view=self)  # type: ignore[arg-type,unused-ignore]
+        return paginator.get_paginated_response(page)
