@@ -112,6 +112,15 @@ def _transition(
     return locked
 
 
+def _require_may_book(actor: Any, student: Any, course: Any, session: Any = None) -> None:
+    """Students book for themselves (staff and the system for anybody), where the resolver's
+    ``can_book`` allows it."""
+    if actor is not None and not (is_staff(actor) or same_user(actor, student.pk)):
+        raise NotAllowed("Students book for themselves.")
+    if not get_policy_resolver().can_book(student, course, session):
+        raise NotAllowed("You may not book this course.")
+
+
 # Group sessions ----------------------------------------------------------------------------
 
 
@@ -125,12 +134,8 @@ def book_group_session(
     """
     if not isinstance(seats, int) or seats < 1:
         raise InvalidInput("A booking reserves at least one seat.", field="seats_reserved")
-    if actor is not None and not (is_staff(actor) or same_user(actor, student.pk)):
-        raise NotAllowed("Students book for themselves.")
-    resolver = get_policy_resolver()
-    if not resolver.can_book(student, session.course, session):
-        raise NotAllowed("You may not book this course.")
-    policy = resolver.get_policy(session.teacher, session.course)
+    _require_may_book(actor, student, session.course, session)
+    policy = get_policy_resolver().get_policy(session.teacher, session.course)
     model = get_booking_model()
     with transaction.atomic():
         booking = _create_group_booking(
@@ -216,13 +221,9 @@ def request_one_on_one(
     """Request a one-on-one lesson. Pending unless the policy needs no approval."""
     require_aware(start_at_utc, "start_at_utc")
     require_aware(end_at_utc, "end_at_utc")
-    if actor is not None and not (is_staff(actor) or same_user(actor, student.pk)):
-        raise NotAllowed("Students book for themselves.")
     if same_user(student, teacher.pk):
         raise InvalidInput("A teacher cannot book a lesson with themselves.", field="teacher")
-    resolver = get_policy_resolver()
-    if not resolver.can_book(student, course):
-        raise NotAllowed("You may not book this course.")
+    _require_may_book(actor, student, course)
     with transaction.atomic():
         booking = _create_one_on_one(
             student=student,
