@@ -142,6 +142,15 @@ class TestChecks:
         with override_settings(LIVECLASS_BOOKING_WAITLIST_OFFER_TTL=ttl):
             assert ids(check_settings()) == ["liveclass_booking.E006"]
 
+    @pytest.mark.parametrize("ttl", [86400, timedelta(hours=23), timedelta(0)])
+    def test_short_or_bad_idempotency_key_ttl_is_e007(self, ttl: Any) -> None:
+        with override_settings(LIVECLASS_BOOKING_IDEMPOTENCY_KEY_TTL=ttl):
+            assert ids(check_settings()) == ["liveclass_booking.E007"]
+
+    def test_longer_idempotency_key_ttl_is_accepted(self) -> None:
+        with override_settings(LIVECLASS_BOOKING_IDEMPOTENCY_KEY_TTL=timedelta(days=7)):
+            assert ids(check_settings()) == []
+
     @pytest.mark.django_db
     def test_check_command_stops_on_an_error(self) -> None:
         with (

@@ -75,7 +75,7 @@ def check_models(
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E002/E003: the policy resolver; E005: the default policy; E006: the offer lifetime."""
+    """E002/E003: the policy resolver; E005: the default policy; E006/E007: the lifetimes."""
     from .policies import DefaultPolicyResolver
 
     messages: list[CheckMessage] = []
@@ -106,6 +106,15 @@ def check_settings(
             Error(
                 f"LIVECLASS_BOOKING_WAITLIST_OFFER_TTL must be a positive timedelta, not {ttl!r}.",
                 id="liveclass_booking.E006",
+            )
+        )
+    key_ttl = booking_settings.IDEMPOTENCY_KEY_TTL
+    if not isinstance(key_ttl, timedelta) or key_ttl < timedelta(hours=24):
+        messages.append(
+            Error(
+                "LIVECLASS_BOOKING_IDEMPOTENCY_KEY_TTL must be a timedelta of at least 24 hours "
+                f"(the API promises to keep keys that long), not {key_ttl!r}.",
+                id="liveclass_booking.E007",
             )
         )
     return messages

@@ -79,6 +79,11 @@ class LiveClassBookingSettings:
         return value
 
     @property
+    def IDEMPOTENCY_KEY_TTL(self) -> timedelta:
+        value: timedelta = self._get("IDEMPOTENCY_KEY_TTL", timedelta(hours=24))
+        return value
+
+    @property
     def NOTIFIER(self) -> str | None:
         value = self._get("NOTIFIER", "liveclass_booking.notifications.EmailNotifier")
         return str(value) if value else None

@@ -23,6 +23,7 @@ from ..exceptions import NotAllowed
 from ..models import get_session_model
 from ..policies import get_policy_resolver
 from ..querysets import availability_visible_to, bookings_visible_to, policies_visible_to
+from ..services import idempotency
 from . import serializers as s
 from .errors import exception_handler
 from .filters import BookingFilter, SessionFilter
@@ -51,6 +52,29 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
             return super().get_object()
         except (ValueError, TypeError, OverflowError, DjangoValidationError) as exc:
             raise NotFound() from exc
+
+    def create_once(self, request: Request, scope: str, produce: Any) -> Response:
+        """Answer a POST that creates something, honouring an ``Idempotency-Key`` header.
+
+        ``produce()`` returns the ``Response``; with a key it runs at most once per user, scope
+        and key, and a repeat gets the stored response with ``Idempotent-Replayed: true``.
+        """
+        key = request.headers.get(idempotency.HEADER)
+        if key is None:
+            response: Response = produce()
+            return response
+
+        def stored() -> tuple[int, Any]:
+            first = produce()
+            return first.status_code, first.data
+
+        outcome = idempotency.run_once(
+            user=request.user, scope=scope, key=key, body=request.data, produce=stored
+        )
+        response = Response(outcome.body, status=outcome.status)
+        if outcome.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 def _clean_and_save(instance: Model) -> None:
@@ -133,6 +157,9 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         )
 
     def create(self, request: Request) -> Response:
+        return self.create_once(request, "bookings", lambda: self._create(request))
+
+    def _create(self, request: Request) -> Response:
         body = s.BookingCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
