@@ -9,6 +9,7 @@ ours first (``admin.site.unregister(get_session_model())``) and may subclass it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -224,8 +225,35 @@ class LiveClassBookingAdmin(NoAddDeleteMixin, admin.ModelAdmin):
         run_service(self, request, queryset, services.mark_no_show, "booking(s) marked no-show")
 
 
+class TeacherRowAdmin(admin.ModelAdmin):
+    """Policies and availability: who may manage a row is the service's rule, as in the API."""
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        base = super().get_form(request, obj, change=change, **kwargs)
+        original = copy.copy(obj) if obj is not None else None
+
+        class CheckedForm(base):  # type: ignore[valid-type,misc]
+            def _post_clean(self) -> None:
+                super()._post_clean()
+                try:
+                    services.check_teacher_row(self.instance, actor=request.user, original=original)
+                except BookingError as exc:
+                    self.add_error(None, exc.detail)
+
+        return CheckedForm
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.delete_teacher_row(obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for row in queryset:
+            services.delete_teacher_row(row, actor=request.user)
+
+
 @admin.register(TeacherBookingPolicy)
-class TeacherBookingPolicyAdmin(admin.ModelAdmin):
+class TeacherBookingPolicyAdmin(TeacherRowAdmin):
     list_display = (
         "teacher",
         "course",
@@ -307,7 +335,7 @@ class SessionWaitlistAdmin(NoAddDeleteMixin, admin.ModelAdmin):
 
 
 @admin.register(TeacherAvailability)
-class TeacherAvailabilityAdmin(admin.ModelAdmin):
+class TeacherAvailabilityAdmin(TeacherRowAdmin):
     list_display = (
         "teacher",
         "weekday",

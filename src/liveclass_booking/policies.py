@@ -11,11 +11,12 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Model, Q
+from django.db.models import F, Model, Q, QuerySet
 from django.utils.module_loading import import_string
 
 from .conf import booking_settings
-from .models import TeacherBookingPolicy, get_session_model
+from .models import TeacherAvailability, TeacherBookingPolicy, get_session_model
+from .permissions import change_permission, object_permission
 from .validators import is_valid_timezone
 
 
@@ -55,6 +56,42 @@ class DefaultPolicyResolver:
             return False
         opts = get_session_model()._meta
         return bool(user.is_staff or user.has_perm(f"{opts.app_label}.add_{opts.model_name}"))
+
+    def can_manage(self, user: Any, obj: Model) -> bool:
+        """Return whether ``user`` may act as the teacher of ``obj``.
+
+        ``obj`` is a session, booking, policy or availability row (possibly unsaved, when it
+        is being created). Acting as its teacher means editing, cancelling or completing a
+        session, approving or declining a booking, cancelling it as the teacher, marking
+        attendance, and managing policies and availability.
+
+        Default: the object's teacher and staff, adjusted by the authentication backends
+        for the ``change`` permission of the object's model on ``obj`` (see
+        :mod:`liveclass_booking.permissions`).
+        """
+        role = bool(getattr(user, "is_staff", False) or user.pk == getattr(obj, "teacher_id", None))
+        return object_permission(user, change_permission(obj), obj, default=role)
+
+    def visible_bookings(self, user: Any, bookings: QuerySet[Any]) -> QuerySet[Any]:
+        """Narrow ``bookings`` to what ``user`` may see (lists, details and actions in the API).
+
+        Default: students their own, teachers the ones they teach, staff all.
+        """
+        if getattr(user, "is_staff", False):
+            return bookings
+        return bookings.filter(Q(student_user=user) | Q(teacher=user))
+
+    def visible_policies(
+        self, user: Any, policies: QuerySet[TeacherBookingPolicy]
+    ) -> QuerySet[TeacherBookingPolicy]:
+        """Narrow ``policies`` to what ``user`` may see. Default: own rows; staff all."""
+        return policies if getattr(user, "is_staff", False) else policies.filter(teacher=user)
+
+    def visible_availability(
+        self, user: Any, windows: QuerySet[TeacherAvailability]
+    ) -> QuerySet[TeacherAvailability]:
+        """Narrow availability ``windows`` to what ``user`` may see. Default: own; staff all."""
+        return windows if getattr(user, "is_staff", False) else windows.filter(teacher=user)
 
     def get_user_timezone(self, user: Any) -> str:
         """Return the IANA zone for ``user``: a valid ``user.timezone``, else ``TIME_ZONE``."""

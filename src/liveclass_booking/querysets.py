@@ -1,33 +1,27 @@
-"""Read-side helpers: what a user may see."""
+"""Read-side helpers: what a user may see. Each asks the policy resolver, so a host can widen
+or narrow visibility by overriding ``visible_bookings``, ``visible_policies`` or
+``visible_availability`` (see :class:`~liveclass_booking.policies.DefaultPolicyResolver`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from .models import TeacherAvailability, TeacherBookingPolicy, get_booking_model
-
-
-def _is_staff(user: Any) -> bool:
-    return bool(getattr(user, "is_staff", False))
+from .policies import get_policy_resolver
 
 
 def bookings_visible_to(user: Any) -> QuerySet[Any]:
-    """Students see their own bookings, teachers the ones they teach, staff all."""
-    bookings = get_booking_model().objects.all()
-    if _is_staff(user):
-        return bookings
-    return bookings.filter(Q(student_user=user) | Q(teacher=user))
+    """By default students see their own bookings, teachers the ones they teach, staff all."""
+    return get_policy_resolver().visible_bookings(user, get_booking_model().objects.all())
 
 
 def policies_visible_to(user: Any) -> QuerySet[TeacherBookingPolicy]:
-    """Teachers see their own policies, staff all."""
-    policies = TeacherBookingPolicy.objects.all()
-    return policies if _is_staff(user) else policies.filter(teacher=user)
+    """By default teachers see their own policies, staff all."""
+    return get_policy_resolver().visible_policies(user, TeacherBookingPolicy.objects.all())
 
 
 def availability_visible_to(user: Any) -> QuerySet[TeacherAvailability]:
-    """Teachers see their own windows, staff all."""
-    windows = TeacherAvailability.objects.all()
-    return windows if _is_staff(user) else windows.filter(teacher=user)
+    """By default teachers see their own windows, staff all."""
+    return get_policy_resolver().visible_availability(user, TeacherAvailability.objects.all())

@@ -15,6 +15,7 @@ from ..models import (
     get_course_model,
     get_session_model,
 )
+from ..policies import get_policy_resolver
 from .fields import AwareDateTimeField
 
 MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
@@ -73,9 +74,9 @@ class SessionSerializer(serializers.ModelSerializer[Any]):
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
         user = self.context["request"].user
-        # Meeting details go to the session's teacher and staff; students get them on
-        # their booking.
-        if not (user.is_staff or user.pk == instance.teacher_id):
+        # Meeting details go to those who manage the session (its teacher, staff); students
+        # get them on their booking.
+        if not get_policy_resolver().can_manage(user, instance):
             for name in MEETING_FIELDS:
                 data.pop(name, None)
         return data

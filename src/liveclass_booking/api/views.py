@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -19,9 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import services
-from ..exceptions import NotAllowed
 from ..models import get_session_model
-from ..policies import get_policy_resolver
 from ..querysets import availability_visible_to, bookings_visible_to, policies_visible_to
 from ..services import idempotency
 from . import serializers as s
@@ -75,22 +73,6 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
         if outcome.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
-
-
-def _clean_and_save(instance: Model) -> None:
-    """Validate a plain model row (policies, availability) like the admin does, then save."""
-    try:
-        instance.full_clean()
-        with transaction.atomic():
-            instance.save()
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        ) from exc
-    except IntegrityError as exc:  # a concurrent duplicate slipped past full_clean
-        raise serializers.ValidationError(
-            {"non_field_errors": ["This conflicts with an existing entry."]}
-        ) from exc
 
 
 class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
@@ -234,28 +216,20 @@ class TeacherOwnedViewSet(
 
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
-    def _teacher_for(self, serializer: Any, current: Any = None) -> Any:
-        user = self.request.user
-        teacher = serializer.validated_data.get("teacher", current or user)
-        if teacher.pk != user.pk and not user.is_staff:
-            raise NotAllowed("You may manage only your own entries.")
-        course = serializer.validated_data.get("course")
-        if not get_policy_resolver().can_teach(teacher, course):
-            raise NotAllowed(f"{teacher} may not teach this course.")
-        return teacher
-
     def perform_create(self, serializer: Any) -> None:
-        teacher = self._teacher_for(serializer)
-        instance = serializer.Meta.model(**{**serializer.validated_data, "teacher": teacher})
-        _clean_and_save(instance)
-        serializer.instance = instance
+        fields = {"teacher": self.request.user, **serializer.validated_data}
+        row = serializer.Meta.model(**fields)
+        serializer.instance = services.save_teacher_row(row, actor=self.request.user)
 
     def perform_update(self, serializer: Any) -> None:
-        instance = serializer.instance
-        teacher = self._teacher_for(serializer, current=instance.teacher)
-        for name, value in {**serializer.validated_data, "teacher": teacher}.items():
-            setattr(instance, name, value)
-        _clean_and_save(instance)
+        row = serializer.instance
+        original = copy.copy(row)
+        for name, value in serializer.validated_data.items():
+            setattr(row, name, value)
+        services.save_teacher_row(row, actor=self.request.user, original=original)
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.delete_teacher_row(instance, actor=self.request.user)
 
 
 class PolicyViewSet(TeacherOwnedViewSet):

@@ -24,6 +24,7 @@ from .sessions import (
     create_session,
     update_session,
 )
+from .teachers import check_teacher_row, delete_teacher_row, save_teacher_row
 
 __all__ = [
     "TRANSITIONS",
@@ -32,16 +33,19 @@ __all__ = [
     "book_group_session",
     "cancel_booking",
     "cancel_session",
+    "check_teacher_row",
     "check_transition",
     "complete_session",
     "complete_sessions",
     "create_session",
     "decline_booking",
+    "delete_teacher_row",
     "free_slots",
     "is_interval_bookable",
     "mark_attended",
     "mark_no_show",
     "request_one_on_one",
     "reschedule_booking",
+    "save_teacher_row",
     "update_session",
 ]

@@ -30,7 +30,7 @@ from .common import (
     lock_user,
     record_event,
     require_aware,
-    require_teacher_or_staff,
+    require_manager,
     same_user,
     send_after_commit,
 )
@@ -281,7 +281,7 @@ def _create_one_on_one(
 
 def approve_booking(booking: Any, *, actor: Any = None, teacher_note: str = "") -> Any:
     """Confirm a pending booking (teacher or staff)."""
-    require_teacher_or_staff(actor, booking.teacher_id, "approve this booking")
+    require_manager(actor, booking, "approve this booking")
     fields: dict[str, Any] = {"decision_at": timezone.now(), "decided_by": actor}
     if teacher_note:
         fields["teacher_note"] = teacher_note
@@ -291,7 +291,7 @@ def approve_booking(booking: Any, *, actor: Any = None, teacher_note: str = "") 
 
 def decline_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Decline a pending booking (teacher or staff); its seats are freed."""
-    require_teacher_or_staff(actor, booking.teacher_id, "decline this booking")
+    require_manager(actor, booking, "decline this booking")
     with transaction.atomic():
         return _transition(
             booking,
@@ -312,7 +312,7 @@ def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
     now = timezone.now()
     by_student = same_user(actor, booking.student_user_id) and not is_staff(actor)
     if not by_student:
-        require_teacher_or_staff(actor, booking.teacher_id, "cancel this booking")
+        require_manager(actor, booking, "cancel this booking")
 
     def inside_window(locked: Any) -> None:
         if by_student:
@@ -345,7 +345,7 @@ def _check_cancel_window(booking: Any, now: datetime, verb: str) -> None:
 
 
 def _mark(booking: Any, status: str, actor: Any) -> Any:
-    require_teacher_or_staff(actor, booking.teacher_id, "mark attendance")
+    require_manager(actor, booking, "mark attendance")
     now = timezone.now()
 
     def started(locked: Any) -> None:
@@ -387,7 +387,7 @@ def reschedule_booking(
     """
     by_student = same_user(actor, booking.student_user_id) and not is_staff(actor)
     if not by_student:
-        require_teacher_or_staff(actor, booking.teacher_id, "reschedule this booking")
+        require_manager(actor, booking, "reschedule this booking")
     model = get_booking_model()
     resolver = get_policy_resolver()
     now = timezone.now()

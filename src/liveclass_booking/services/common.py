@@ -71,8 +71,11 @@ def same_user(actor: Any, user_pk: Any) -> bool:
     return actor is not None and actor.pk == user_pk
 
 
-def require_teacher_or_staff(actor: Any, teacher_pk: Any, action: str) -> None:
-    """Allow the system (``actor=None``), the teacher and staff; refuse anybody else."""
-    if actor is None or is_staff(actor) or same_user(actor, teacher_pk):
+def require_manager(actor: Any, obj: Any, action: str) -> None:
+    """Allow the system (``actor=None``) and whoever the resolver's ``can_manage`` allows for
+    ``obj`` (by default its teacher and staff); refuse anybody else."""
+    from ..policies import get_policy_resolver
+
+    if actor is None or get_policy_resolver().can_manage(actor, obj):
         return
     raise NotAllowed(f"Only the teacher or staff may {action}.")

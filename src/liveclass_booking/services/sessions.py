@@ -16,10 +16,9 @@ from ..exceptions import InvalidInput, InvalidTransition, NotAllowed
 from ..models import SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from .common import (
-    is_staff,
     record_event,
     require_aware,
-    require_teacher_or_staff,
+    require_manager,
     send_after_commit,
 )
 
@@ -70,8 +69,11 @@ def create_session(
     if unknown:
         raise InvalidInput(f"Unknown or server-owned fields: {', '.join(sorted(unknown))}.")
     resolver = get_policy_resolver()
-    if actor is not None and not (is_staff(actor) or actor.pk == teacher.pk):
-        raise NotAllowed("Only the teacher or staff may create a session for this teacher.")
+    require_manager(
+        actor,
+        get_session_model()(teacher=teacher, course=course),
+        "create a session for this teacher",
+    )
     if not resolver.can_teach(teacher, course):
         raise NotAllowed(f"{teacher} may not teach this course.")
     if start_at_utc <= timezone.now():
@@ -96,7 +98,7 @@ def create_session(
 def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
     """Change a scheduled session. Capacity never goes below the seats taken; new times carry
     over to the session's active bookings."""
-    require_teacher_or_staff(actor, session.teacher_id, "change this session")
+    require_manager(actor, session, "change this session")
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise InvalidInput(f"Unknown or server-owned fields: {', '.join(sorted(unknown))}.")
@@ -128,7 +130,7 @@ def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
 
 def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Cancel a scheduled session, its active bookings and its waitlist entries (audited)."""
-    require_teacher_or_staff(actor, session.teacher_id, "cancel this session")
+    require_manager(actor, session, "cancel this session")
     model = get_session_model()
     booking_model = get_booking_model()
     now = timezone.now()
@@ -197,7 +199,7 @@ def complete_sessions(now: datetime | None = None) -> int:
 
 def complete_session(session: Any, *, actor: Any = None) -> Any:
     """Mark one session completed; only after it has ended."""
-    require_teacher_or_staff(actor, session.teacher_id, "complete this session")
+    require_manager(actor, session, "complete this session")
     now = timezone.now()
     model = get_session_model()
     updated = model.objects.filter(
