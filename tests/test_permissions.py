@@ -51,7 +51,9 @@ def suspended_teacher(user_model: Any, teacher: Any) -> Any:
 def approve_over_api(user: Any, booking: Any) -> Any:
     client = APIClient()
     client.force_authenticate(user)
-    return client.post(reverse("liveclass_booking:booking-approve", args=[booking.pk]), {}, format="json")
+    return client.post(
+        reverse("liveclass_booking:booking-approve", args=[booking.pk]), {}, format="json"
+    )
 
 
 class TestRoleRule:
