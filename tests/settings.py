@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
     "liveclass_booking",
 ]
 
@@ -72,3 +73,6 @@ else:
             "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH") or None},
         }
     }
+
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {"TITLE": "liveclass_booking (test project)", "VERSION": "test"}

@@ -206,3 +206,33 @@ def test_example_project_migrates_and_loads_demo_data(database_env: dict[str, st
     assert sessions >= 20
     assert bookings > group_bookings > 0
     assert seats == group_bookings  # the cached seat count matches the bookings
+
+
+@pytest.mark.slow
+def test_example_project_schema_validates_and_is_served(database_env: dict[str, str]) -> None:
+    example = ROOT / "example_project"
+    env = {**database_env, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    run(
+        ["manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", os.devnull],
+        example,
+        env,
+    )
+    served = run(
+        [
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.test import Client; c = Client(HTTP_HOST='localhost');"
+            "s = c.get('/api/schema/?format=json');"
+            "d = c.get('/api/docs/'); b = c.get('/api/booking/sessions/', HTTP_ACCEPT='text/html');"
+            "import json; paths = json.loads(s.content)['paths'];"
+            "print(s.status_code, d.status_code, b.status_code, len(paths),"
+            " '/api/booking/bookings/{id}/approve/' in paths)",
+        ],
+        example,
+        env,
+    )
+    schema, docs, browsable, paths, has_approve = served.split()[-5:]
+    assert (schema, docs, has_approve) == ("200", "200", "True")
+    assert browsable == "403"  # the browsable API answers, and anonymous users are refused
+    assert int(paths) >= 15

@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",  # liveclass_booking
     "django_filters",  # liveclass_booking
+    "drf_spectacular",  # OpenAPI schema and Swagger UI (the "openapi" extra)
     "lms",
     "liveclass_booking",  # liveclass_booking
 ]
@@ -104,4 +105,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
     ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Example LMS: live-class booking API",
+    "DESCRIPTION": "The liveclass_booking REST API as mounted by the example LMS.",
+    "VERSION": "1.0.0",
 }

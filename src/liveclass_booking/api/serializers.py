@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from ..choices import BookingType
+from ..choices import BookingStatus, BookingType, SessionStatus
 from ..models import (
     TeacherAvailability,
     TeacherBookingPolicy,
@@ -17,6 +17,7 @@ from ..models import (
 )
 from ..policies import get_policy_resolver
 from .fields import AwareDateTimeField
+from .schema import named_choice_field
 
 MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
 
@@ -34,7 +35,10 @@ def _course_field(**kwargs: Any) -> serializers.PrimaryKeyRelatedField[Any]:
 
 
 class SessionSerializer(serializers.ModelSerializer[Any]):
-    course = serializers.SerializerMethodField()
+    course: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+    status = named_choice_field(SessionStatus, "SessionStatusEnum", read_only=True)
     start_at_utc = AwareDateTimeField()
     end_at_utc = AwareDateTimeField()
     seats_available = serializers.IntegerField(read_only=True)
@@ -68,9 +72,6 @@ class SessionSerializer(serializers.ModelSerializer[Any]):
             "status",
         )
 
-    def get_course(self, obj: Any) -> Any:
-        return obj.course_id
-
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
         user = self.context["request"].user
@@ -83,7 +84,7 @@ class SessionSerializer(serializers.ModelSerializer[Any]):
 
 
 class SessionCreateSerializer(SessionSerializer):
-    course = _course_field()  # type: ignore[assignment]
+    course = _course_field()
     teacher = _user_field(required=False)
 
     class Meta(SessionSerializer.Meta):
@@ -103,6 +104,7 @@ class BookingSerializer(serializers.ModelSerializer[Any]):
     created_at = AwareDateTimeField(read_only=True)
     updated_at = AwareDateTimeField(read_only=True)
     meeting_link = serializers.SerializerMethodField()
+    status = named_choice_field(BookingStatus, "BookingStatusEnum", read_only=True)
 
     class Meta:
         model = get_booking_model()
@@ -229,3 +231,10 @@ class SlotQuerySerializer(serializers.Serializer[Any]):
     step = serializers.IntegerField(
         min_value=5, max_value=24 * 60, required=False, help_text="minutes"
     )
+
+
+class SlotSerializer(serializers.Serializer[Any]):
+    """One free one-on-one start time."""
+
+    start_at_utc = AwareDateTimeField(read_only=True)
+    end_at_utc = AwareDateTimeField(read_only=True)

@@ -19,12 +19,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import services
-from ..models import get_session_model
+from ..models import (
+    TeacherAvailability,
+    TeacherBookingPolicy,
+    get_booking_model,
+    get_session_model,
+)
 from ..querysets import availability_visible_to, bookings_visible_to, policies_visible_to
 from ..services import idempotency
 from . import serializers as s
 from .errors import exception_handler
 from .filters import BookingFilter, SessionFilter
+from .schema import errors, extend_schema, extend_schema_view, header_parameter
+
+IDEMPOTENCY_KEY_PARAMETER = header_parameter(
+    idempotency.HEADER,
+    "Optional. The same key with the same body replays the first response and creates "
+    "nothing; with another body it is a 409 idempotency_conflict. Per user, kept at least "
+    "24 hours.",
+    idempotency.MAX_KEY_LENGTH,
+)
 
 
 class Pagination(PageNumberPagination):
@@ -41,6 +55,11 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     permission_classes = [IsAuthenticated]
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
+
+    @property
+    def schema_only(self) -> bool:
+        """True while drf-spectacular inspects the view (there is no real user then)."""
+        return bool(getattr(self, "swagger_fake_view", False))
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -75,10 +94,37 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
         return response
 
 
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="liveclass_sessions_list",
+        responses={200: s.SessionSerializer(many=True), **errors(400)},
+    ),
+    retrieve=extend_schema(
+        operation_id="liveclass_sessions_retrieve",
+        responses={200: s.SessionSerializer, **errors(404)},
+    ),
+    create=extend_schema(
+        operation_id="liveclass_sessions_create",
+        request=s.SessionCreateSerializer,
+        responses={201: s.SessionSerializer, **errors(400)},
+    ),
+    partial_update=extend_schema(
+        operation_id="liveclass_sessions_partial_update",
+        request=s.SessionUpdateSerializer,
+        responses={200: s.SessionSerializer, **errors(400, 404, 409)},
+    ),
+    cancel=extend_schema(
+        operation_id="liveclass_sessions_cancel",
+        request=s.ReasonSerializer,
+        responses={200: s.SessionSerializer, **errors(400, 404, 409)},
+    ),
+)
+@extend_schema(tags=["sessions"])
 class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
     """Group sessions: any authenticated user lists them; the teacher or staff manages them."""
 
     filterset_class = SessionFilter
+    http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Any]:
         return get_session_model().objects.all().order_by("start_at_utc", "pk")
@@ -117,6 +163,40 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         return Response(s.SessionSerializer(session, context=self.get_serializer_context()).data)
 
 
+def _booking_action(operation_id: str, request: Any, created: bool = False) -> Any:
+    code = 201 if created else 200
+    return extend_schema(
+        operation_id=operation_id,
+        request=request,
+        responses={code: s.BookingSerializer, **errors(400, 404, 409)},
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="liveclass_bookings_list",
+        responses={200: s.BookingSerializer(many=True), **errors(400)},
+    ),
+    retrieve=extend_schema(
+        operation_id="liveclass_bookings_retrieve",
+        responses={200: s.BookingSerializer, **errors(404)},
+    ),
+    create=extend_schema(
+        operation_id="liveclass_bookings_create",
+        request=s.BookingCreateSerializer,
+        parameters=IDEMPOTENCY_KEY_PARAMETER,
+        responses={201: s.BookingSerializer, **errors(400, 409)},
+    ),
+    approve=_booking_action("liveclass_bookings_approve", s.ApproveSerializer),
+    decline=_booking_action("liveclass_bookings_decline", s.ReasonSerializer),
+    cancel=_booking_action("liveclass_bookings_cancel", s.ReasonSerializer),
+    reschedule=_booking_action(
+        "liveclass_bookings_reschedule", s.RescheduleSerializer, created=True
+    ),
+    mark_attended=_booking_action("liveclass_bookings_mark_attended", None),
+    mark_no_show=_booking_action("liveclass_bookings_mark_no_show", None),
+)
+@extend_schema(tags=["bookings"])
 class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
     """Bookings visible to the user: students their own, teachers what they teach, staff all."""
 
@@ -124,6 +204,8 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     serializer_class = s.BookingSerializer
 
     def get_queryset(self) -> QuerySet[Any]:
+        if self.schema_only:
+            return get_booking_model().objects.none()
         return (
             bookings_visible_to(self.request.user)
             .select_related("session")
@@ -232,24 +314,66 @@ class TeacherOwnedViewSet(
         services.delete_teacher_row(instance, actor=self.request.user)
 
 
+def _teacher_rows(name: str, serializer: Any) -> Any:
+    return extend_schema_view(
+        list=extend_schema(
+            operation_id=f"liveclass_{name}_list",
+            responses={200: serializer(many=True), **errors()},
+        ),
+        retrieve=extend_schema(
+            operation_id=f"liveclass_{name}_retrieve", responses={200: serializer, **errors(404)}
+        ),
+        create=extend_schema(
+            operation_id=f"liveclass_{name}_create", responses={201: serializer, **errors(400)}
+        ),
+        update=extend_schema(
+            operation_id=f"liveclass_{name}_update", responses={200: serializer, **errors(400, 404)}
+        ),
+        partial_update=extend_schema(
+            operation_id=f"liveclass_{name}_partial_update",
+            responses={200: serializer, **errors(400, 404)},
+        ),
+        destroy=extend_schema(
+            operation_id=f"liveclass_{name}_destroy", responses={204: None, **errors(404)}
+        ),
+    )
+
+
+@extend_schema(tags=["policies"])
+@_teacher_rows("policies", s.PolicySerializer)
 class PolicyViewSet(TeacherOwnedViewSet):
     serializer_class = s.PolicySerializer
 
     def get_queryset(self) -> QuerySet[Any]:
+        if self.schema_only:
+            return TeacherBookingPolicy.objects.none()
         return policies_visible_to(self.request.user).order_by("pk")
 
 
+@extend_schema(tags=["availability"])
+@_teacher_rows("availability", s.AvailabilitySerializer)
 class AvailabilityViewSet(TeacherOwnedViewSet):
     serializer_class = s.AvailabilitySerializer
 
     def get_queryset(self) -> QuerySet[Any]:
+        if self.schema_only:
+            return TeacherAvailability.objects.none()
         return availability_visible_to(self.request.user).order_by("pk")
 
 
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="liveclass_slots_list",
+        parameters=[s.SlotQuerySerializer],
+        responses={200: s.SlotSerializer(many=True), **errors(400)},
+    )
+)
+@extend_schema(tags=["slots"])
 class SlotViewSet(LiveClassViewSet):
     """Free one-on-one start times: ``?teacher=&course=&start=&end=&duration=&step=``."""
 
-    serializer_class = s.SlotQuerySerializer
+    serializer_class = s.SlotSerializer
+    filter_backends: list[Any] = []
 
     def list(self, request: Request) -> Response:
         query = s.SlotQuerySerializer(data=request.query_params)
@@ -260,14 +384,6 @@ class SlotViewSet(LiveClassViewSet):
         starts = services.free_slots(
             data["teacher"], data.get("course"), data["start"], data["end"], duration, step
         )
-        field = s.AwareDateTimeField()
-        slots = [
-            {
-                "start_at_utc": field.to_representation(at),
-                "end_at_utc": field.to_representation(at + duration),
-            }
-            for at in starts
-        ]
-        paginator = Pagination()
-        page = paginator.paginate_queryset(slots, request, view=self)  # type: ignore[arg-type,unused-ignore]
-        return paginator.get_paginated_response(page)
+        slots = [{"start_at_utc": at, "end_at_utc": at + duration} for at in starts]
+        page = self.paginate_queryset(slots)
+        return self.get_paginated_response(s.SlotSerializer(page, many=True).data)

@@ -1,0 +1,1104 @@
+"""The REST API (SPEC §5) endpoint by endpoint and role by role, and list/create query counts.
+
+Part 1 is a table: one ``Endpoint`` per row of SPEC §5 (plus the states an action needs), with
+the HTTP status each role must get and, for lists, which objects each role must see. Every cell
+also checks the error contract (``code`` and ``detail``), that a refused request changed nothing,
+and that another user's object is a 404 indistinguishable from a missing one (never a 403).
+
+Part 2 checks that no list endpoint issues more queries for 50 items than for 1, and that creating
+a booking costs a small, fixed number of queries however busy the teacher already is.
+
+The expectations come from SPEC §5, not from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from model_bakery import baker
+from rest_framework.settings import api_settings
+from rest_framework.test import APIClient, APIRequestFactory
+
+from liveclass_booking import services
+from liveclass_booking.models import (
+    BookingEvent,
+    TeacherAvailability,
+    TeacherBookingPolicy,
+    get_booking_model,
+    get_course_model,
+    get_session_model,
+)
+from tests.conftest import grant_teaching
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)  # a Monday
+
+
+def wed(hour: int, minute: int = 0) -> datetime:
+    """Wednesday 2027-01-06 at ``hour``:``minute`` UTC (more than 24 h after NOW)."""
+    return datetime(2027, 1, 6, hour, minute, tzinfo=UTC)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def as_json(pk: Any) -> Any:
+    """A primary key as the API renders it (UUIDs become strings)."""
+    return pk if isinstance(pk, int) else str(pk)
+
+
+def url(name: str, *args: Any) -> str:
+    return reverse(f"liveclass_booking:{name}", args=args)
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def send(client: APIClient, method: str, path: str, body: Any = None) -> Any:
+    if method == "get":
+        return client.get(path, body or {})
+    if method == "delete":
+        return client.delete(path)
+    return getattr(client, method)(path, body if body is not None else {}, format="json")
+
+
+def anonymous_status() -> int:
+    """What DRF answers an anonymous request under the configured authentication classes:
+    401 when the first class names a ``WWW-Authenticate`` challenge, 403 otherwise."""
+    classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
+    request = APIRequestFactory().get("/")
+    challenge = classes[0]().authenticate_header(request) if classes else None
+    return 401 if challenge else 403
+
+
+@pytest.fixture(autouse=True)
+def frozen() -> Any:
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+# The people ----------------------------------------------------------------------------------
+
+ROLES = ("anonymous", "student", "other_student", "teacher", "other_teacher", "staff")
+
+
+@pytest.fixture
+def cast(
+    user_model: Any, student: Any, other_student: Any, teacher: Any, staff: Any
+) -> dict[str, Any]:
+    """Every role's user: ``other_teacher`` may teach (the default ``can_teach`` rule) but
+    teaches none of the objects the matrix acts on."""
+    other_teacher = grant_teaching(
+        user_model.objects.create_user(
+            username="other_teacher", password="pw", email="ot@example.com"
+        )
+    )
+    return {
+        "anonymous": None,
+        "student": student,
+        "other_student": other_student,
+        "teacher": teacher,
+        "other_teacher": other_teacher,
+        "staff": staff,
+    }
+
+
+# The world the matrix acts on ----------------------------------------------------------------
+
+
+@dataclass
+class World:
+    users: dict[str, Any]
+    course: Any
+    make_session: Callable[..., Any]
+    make_booking: Callable[..., Any]
+    objects: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["objects"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def pks(self, names: set[str]) -> set[Any]:
+        return {as_json(self.objects[name].pk) for name in names}
+
+
+@pytest.fixture
+def world(
+    cast: dict[str, Any], course: Any, session: Any, make_session: Any, make_booking: Any
+) -> World:
+    """Two teachers, each with a session, a default policy and a weekly window; three group
+    bookings made through the services (so ``seats_taken`` is right):
+
+    - ``B1``: ``student`` in the teacher's session ``S1`` (the booking the matrix acts on),
+    - ``B3``: ``other_student`` in ``S1`` (the teacher sees it, ``student`` does not),
+    - ``B2``: ``other_student`` in the other teacher's session ``S2``.
+    """
+    teacher, other_teacher = cast["teacher"], cast["other_teacher"]
+    w = World(users=cast, course=course, make_session=make_session, make_booking=make_booking)
+    w.objects["S1"] = session  # conftest's: Thursday 08:00 UTC, make_booking's default
+    w.objects["S2"] = make_session(
+        teacher=other_teacher, start_at_utc=NOW + timedelta(days=3, hours=2)
+    )
+    # Default rows with the default values: 1:1 needs approval, group does not, 24 h notice
+    # and cancel window.
+    w.objects["P1"] = TeacherBookingPolicy.objects.create(teacher=teacher)
+    w.objects["P2"] = TeacherBookingPolicy.objects.create(teacher=other_teacher)
+    w.objects["A1"] = TeacherAvailability.objects.create(
+        teacher=teacher, weekday=2, start_time=time(9), end_time=time(17), timezone="UTC"
+    )
+    w.objects["A2"] = TeacherAvailability.objects.create(
+        teacher=other_teacher, weekday=0, start_time=time(9), end_time=time(12), timezone="UTC"
+    )
+    w.objects["B1"] = services.book_group_session(student=cast["student"], session=w.S1)
+    w.objects["B3"] = services.book_group_session(student=cast["other_student"], session=w.S1)
+    w.objects["B2"] = services.book_group_session(student=cast["other_student"], session=w.S2)
+    return w
+
+
+def snapshot() -> dict[str, list[dict[str, Any]]]:
+    """Every row the API can change, to prove that a refused request changed nothing."""
+    models = [
+        get_session_model(),
+        get_booking_model(),
+        TeacherBookingPolicy,
+        TeacherAvailability,
+        BookingEvent,
+    ]
+    return {model._meta.label: list(model.objects.order_by("pk").values()) for model in models}
+
+
+# Targets: the object a detail route acts on, in the state the action needs -------------------
+
+
+def pending_lesson(w: World) -> Any:
+    """A pending 1:1 lesson of ``student`` with ``teacher`` (the default policy needs
+    approval), Wednesday 10:00-11:00 UTC."""
+    booking = services.request_one_on_one(
+        student=w.users["student"],
+        teacher=w.users["teacher"],
+        course=w.course,
+        start_at_utc=wed(10),
+        end_at_utc=wed(11),
+    )
+    assert booking.status == "pending"
+    return booking
+
+
+def confirmed_lesson(w: World) -> Any:
+    booking = services.approve_booking(pending_lesson(w), actor=w.users["teacher"])
+    assert booking.status == "confirmed"
+    return booking
+
+
+def late_booking(w: World) -> Any:
+    """A confirmed group booking of ``student`` starting in 2 h: inside the 24 h cancel
+    window."""
+    session = w.make_session(start_at_utc=NOW + timedelta(hours=2))
+    return services.book_group_session(student=w.users["student"], session=session)
+
+
+def started_booking(w: World) -> Any:
+    """A confirmed group booking of ``student`` in the teacher's session that started 10 min
+    ago (the seat counted in ``seats_taken``)."""
+    session = w.make_session(start_at_utc=NOW - timedelta(minutes=10), seats_taken=1)
+    return w.make_booking(session=session)
+
+
+# Bodies --------------------------------------------------------------------------------------
+
+
+def new_session_body(w: World) -> dict[str, Any]:
+    return {
+        "course": str(w.course.pk),
+        "title": "Conversation club",
+        "start_at_utc": "2027-01-09T17:00:00+01:00",
+        "end_at_utc": "2027-01-09T18:00:00+01:00",
+        "capacity": 8,
+    }
+
+
+def group_booking_body(w: World) -> dict[str, Any]:
+    w.objects["S_new"] = w.make_session(start_at_utc=NOW + timedelta(days=4))
+    return {"booking_type": "group_session", "session": str(w.S_new.pk)}
+
+
+def lesson_body(w: World) -> dict[str, Any]:
+    return {
+        "booking_type": "one_on_one",
+        "teacher": str(w.users["teacher"].pk),
+        "course": str(w.course.pk),
+        "start_at_utc": "2027-01-06T11:00:00+01:00",  # Wednesday 10:00 UTC
+        "end_at_utc": "2027-01-06T12:00:00+01:00",
+    }
+
+
+def move_seat_body(w: World) -> dict[str, Any]:
+    w.objects["S_alt"] = w.make_session(start_at_utc=NOW + timedelta(days=5))
+    return {"session": str(w.S_alt.pk)}
+
+
+def move_lesson_body(w: World) -> dict[str, Any]:
+    return {"start_at_utc": iso(wed(14)), "end_at_utc": iso(wed(15))}
+
+
+def window_body(w: World) -> dict[str, Any]:
+    return {"weekday": 0, "start_time": "09:00", "end_time": "12:00", "timezone": "UTC"}
+
+
+def slots_query(w: World) -> dict[str, Any]:
+    return {
+        "teacher": str(w.users["teacher"].pk),
+        "course": str(w.course.pk),
+        "start": "2027-01-06T00:00:00Z",
+        "end": "2027-01-07T00:00:00Z",
+        "duration": 60,
+    }
+
+
+# Checks after a successful request -----------------------------------------------------------
+
+
+def fresh(obj: Any) -> Any:
+    return type(obj).objects.get(pk=obj.pk)
+
+
+def session_created(w: World, target: Any, body: Any, user: Any) -> None:
+    assert body["teacher"] == as_json(user.pk)
+    assert (body["status"], body["seats_taken"], body["start_at_utc"]) == (
+        "scheduled",
+        0,
+        "2027-01-09T16:00:00Z",
+    )
+    assert get_session_model().objects.filter(pk=body["id"], teacher=user).exists()
+
+
+def session_renamed(w: World, target: Any, body: Any, user: Any) -> None:
+    assert body["title"] == fresh(target).title == "Renamed"
+
+
+def session_cancelled(w: World, target: Any, body: Any, user: Any) -> None:
+    assert body["status"] == fresh(target).status == "cancelled"
+    assert {fresh(w.B1).status, fresh(w.B3).status} == {"cancelled"}
+
+
+def group_booked(w: World, target: Any, body: Any, user: Any) -> None:
+    assert body["student_user"] == as_json(user.pk)
+    assert (body["session"], body["booking_type"], body["status"]) == (
+        as_json(w.S_new.pk),
+        "group_session",
+        "confirmed",
+    )
+    assert fresh(w.S_new).seats_taken == 1
+
+
+def lesson_requested(w: World, target: Any, body: Any, user: Any) -> None:
+    assert body["student_user"] == as_json(user.pk)
+    assert (body["teacher"], body["booking_type"], body["status"], body["start_at_utc"]) == (
+        as_json(w.users["teacher"].pk),
+        "one_on_one",
+        "pending",
+        "2027-01-06T10:00:00Z",
+    )
+    assert get_booking_model().objects.filter(pk=body["id"], student_user=user).exists()
+
+
+def shows_b1(w: World, target: Any, body: Any, user: Any) -> None:
+    assert (body["id"], body["student_user"]) == (
+        as_json(w.B1.pk),
+        as_json(w.users["student"].pk),
+    )
+
+
+def decided(status: str) -> Callable[..., None]:
+    def check(w: World, target: Any, body: Any, user: Any) -> None:
+        assert body["status"] == fresh(target).status == status
+        assert body["decided_by"] == as_json(user.pk)
+
+    return check
+
+
+def cancelled_by_user(w: World, target: Any, body: Any, user: Any) -> None:
+    assert body["status"] == fresh(target).status == "cancelled"
+    assert body["cancelled_by"] == as_json(user.pk)
+    # The seat is freed: seats_taken is again the seats of the session's active bookings.
+    active = get_booking_model().objects.filter(
+        session_id=target.session_id, status__in=["pending", "confirmed"]
+    )
+    assert fresh(target).session.seats_taken == sum(b.seats_reserved for b in active)
+
+
+def seat_moved(w: World, target: Any, body: Any, user: Any) -> None:
+    assert fresh(target).status == "rescheduled"
+    assert (body["session"], body["rescheduled_from"], body["student_user"]) == (
+        as_json(w.S_alt.pk),
+        as_json(target.pk),
+        as_json(w.users["student"].pk),
+    )
+    assert body["status"] in ("pending", "confirmed")
+    assert (fresh(w.S1).seats_taken, fresh(w.S_alt).seats_taken) == (1, 1)
+
+
+def lesson_moved(w: World, target: Any, body: Any, user: Any) -> None:
+    assert fresh(target).status == "rescheduled"
+    assert (body["rescheduled_from"], body["start_at_utc"], body["end_at_utc"]) == (
+        as_json(target.pk),
+        "2027-01-06T14:00:00Z",
+        "2027-01-06T15:00:00Z",
+    )
+    assert body["status"] in ("pending", "confirmed")
+
+
+def marked(status: str) -> Callable[..., None]:
+    def check(w: World, target: Any, body: Any, user: Any) -> None:
+        assert body["status"] == fresh(target).status == status
+
+    return check
+
+
+def owned_row_created(model: Any) -> Callable[..., None]:
+    def check(w: World, target: Any, body: Any, user: Any) -> None:
+        assert body["teacher"] == as_json(user.pk)
+        assert model.objects.filter(pk=body["id"], teacher=user).exists()
+
+    return check
+
+
+def shows(name: str) -> Callable[..., None]:
+    def check(w: World, target: Any, body: Any, user: Any) -> None:
+        assert body["id"] == as_json(w.objects[name].pk)
+
+    return check
+
+
+def row_changed(attribute: str, value: Any) -> Callable[..., None]:
+    def check(w: World, target: Any, body: Any, user: Any) -> None:
+        assert getattr(fresh(target), attribute) == value
+
+    return check
+
+
+def row_deleted(w: World, target: Any, body: Any, user: Any) -> None:
+    assert not type(target).objects.filter(pk=target.pk).exists()
+
+
+def free_wednesday_hours(w: World, target: Any, body: Any, user: Any) -> None:
+    starts = [slot["start_at_utc"] for slot in body["results"]]
+    assert starts == [f"2027-01-06T{hour:02}:00:00Z" for hour in range(9, 17)]
+
+
+# The table -----------------------------------------------------------------------------------
+
+Expect = int | tuple[int, str]  # a status, or a status and the SPEC error code
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One row of SPEC §5 in one state: what each authenticated role gets (anonymous users
+    always get the authentication error)."""
+
+    name: str
+    method: str
+    route: str
+    expect: dict[str, Expect]
+    target: Callable[[World], Any] | None = None
+    body: Callable[[World], Any] | None = None
+    listed: dict[str, set[str]] | None = None
+    done: Callable[[World, Any, Any, Any], None] | None = None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def roles(
+    *, student: Expect, other_student: Expect, teacher: Expect, other_teacher: Expect, staff: Expect
+) -> dict[str, Expect]:
+    return {
+        "student": student,
+        "other_student": other_student,
+        "teacher": teacher,
+        "other_teacher": other_teacher,
+        "staff": staff,
+    }
+
+
+def everyone(status: Expect) -> dict[str, Expect]:
+    return roles(
+        student=status, other_student=status, teacher=status, other_teacher=status, staff=status
+    )
+
+
+#: The session is visible to everyone, so refusing an edit is a 403, not a 404.
+SESSION_OWNER = roles(student=403, other_student=403, teacher=200, other_teacher=403, staff=200)
+#: The booking's teacher or staff act; its student sees it but may not; everybody else gets 404.
+BOOKING_TEACHER = roles(student=403, other_student=404, teacher=200, other_teacher=404, staff=200)
+#: SPEC names the "student or teacher" for reschedule; staff may too, as for every other
+#: booking action (a documented widening, see docs/api.md). The response is the new booking, 201.
+BOOKING_MOVER = roles(student=201, other_student=404, teacher=201, other_teacher=404, staff=201)
+#: A teacher's own rows; staff all; everybody else gets 404.
+ROW_OWNER = roles(student=404, other_student=404, teacher=200, other_teacher=404, staff=200)
+ROW_DELETER = {role: (204 if status == 200 else status) for role, status in ROW_OWNER.items()}
+#: Only a user who may teach creates a policy or window (for themselves).
+TEACHERS_CREATE = roles(student=403, other_student=403, teacher=201, other_teacher=201, staff=201)
+
+ENDPOINTS = [
+    # sessions/ ---------------------------------------------------------------------------
+    Endpoint(
+        "sessions.list",
+        "get",
+        "session-list",
+        everyone(200),
+        listed={role: {"S1", "S2"} for role in ROLES[1:]},
+    ),
+    Endpoint(
+        "sessions.create",
+        "post",
+        "session-list",
+        TEACHERS_CREATE,
+        body=new_session_body,
+        done=session_created,
+    ),
+    Endpoint(
+        "sessions.retrieve",
+        "get",
+        "session-detail",
+        everyone(200),
+        target=lambda w: w.S1,
+        done=shows("S1"),
+    ),
+    Endpoint(
+        "sessions.patch",
+        "patch",
+        "session-detail",
+        SESSION_OWNER,
+        target=lambda w: w.S1,
+        body=lambda w: {"title": "Renamed"},
+        done=session_renamed,
+    ),
+    Endpoint(
+        "sessions.cancel",
+        "post",
+        "session-cancel",
+        SESSION_OWNER,
+        target=lambda w: w.S1,
+        body=lambda w: {"reason": "ill"},
+        done=session_cancelled,
+    ),
+    # bookings/ ---------------------------------------------------------------------------
+    Endpoint(
+        "bookings.list",
+        "get",
+        "booking-list",
+        everyone(200),
+        listed={
+            "student": {"B1"},
+            "other_student": {"B2", "B3"},
+            "teacher": {"B1", "B3"},
+            "other_teacher": {"B2"},
+            "staff": {"B1", "B2", "B3"},
+        },
+    ),
+    Endpoint(
+        "bookings.create_group",
+        "post",
+        "booking-list",
+        everyone(201),
+        body=group_booking_body,
+        done=group_booked,
+    ),
+    Endpoint(
+        "bookings.create_one_on_one",
+        "post",
+        "booking-list",
+        # A teacher cannot book a lesson with themselves: field validation.
+        roles(
+            student=201,
+            other_student=201,
+            teacher=(400, "invalid"),
+            other_teacher=201,
+            staff=201,
+        ),
+        body=lesson_body,
+        done=lesson_requested,
+    ),
+    Endpoint(
+        "bookings.retrieve",
+        "get",
+        "booking-detail",
+        roles(student=200, other_student=404, teacher=200, other_teacher=404, staff=200),
+        target=lambda w: w.B1,
+        done=shows_b1,
+    ),
+    Endpoint(
+        "bookings.approve",
+        "post",
+        "booking-approve",
+        BOOKING_TEACHER,
+        target=pending_lesson,
+        body=lambda w: {"teacher_note": "See you"},
+        done=decided("confirmed"),
+    ),
+    Endpoint(
+        "bookings.decline",
+        "post",
+        "booking-decline",
+        BOOKING_TEACHER,
+        target=pending_lesson,
+        body=lambda w: {"reason": "Busy"},
+        done=decided("declined"),
+    ),
+    Endpoint(
+        "bookings.cancel",
+        "post",
+        "booking-cancel",
+        roles(student=200, other_student=404, teacher=200, other_teacher=404, staff=200),
+        target=lambda w: w.B1,
+        body=lambda w: {"reason": "Changed plans"},
+        done=cancelled_by_user,
+    ),
+    Endpoint(
+        "bookings.cancel_inside_window",
+        "post",
+        "booking-cancel",
+        roles(
+            student=(400, "cancel_window_closed"),
+            other_student=404,
+            teacher=200,
+            other_teacher=404,
+            staff=200,
+        ),
+        target=late_booking,
+        done=cancelled_by_user,
+    ),
+    Endpoint(
+        "bookings.reschedule_group",
+        "post",
+        "booking-reschedule",
+        BOOKING_MOVER,
+        target=lambda w: w.B1,
+        body=move_seat_body,
+        done=seat_moved,
+    ),
+    Endpoint(
+        "bookings.reschedule_one_on_one",
+        "post",
+        "booking-reschedule",
+        BOOKING_MOVER,
+        target=confirmed_lesson,
+        body=move_lesson_body,
+        done=lesson_moved,
+    ),
+    Endpoint(
+        "bookings.mark_attended",
+        "post",
+        "booking-mark-attended",
+        BOOKING_TEACHER,
+        target=started_booking,
+        done=marked("attended"),
+    ),
+    Endpoint(
+        "bookings.mark_no_show",
+        "post",
+        "booking-mark-no-show",
+        BOOKING_TEACHER,
+        target=started_booking,
+        done=marked("no_show"),
+    ),
+    # policies/ ---------------------------------------------------------------------------
+    Endpoint(
+        "policies.list",
+        "get",
+        "policy-list",
+        everyone(200),
+        listed={
+            "student": set(),
+            "other_student": set(),
+            "teacher": {"P1"},
+            "other_teacher": {"P2"},
+            "staff": {"P1", "P2"},
+        },
+    ),
+    Endpoint(
+        "policies.create",
+        "post",
+        "policy-list",
+        TEACHERS_CREATE,
+        # Course-specific: the teachers already have a default row.
+        body=lambda w: {"course": str(w.course.pk), "min_notice_hours": 2},
+        done=owned_row_created(TeacherBookingPolicy),
+    ),
+    Endpoint(
+        "policies.retrieve",
+        "get",
+        "policy-detail",
+        ROW_OWNER,
+        target=lambda w: w.P1,
+        done=shows("P1"),
+    ),
+    Endpoint(
+        "policies.patch",
+        "patch",
+        "policy-detail",
+        ROW_OWNER,
+        target=lambda w: w.P1,
+        body=lambda w: {"min_notice_hours": 5},
+        done=row_changed("min_notice_hours", 5),
+    ),
+    Endpoint(
+        "policies.delete",
+        "delete",
+        "policy-detail",
+        ROW_DELETER,
+        target=lambda w: w.P1,
+        done=row_deleted,
+    ),
+    # availability/ -----------------------------------------------------------------------
+    Endpoint(
+        "availability.list",
+        "get",
+        "availability-list",
+        everyone(200),
+        listed={
+            "student": set(),
+            "other_student": set(),
+            "teacher": {"A1"},
+            "other_teacher": {"A2"},
+            "staff": {"A1", "A2"},
+        },
+    ),
+    Endpoint(
+        "availability.create",
+        "post",
+        "availability-list",
+        TEACHERS_CREATE,
+        body=window_body,
+        done=owned_row_created(TeacherAvailability),
+    ),
+    Endpoint(
+        "availability.retrieve",
+        "get",
+        "availability-detail",
+        ROW_OWNER,
+        target=lambda w: w.A1,
+        done=shows("A1"),
+    ),
+    Endpoint(
+        "availability.patch",
+        "patch",
+        "availability-detail",
+        ROW_OWNER,
+        target=lambda w: w.A1,
+        body=lambda w: {"end_time": "16:00"},
+        done=row_changed("end_time", time(16)),
+    ),
+    Endpoint(
+        "availability.delete",
+        "delete",
+        "availability-detail",
+        ROW_DELETER,
+        target=lambda w: w.A1,
+        done=row_deleted,
+    ),
+    # slots/ ------------------------------------------------------------------------------
+    Endpoint(
+        "slots.list",
+        "get",
+        "slot-list",
+        everyone(200),
+        body=slots_query,
+        done=free_wednesday_hours,
+    ),
+]
+
+
+def assert_error_body(body: Any) -> None:
+    """SPEC §5: every 4xx body has a stable machine ``code`` and a human ``detail``."""
+    assert isinstance(body, dict), body
+    for key in ("code", "detail"):
+        assert isinstance(body.get(key), str), body
+        assert body[key], body
+
+
+def missing_pk(model: Any) -> Any:
+    last = model.objects.order_by("-pk").values_list("pk", flat=True).first()
+    return (last or 0) + 10_000
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "role"),
+    [pytest.param(e, role, id=f"{e.name}-{role}") for e in ENDPOINTS for role in ROLES],
+)
+def test_endpoint_by_role(world: World, endpoint: Endpoint, role: str) -> None:
+    target = endpoint.target(world) if endpoint.target else None
+    body = endpoint.body(world) if endpoint.body else None
+    user = world.users[role]
+    client = client_for(user)
+    args = [target.pk] if target is not None else []
+    before = snapshot()
+
+    response = send(client, endpoint.method, url(endpoint.route, *args), body)
+
+    expected = endpoint.expect.get(role, anonymous_status())
+    status, code = expected if isinstance(expected, tuple) else (expected, None)
+    payload = response.json() if response.content else None
+    assert response.status_code == status, payload
+
+    if status >= 400:
+        assert_error_body(payload)
+        assert snapshot() == before, "a refused request changed data"
+        if user is None:
+            # 401 must name a challenge (RFC 9110); 403 must not pretend to.
+            assert ("WWW-Authenticate" in response) == (status == 401)
+        elif code is not None:
+            assert payload["code"] == code
+        elif status == 403:
+            assert payload["code"] == "not_allowed"
+        elif status == 404:
+            # Invisible is indistinguishable from missing.
+            assert target is not None
+            gone = url(endpoint.route, missing_pk(type(target)))
+            assert send(client, endpoint.method, gone, body).json() == payload
+        return
+
+    if endpoint.listed is not None:
+        results = payload["results"]
+        assert payload["count"] == len(results)
+        assert {row["id"] for row in results} == world.pks(endpoint.listed[role])
+    if endpoint.done is not None:
+        endpoint.done(world, target, payload, user)
+
+
+def test_the_matrix_covers_every_endpoint_and_role() -> None:
+    """Every authenticated role has an expectation in every row; every SPEC §5 route this
+    release mounts appears."""
+    for endpoint in ENDPOINTS:
+        assert set(endpoint.expect) == set(ROLES[1:]), endpoint.name
+    covered = {(e.route, e.method) for e in ENDPOINTS}
+    for route, method in [
+        ("session-list", "get"),
+        ("session-list", "post"),
+        ("session-detail", "get"),
+        ("session-detail", "patch"),
+        ("session-cancel", "post"),
+        ("booking-list", "get"),
+        ("booking-list", "post"),
+        ("booking-detail", "get"),
+        ("booking-approve", "post"),
+        ("booking-decline", "post"),
+        ("booking-cancel", "post"),
+        ("booking-reschedule", "post"),
+        ("booking-mark-attended", "post"),
+        ("booking-mark-no-show", "post"),
+        ("policy-list", "get"),
+        ("policy-list", "post"),
+        ("policy-detail", "get"),
+        ("policy-detail", "patch"),
+        ("policy-detail", "delete"),
+        ("availability-list", "get"),
+        ("availability-list", "post"),
+        ("availability-detail", "get"),
+        ("availability-detail", "patch"),
+        ("availability-detail", "delete"),
+        ("slot-list", "get"),
+    ]:
+        assert (route, method) in covered, (route, method)
+
+
+# Part 2: query counts ------------------------------------------------------------------------
+
+#: Measured queries of one POST bookings/, the same on SQLite and PostgreSQL with the default and
+#: the swapped models, savepoints included. Group: session (with course and teacher), policy,
+#: savepoint, seat UPDATE, already-booked check, savepoint, INSERT, release, event, release, and
+#: the session again for the response's meeting link. One-on-one: teacher, course, savepoint,
+#: teacher row lock, policy, windows, exceptions, lessons, sessions, savepoint, INSERT, release,
+#: event, release. Changing these numbers is a decision, not noise.
+CREATE_QUERIES = {"group_session": 11, "one_on_one": 14}
+
+
+@dataclass
+class Grower:
+    """Brings a list endpoint's visible items to ``n`` and returns the query string."""
+
+    cast: dict[str, Any]
+    course: Any
+    make_session: Callable[..., Any]
+    made: int = 0
+    started: bool = False
+
+    @property
+    def teacher(self) -> Any:
+        return self.cast["teacher"]
+
+    @property
+    def other_teacher(self) -> Any:
+        return self.cast["other_teacher"]
+
+    def sessions(self, n: int) -> dict[str, Any]:
+        for i in range(self.made, n):
+            teacher = self.teacher if i % 2 == 0 else self.other_teacher
+            self.make_session(
+                teacher=teacher,
+                start_at_utc=NOW + timedelta(days=2, hours=i),
+                meeting_link=f"https://meet.example.com/{i}",
+            )
+        self.made = n
+        return {}
+
+    def bookings(self, n: int) -> dict[str, Any]:
+        """``n`` bookings of ``student`` with ``teacher``, of every type and several statuses
+        and relations; plus one booking none of them teaches or holds (only staff sees it)."""
+        model = get_booking_model()
+        student, other_student = self.cast["student"], self.cast["other_student"]
+        if not self.started:
+            self.started = True
+            hidden = self.make_session(teacher=self.other_teacher)
+            model.objects.create(
+                booking_type="group_session",
+                session=hidden,
+                course=self.course,
+                teacher=self.other_teacher,
+                student_user=other_student,
+                start_at_utc=hidden.start_at_utc,
+                end_at_utc=hidden.end_at_utc,
+                status="confirmed",
+            )
+        previous = None
+        for i in range(self.made, n):
+            start = NOW + timedelta(days=2, hours=i)
+            common = {
+                "course": self.course,
+                "teacher": self.teacher,
+                "student_user": student,
+                "start_at_utc": start,
+                "end_at_utc": start + timedelta(minutes=30),
+                "decided_by": self.teacher if i % 3 == 1 else None,
+                "cancelled_by": student if i % 5 == 4 else None,
+                "status": "cancelled" if i % 5 == 4 else "confirmed",
+                "rescheduled_from": previous if i % 7 == 6 else None,
+            }
+            if i % 2 == 0:
+                session = self.make_session(start_at_utc=start, meeting_link="https://m.example")
+                previous = model.objects.create(
+                    booking_type="group_session", session=session, **common
+                )
+            else:
+                previous = model.objects.create(
+                    booking_type="one_on_one",
+                    blocked_from_utc=start,
+                    blocked_until_utc=start + timedelta(minutes=30),
+                    **common,
+                )
+        self.made = n
+        return {}
+
+    def policies(self, n: int) -> dict[str, Any]:
+        """The teacher's default row, then one row per further course."""
+        if self.made == 0:
+            TeacherBookingPolicy.objects.create(teacher=self.teacher)
+            self.made = 1
+        courses = baker.make(get_course_model(), _quantity=n - self.made) if n > self.made else []
+        for i, course in enumerate(courses):
+            TeacherBookingPolicy.objects.create(
+                teacher=self.teacher, course=course, max_bookings_per_day=i + 1
+            )
+        self.made = n
+        return {}
+
+    def availability(self, n: int) -> dict[str, Any]:
+        for i in range(self.made, n):
+            TeacherAvailability.objects.create(
+                teacher=self.teacher,
+                weekday=i % 7,
+                start_time=time(6 + i // 7),
+                end_time=time(7 + i // 7),
+                timezone="Europe/Berlin" if i % 2 else "UTC",
+                course=self.course if i % 3 == 0 else None,
+            )
+        self.made = n
+        return {}
+
+    def slots(self, n: int) -> dict[str, Any]:
+        """``n`` free 15-minute starts on Wednesday; with more than one, a busier teacher too:
+        other windows, lessons and sessions on the same day outside the free window."""
+        TeacherAvailability.objects.filter(teacher=self.teacher).delete()
+        TeacherAvailability.objects.create(
+            teacher=self.teacher,
+            weekday=2,
+            start_time=time(8),
+            end_time=(wed(8) + timedelta(minutes=15 * n)).time(),
+            timezone="UTC",
+        )
+        if n > 1:
+            for weekday in (0, 1, 3, 4):
+                TeacherAvailability.objects.create(
+                    teacher=self.teacher,
+                    weekday=weekday,
+                    start_time=time(9),
+                    end_time=time(17),
+                    timezone="UTC",
+                )
+            for i in range(10):
+                start = wed(21) + timedelta(minutes=6 * i)
+                get_booking_model().objects.create(
+                    booking_type="one_on_one",
+                    course=self.course,
+                    teacher=self.teacher,
+                    student_user=self.cast["student"],
+                    start_at_utc=start,
+                    end_at_utc=start + timedelta(minutes=5),
+                    blocked_from_utc=start,
+                    blocked_until_utc=start + timedelta(minutes=5),
+                    status="confirmed",
+                )
+                self.make_session(start_at_utc=wed(22) + timedelta(minutes=5 * i))
+        return {
+            "teacher": str(self.teacher.pk),
+            "course": str(self.course.pk),
+            "start": "2027-01-06T00:00:00Z",
+            "end": "2027-01-07T00:00:00Z",
+            "duration": 15,
+        }
+
+
+@pytest.mark.parametrize(
+    ("route", "viewer", "grow"),
+    [
+        pytest.param("session-list", "student", Grower.sessions, id="sessions-student"),
+        pytest.param("session-list", "teacher", Grower.sessions, id="sessions-teacher"),
+        pytest.param("session-list", "staff", Grower.sessions, id="sessions-staff"),
+        pytest.param("booking-list", "student", Grower.bookings, id="bookings-student"),
+        pytest.param("booking-list", "teacher", Grower.bookings, id="bookings-teacher"),
+        pytest.param("booking-list", "staff", Grower.bookings, id="bookings-staff"),
+        pytest.param("policy-list", "teacher", Grower.policies, id="policies-teacher"),
+        pytest.param("policy-list", "staff", Grower.policies, id="policies-staff"),
+        pytest.param(
+            "availability-list", "teacher", Grower.availability, id="availability-teacher"
+        ),
+        pytest.param("availability-list", "staff", Grower.availability, id="availability-staff"),
+        pytest.param("slot-list", "student", Grower.slots, id="slots-student"),
+    ],
+)
+def test_list_queries_do_not_grow_with_items(
+    cast: dict[str, Any],
+    course: Any,
+    make_session: Any,
+    django_assert_max_num_queries: Any,
+    route: str,
+    viewer: str,
+    grow: Callable[[Grower, int], dict[str, Any]],
+) -> None:
+    grower = Grower(cast=cast, course=course, make_session=make_session)
+    client = client_for(cast[viewer])
+    # Staff also see the one booking that belongs to neither the student nor the teacher: it
+    # counts as one of their items.
+    hidden = 1 if (route, viewer) == ("booking-list", "staff") else 0
+
+    query = grow(grower, 1 - hidden)
+    with CaptureQueriesContext(connection) as one:
+        response = client.get(url(route), query)
+    assert response.status_code == 200, response.json()
+    assert response.json()["count"] == 1
+
+    query = grow(grower, 50 - hidden)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        response = client.get(url(route), query)
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["count"] == len(body["results"]) == 50  # one full page
+
+
+def _fill_teacher(
+    teacher: Any, booker: Any, course: Any, make_session: Any, first: int, last: int
+) -> None:
+    """Give ``teacher`` sessions ``first``..``last - 1`` on Wednesday evening (each with a
+    confirmed seat of ``booker``) and as many 1:1 lessons on Wednesday afternoon — all on the
+    day the 1:1 requests below fall on, so the schedule has to load them."""
+    model = get_booking_model()
+    for i in range(first, last):
+        session = make_session(
+            start_at_utc=wed(19) + timedelta(minutes=5 * i),
+            capacity=2,
+            seats_taken=1,
+        )
+        model.objects.create(
+            booking_type="group_session",
+            session=session,
+            course=course,
+            teacher=teacher,
+            student_user=booker,
+            start_at_utc=session.start_at_utc,
+            end_at_utc=session.end_at_utc,
+            status="confirmed",
+        )
+        start = wed(12) + timedelta(minutes=10 * i)
+        model.objects.create(
+            booking_type="one_on_one",
+            course=course,
+            teacher=teacher,
+            student_user=booker,
+            start_at_utc=start,
+            end_at_utc=start + timedelta(minutes=5),
+            blocked_from_utc=start,
+            blocked_until_utc=start + timedelta(minutes=5),
+            status="confirmed",
+        )
+
+
+@pytest.mark.parametrize("booking_type", ["group_session", "one_on_one"])
+def test_creating_a_booking_uses_a_fixed_number_of_queries(
+    cast: dict[str, Any],
+    course: Any,
+    make_session: Any,
+    django_assert_max_num_queries: Any,
+    booking_type: str,
+) -> None:
+    teacher, student = cast["teacher"], cast["student"]
+    # A daily limit makes the schedule count the teacher's lessons per day too.
+    TeacherBookingPolicy.objects.create(teacher=teacher, max_bookings_per_day=200)
+    TeacherAvailability.objects.create(
+        teacher=teacher, weekday=2, start_time=time(9), end_time=time(18), timezone="UTC"
+    )
+    client = client_for(student)
+
+    def book(start: datetime) -> dict[str, Any]:
+        if booking_type == "group_session":
+            session = make_session(start_at_utc=start + timedelta(days=1))
+            body = {"booking_type": booking_type, "session": str(session.pk)}
+        else:
+            body = {
+                "booking_type": booking_type,
+                "teacher": str(teacher.pk),
+                "course": str(course.pk),
+                "start_at_utc": iso(start),
+                "end_at_utc": iso(start + timedelta(hours=1)),
+            }
+        return body
+
+    _fill_teacher(teacher, cast["other_student"], course, make_session, 0, 1)
+    body = book(wed(9))
+    with django_assert_max_num_queries(CREATE_QUERIES[booking_type]) as few:
+        response = client.post(url("booking-list"), body, format="json")
+    assert response.status_code == 201, response.json()
+
+    _fill_teacher(teacher, cast["other_student"], course, make_session, 1, 40)
+    assert get_booking_model().objects.filter(teacher=teacher).count() >= 80
+    body = book(wed(10, 30))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.post(url("booking-list"), body, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["booking_type"] == booking_type
