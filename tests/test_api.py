@@ -94,6 +94,19 @@ class TestErrorContract:
         assert body["code"] == "naive_datetime"
         assert "start_at_utc" in body["errors"]
 
+    @pytest.mark.parametrize("name", ["session-list", "booking-list"])
+    def test_naive_datetimes_in_filters_are_refused(
+        self, api: Any, student: Any, name: str
+    ) -> None:
+        naive = api(student).get(url(name), {"start_after": "2027-01-04T10:00:00"})
+        assert naive.status_code == 400
+        assert naive.json()["code"] == "naive_datetime"
+        assert "start_after" in naive.json()["errors"]
+        garbage = api(student).get(url(name), {"start_before": "soon"})
+        assert (garbage.status_code, garbage.json()["code"]) == (400, "invalid")
+        aware = api(student).get(url(name), {"start_after": "2027-01-04T10:00:00+01:00"})
+        assert aware.status_code == 200
+
     def test_form_encoded_bodies_are_refused(self, api: Any, student: Any) -> None:
         response = api(student).post(url("booking-list"), {"booking_type": "x"})
         assert response.status_code == 415

@@ -5,15 +5,45 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django import forms
 from django.db.models import F, QuerySet
+from django.utils.dateparse import parse_datetime
 
 from ..choices import BookingStatus, BookingType, SessionStatus
 from ..models import get_booking_model, get_session_model
 
 
+class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601 with an offset; a naive value is refused with the code ``naive_datetime``."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and (parsed.tzinfo is None or parsed.utcoffset() is None):
+                raise forms.ValidationError(
+                    "Give an offset, e.g. 2027-01-04T17:00:00+01:00 or ...Z.",
+                    code="naive_datetime",
+                )
+        return super().to_python(value)
+
+
+class AwareIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = AwareIsoDateTimeField
+
+
+def start_range() -> tuple[AwareIsoDateTimeFilter, AwareIsoDateTimeFilter]:
+    """``start_after`` (inclusive) and ``start_before`` (exclusive) on ``start_at_utc``."""
+    return (
+        AwareIsoDateTimeFilter(field_name="start_at_utc", lookup_expr="gte"),
+        AwareIsoDateTimeFilter(field_name="start_at_utc", lookup_expr="lt"),
+    )
+
+
 class SessionFilter(django_filters.FilterSet):
-    start_after = django_filters.IsoDateTimeFilter(field_name="start_at_utc", lookup_expr="gte")
-    start_before = django_filters.IsoDateTimeFilter(field_name="start_at_utc", lookup_expr="lt")
+    start_after, start_before = start_range()
     status = django_filters.ChoiceFilter(choices=SessionStatus.choices)
     has_free_seats = django_filters.BooleanFilter(method="filter_free_seats")
 
@@ -30,8 +60,7 @@ class SessionFilter(django_filters.FilterSet):
 
 
 class BookingFilter(django_filters.FilterSet):
-    start_after = django_filters.IsoDateTimeFilter(field_name="start_at_utc", lookup_expr="gte")
-    start_before = django_filters.IsoDateTimeFilter(field_name="start_at_utc", lookup_expr="lt")
+    start_after, start_before = start_range()
     status = django_filters.MultipleChoiceFilter(choices=BookingStatus.choices)
     booking_type = django_filters.ChoiceFilter(choices=BookingType.choices)
 
