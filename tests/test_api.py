@@ -249,6 +249,17 @@ class TestBookings:
             format="json",
         )
         assert (outside.status_code, outside.json()["code"]) == (400, "outside_availability")
+        too_soon = api(student).post(
+            url("booking-list"),
+            {
+                **payload,
+                "start_at_utc": "2027-01-04T10:00:00Z",
+                "end_at_utc": "2027-01-04T11:00:00Z",
+            },
+            format="json",
+        )
+        assert too_soon.json()["code"] == "min_notice"
+        assert too_soon.json()["min_notice_hours"] == 24  # numbers in error data stay numbers
         refused = api(student).post(url("booking-approve", booking["id"]), {}, format="json")
         assert (refused.status_code, refused.json()["code"]) == (403, "not_allowed")
         approved = api(teacher).post(

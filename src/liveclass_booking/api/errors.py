@@ -45,10 +45,13 @@ def _first_message(detail: Any) -> str:
 
 
 def _plain(detail: Any) -> Any:
+    """JSON-ready copy: containers kept, numbers, booleans and null kept, the rest as text."""
     if isinstance(detail, dict):
-        return {key: _plain(value) for key, value in detail.items()}
-    if isinstance(detail, list):
+        return {str(key): _plain(value) for key, value in detail.items()}
+    if isinstance(detail, list | tuple):
         return [_plain(value) for value in detail]
+    if detail is None or isinstance(detail, bool | int | float):
+        return detail
     return str(detail)
 
 
