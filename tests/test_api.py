@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from rest_framework.test import APIClient
 
 from liveclass_booking import services
@@ -400,3 +400,23 @@ class TestSlots:
         response = api(student).get(url("slot-list"), query)
         assert response.status_code == 400
         assert response.json()["code"] in ("invalid", "naive_datetime")
+
+
+class TestHostCustomisation:
+    @pytest.mark.urls("tests.custom_api")
+    def test_subclassed_viewset_and_serializer_on_a_partial_router(
+        self, api: Any, session: Any, student: Any, course: Any
+    ) -> None:
+        body = {"booking_type": "group_session", "session": as_json(session.pk)}
+        created = api(student).post(reverse("custom:booking-list"), body, format="json")
+        assert created.status_code == 201
+        assert created.json()["course_name"] == str(course)
+        listed = api(student).get(reverse("custom:booking-list")).json()["results"]
+        assert [b["course_name"] for b in listed] == [str(course)]
+        cancelled = api(student).post(
+            reverse("custom:booking-cancel", args=[created.json()["id"]]), {}, format="json"
+        )
+        assert cancelled.json()["status"] == "cancelled"
+        assert "course_name" in cancelled.json()
+        with pytest.raises(NoReverseMatch):
+            reverse("custom:session-list")  # only the routes the host registered

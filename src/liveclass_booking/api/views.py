@@ -56,6 +56,15 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
 
+    #: How answers show the object they concern (replace it in a subclass). Actions keep
+    #: their own ``serializer_class`` for their request bodies.
+    response_serializer_class: Any = None
+
+    def respond(self, obj: Any, code: int = status.HTTP_200_OK) -> Response:
+        """Answer with ``obj`` shaped by ``response_serializer_class``."""
+        serializer = self.response_serializer_class(obj, context=self.get_serializer_context())
+        return Response(serializer.data, status=code)
+
     @property
     def schema_only(self) -> bool:
         """True while drf-spectacular inspects the view (there is no real user then)."""
@@ -129,12 +138,14 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     def get_queryset(self) -> QuerySet[Any]:
         return get_session_model().objects.all().order_by("start_at_utc", "pk")
 
+    response_serializer_class = s.SessionSerializer
+
     def get_serializer_class(self) -> Any:
         if self.action == "create":
             return s.SessionCreateSerializer
         if self.action == "partial_update":
             return s.SessionUpdateSerializer
-        return s.SessionSerializer
+        return self.response_serializer_class
 
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -142,17 +153,14 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         data = dict(serializer.validated_data)
         teacher = data.pop("teacher", None) or request.user
         session = services.create_session(teacher=teacher, actor=request.user, **data)
-        return Response(
-            s.SessionSerializer(session, context=self.get_serializer_context()).data,
-            status=status.HTTP_201_CREATED,
-        )
+        return self.respond(session, status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: Any = None) -> Response:
         session = self.get_object()
         serializer = self.get_serializer(session, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         session = services.update_session(session, actor=request.user, **serializer.validated_data)
-        return Response(s.SessionSerializer(session, context=self.get_serializer_context()).data)
+        return self.respond(session)
 
     @action(detail=True, methods=["post"], serializer_class=s.ReasonSerializer)
     def cancel(self, request: Request, pk: Any = None) -> Response:
@@ -160,7 +168,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         body = s.ReasonSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         session = services.cancel_session(session, actor=request.user, **body.validated_data)
-        return Response(s.SessionSerializer(session, context=self.get_serializer_context()).data)
+        return self.respond(session)
 
 
 def _booking_action(operation_id: str, request: Any, created: bool = False) -> Any:
@@ -201,7 +209,6 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     """Bookings visible to the user: students their own, teachers what they teach, staff all."""
 
     filterset_class = BookingFilter
-    serializer_class = s.BookingSerializer
 
     def get_queryset(self) -> QuerySet[Any]:
         if self.schema_only:
@@ -212,13 +219,12 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
             .order_by("start_at_utc", "pk")
         )
 
-    def get_serializer_class(self) -> Any:
-        return s.BookingCreateSerializer if self.action == "create" else s.BookingSerializer
+    response_serializer_class = s.BookingSerializer
 
-    def _answer(self, booking: Any, code: int = status.HTTP_200_OK) -> Response:
-        return Response(
-            s.BookingSerializer(booking, context=self.get_serializer_context()).data, status=code
-        )
+    def get_serializer_class(self) -> Any:
+        if self.action == "create":
+            return s.BookingCreateSerializer
+        return self.response_serializer_class
 
     def create(self, request: Request) -> Response:
         return self.create_once(request, "bookings", lambda: self._create(request))
@@ -245,7 +251,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
                 note=data["student_note"],
                 actor=request.user,
             )
-        return self._answer(booking, status.HTTP_201_CREATED)
+        return self.respond(booking, status.HTTP_201_CREATED)
 
     def _body(self, serializer_class: Any, request: Request) -> dict[str, Any]:
         body = serializer_class(data=request.data)
@@ -256,34 +262,34 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     def approve(self, request: Request, pk: Any = None) -> Response:
         booking = self.get_object()
         data = self._body(s.ApproveSerializer, request)
-        return self._answer(services.approve_booking(booking, actor=request.user, **data))
+        return self.respond(services.approve_booking(booking, actor=request.user, **data))
 
     @action(detail=True, methods=["post"], serializer_class=s.ReasonSerializer)
     def decline(self, request: Request, pk: Any = None) -> Response:
         booking = self.get_object()
         data = self._body(s.ReasonSerializer, request)
-        return self._answer(services.decline_booking(booking, actor=request.user, **data))
+        return self.respond(services.decline_booking(booking, actor=request.user, **data))
 
     @action(detail=True, methods=["post"], serializer_class=s.ReasonSerializer)
     def cancel(self, request: Request, pk: Any = None) -> Response:
         booking = self.get_object()
         data = self._body(s.ReasonSerializer, request)
-        return self._answer(services.cancel_booking(booking, actor=request.user, **data))
+        return self.respond(services.cancel_booking(booking, actor=request.user, **data))
 
     @action(detail=True, methods=["post"], serializer_class=s.RescheduleSerializer)
     def reschedule(self, request: Request, pk: Any = None) -> Response:
         booking = self.get_object()
         data = self._body(s.RescheduleSerializer, request)
         new = services.reschedule_booking(booking, actor=request.user, **data)
-        return self._answer(new, status.HTTP_201_CREATED)
+        return self.respond(new, status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"], url_path="mark-attended", serializer_class=None)
     def mark_attended(self, request: Request, pk: Any = None) -> Response:
-        return self._answer(services.mark_attended(self.get_object(), actor=request.user))
+        return self.respond(services.mark_attended(self.get_object(), actor=request.user))
 
     @action(detail=True, methods=["post"], url_path="mark-no-show", serializer_class=None)
     def mark_no_show(self, request: Request, pk: Any = None) -> Response:
-        return self._answer(services.mark_no_show(self.get_object(), actor=request.user))
+        return self.respond(services.mark_no_show(self.get_object(), actor=request.user))
 
 
 class TeacherOwnedViewSet(
