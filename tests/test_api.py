@@ -61,6 +61,18 @@ class TestErrorContract:
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
 
+    @pytest.mark.parametrize(
+        "path", ["bookings/1.5/", "bookings/1.json/", "sessions/x/y/", "nowhere/"]
+    )
+    def test_unknown_paths_under_the_prefix_are_coded_404s(
+        self, api: Any, student: Any, path: str
+    ) -> None:
+        response = api(student).get(f"/api/booking/{path}")
+        assert response.status_code == 404
+        assert response.json() == {"code": "not_found", "detail": "Not found."}
+        posted = api(student).post(f"/api/booking/{path}", {}, format="json")
+        assert (posted.status_code, posted.json()["code"]) == (404, "not_found")
+
     def test_malformed_json_is_400(self, api: Any, student: Any) -> None:
         response = api(student).post(
             url("booking-list"), data="{not json", content_type="application/json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import django_filters
@@ -27,7 +28,15 @@ class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
                     "Give an offset, e.g. 2027-01-04T17:00:00+01:00 or ...Z.",
                     code="naive_datetime",
                 )
-        return super().to_python(value)
+        result = super().to_python(value)
+        if result is None:
+            return None
+        # In UTC: PostgreSQL refuses offsets beyond 15:59, which ISO 8601 and Python allow.
+        try:
+            return result.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+            message = "Datetime is out of range in UTC."
+            raise forms.ValidationError(message, code="invalid") from None
 
 
 class AwareIsoDateTimeFilter(django_filters.IsoDateTimeFilter):

@@ -83,7 +83,7 @@ DESCRIPTIONS = {
     "`outside_availability`, `cancel_window_closed`.",
     401: "Not authenticated: `not_authenticated`.",
     403: "Not allowed: `not_allowed` (or `not_authenticated` for some authentication schemes).",
-    404: "Not found, or not visible to this user: `not_found`.",
+    404: "Not found, not visible to this user, or a page past the last: `not_found`.",
     409: "Conflict: `session_full`, `session_not_bookable`, `slot_unavailable`, "
     "`daily_limit_reached`, `already_booked`, `invalid_transition`, `offer_expired`, "
     "`idempotency_conflict`.",

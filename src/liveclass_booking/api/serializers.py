@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import models
 from rest_framework import serializers
 
 from ..choices import BookingStatus, BookingType, SessionStatus
@@ -16,7 +17,7 @@ from ..models import (
     get_session_model,
 )
 from ..policies import get_policy_resolver
-from .fields import AwareDateTimeField
+from .fields import AwareDateTimeField, LocalTimeField
 from .schema import named_choice_field
 
 MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
@@ -99,8 +100,8 @@ class SessionUpdateSerializer(SessionSerializer):
 class BookingSerializer(serializers.ModelSerializer[Any]):
     start_at_utc = AwareDateTimeField(read_only=True)
     end_at_utc = AwareDateTimeField(read_only=True)
-    decision_at = AwareDateTimeField(read_only=True)
-    cancelled_at = AwareDateTimeField(read_only=True)
+    decision_at = AwareDateTimeField(read_only=True, allow_null=True)
+    cancelled_at = AwareDateTimeField(read_only=True, allow_null=True)
     created_at = AwareDateTimeField(read_only=True)
     updated_at = AwareDateTimeField(read_only=True)
     meeting_link = serializers.SerializerMethodField()
@@ -204,6 +205,10 @@ class PolicySerializer(serializers.ModelSerializer[TeacherBookingPolicy]):
 
 
 class AvailabilitySerializer(serializers.ModelSerializer[TeacherAvailability]):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.TimeField: LocalTimeField,
+    }
     teacher = _user_field(required=False)
     course = _course_field(required=False, allow_null=True)
 

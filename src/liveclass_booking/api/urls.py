@@ -3,7 +3,7 @@
 Explicit basenames keep URL names stable when a host swaps the models.
 """
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from . import views
@@ -17,4 +17,7 @@ router.register("policies", views.PolicyViewSet, basename="policy")
 router.register("availability", views.AvailabilityViewSet, basename="availability")
 router.register("slots", views.SlotViewSet, basename="slot")
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [
+    path("", include(router.urls)),
+    re_path(r"^(?P<path>.*)$", views.not_found, name="not-found"),
+]

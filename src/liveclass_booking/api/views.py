@@ -8,6 +8,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -106,7 +108,7 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
 @extend_schema_view(
     list=extend_schema(
         operation_id="liveclass_sessions_list",
-        responses={200: s.SessionSerializer(many=True), **errors(400)},
+        responses={200: s.SessionSerializer(many=True), **errors(400, 404)},
     ),
     retrieve=extend_schema(
         operation_id="liveclass_sessions_retrieve",
@@ -183,7 +185,7 @@ def _booking_action(operation_id: str, request: Any, created: bool = False) -> A
 @extend_schema_view(
     list=extend_schema(
         operation_id="liveclass_bookings_list",
-        responses={200: s.BookingSerializer(many=True), **errors(400)},
+        responses={200: s.BookingSerializer(many=True), **errors(400, 404)},
     ),
     retrieve=extend_schema(
         operation_id="liveclass_bookings_retrieve",
@@ -324,7 +326,7 @@ def _teacher_rows(name: str, serializer: Any) -> Any:
     return extend_schema_view(
         list=extend_schema(
             operation_id=f"liveclass_{name}_list",
-            responses={200: serializer(many=True), **errors()},
+            responses={200: serializer(many=True), **errors(404)},
         ),
         retrieve=extend_schema(
             operation_id=f"liveclass_{name}_retrieve", responses={200: serializer, **errors(404)}
@@ -371,7 +373,7 @@ class AvailabilityViewSet(TeacherOwnedViewSet):
     list=extend_schema(
         operation_id="liveclass_slots_list",
         parameters=[s.SlotQuerySerializer],
-        responses={200: s.SlotSerializer(many=True), **errors(400)},
+        responses={200: s.SlotSerializer(many=True), **errors(400, 404)},
     )
 )
 @extend_schema(tags=["slots"])
@@ -393,3 +395,10 @@ class SlotViewSet(LiveClassViewSet):
         slots = [{"start_at_utc": at, "end_at_utc": at + duration} for at in starts]
         page = self.paginate_queryset(slots)
         return self.get_paginated_response(s.SlotSerializer(page, many=True).data)
+
+
+@csrf_exempt  # it changes nothing, and a POST to it must get the same 404
+def not_found(request: Any, path: str = "") -> JsonResponse:
+    """Answer any other path under the API's prefix (such as an id with a dot) with this
+    API's 404 body rather than the host's HTML page."""
+    return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
