@@ -20,6 +20,10 @@ from .permissions import change_permission, object_permission
 from .validators import is_valid_timezone
 
 
+def _is_staff(user: Any) -> bool:
+    return bool(getattr(user, "is_staff", False))
+
+
 class DefaultPolicyResolver:
     """The rules the library applies unless the host overrides them."""
 
@@ -69,7 +73,7 @@ class DefaultPolicyResolver:
         for the ``change`` permission of the object's model on ``obj`` (see
         :mod:`liveclass_booking.permissions`).
         """
-        role = bool(getattr(user, "is_staff", False) or user.pk == getattr(obj, "teacher_id", None))
+        role = bool(_is_staff(user) or user.pk == getattr(obj, "teacher_id", None))
         return object_permission(user, change_permission(obj), obj, default=role)
 
     def visible_bookings(self, user: Any, bookings: QuerySet[Any]) -> QuerySet[Any]:
@@ -77,7 +81,7 @@ class DefaultPolicyResolver:
 
         Default: students their own, teachers the ones they teach, staff all.
         """
-        if getattr(user, "is_staff", False):
+        if _is_staff(user):
             return bookings
         return bookings.filter(Q(student_user=user) | Q(teacher=user))
 
@@ -85,13 +89,13 @@ class DefaultPolicyResolver:
         self, user: Any, policies: QuerySet[TeacherBookingPolicy]
     ) -> QuerySet[TeacherBookingPolicy]:
         """Narrow ``policies`` to what ``user`` may see. Default: own rows; staff all."""
-        return policies if getattr(user, "is_staff", False) else policies.filter(teacher=user)
+        return policies if _is_staff(user) else policies.filter(teacher=user)
 
     def visible_availability(
         self, user: Any, windows: QuerySet[TeacherAvailability]
     ) -> QuerySet[TeacherAvailability]:
         """Narrow availability ``windows`` to what ``user`` may see. Default: own; staff all."""
-        return windows if getattr(user, "is_staff", False) else windows.filter(teacher=user)
+        return windows if _is_staff(user) else windows.filter(teacher=user)
 
     def get_user_timezone(self, user: Any) -> str:
         """Return the IANA zone for ``user``: a valid ``user.timezone``, else ``TIME_ZONE``."""

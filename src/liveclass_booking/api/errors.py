@@ -13,6 +13,9 @@ from rest_framework.views import set_rollback
 
 from ..exceptions import BookingError
 
+#: The code of an API error this module does not know more about.
+FALLBACK_CODE = "error"
+
 DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [
     (exceptions.NotAuthenticated, "not_authenticated"),
     (exceptions.AuthenticationFailed, "not_authenticated"),
@@ -84,7 +87,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code, _first_message(detail), status.HTTP_400_BAD_REQUEST, errors=_plain(detail)
         )
     else:
-        code = next((c for cls, c in DRF_CODES if isinstance(exc, cls)), "error")
+        code = next((c for cls, c in DRF_CODES if isinstance(exc, cls)), FALLBACK_CODE)
         response = error_response(code, _first_message(exc.detail), exc.status_code)
     for name, value in headers.items():
         response[name] = value

@@ -11,6 +11,7 @@ from typing import Any
 from rest_framework import serializers
 
 from ..exceptions import BookingError
+from .errors import DRF_CODES, FALLBACK_CODE
 
 try:
     from drf_spectacular.utils import (
@@ -46,16 +47,7 @@ def error_codes() -> list[str]:
         cls = pending.pop()
         found.add(cls.code)
         pending.extend(cls.__subclasses__())
-    generic = {
-        "not_authenticated",
-        "not_found",
-        "method_not_allowed",
-        "not_acceptable",
-        "unsupported_media_type",
-        "throttled",
-        "error",
-    }
-    return sorted(found | generic)
+    return sorted(found | {code for _, code in DRF_CODES} | {FALLBACK_CODE})
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
