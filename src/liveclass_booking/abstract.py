@@ -706,6 +706,45 @@ class AbstractSessionWaitlist(models.Model):
     def __str__(self) -> str:
         return f"{self.student_user} — {self.get_status_display()}"
 
+    @property
+    def offer_is_open(self) -> bool:
+        """Whether the entry holds a seat offer that has not run out yet."""
+        return bool(
+            self.status == WaitlistStatus.OFFERED
+            and self.offer_expires_at is not None
+            and self.offer_expires_at > timezone.now()
+        )
+
+    @property
+    def current_status(self) -> str:
+        """The status as readers should see it: an offer past its time is ``expired`` even
+        before anything has run to record that."""
+        if self.status == WaitlistStatus.OFFERED and not self.offer_is_open:
+            return str(WaitlistStatus.EXPIRED)
+        return str(self.status)
+
+    def offer_seat(self) -> bool:
+        """Offer the session's free seats to its waitlist in join order (expiring offers past
+        their time first); return whether this entry now holds an offer."""
+        from .services import waitlist
+
+        waitlist.offer_seats(self.session)
+        self.refresh_from_db()
+        return self.offer_is_open
+
+    def accept_offer(self, actor: Any = None, note: str = "") -> Any:
+        """Turn this entry's offer into a booking and return it (``offer_expired`` once its
+        time is up). See :func:`liveclass_booking.services.waitlist.accept_offer`."""
+        from .services import waitlist
+
+        return waitlist.accept_offer(self, actor=actor, note=note)
+
+    def expire_offer(self, actor: Any = None) -> bool:
+        """Expire this entry's open offer now and pass the seat on; False if there was none."""
+        from .services import waitlist
+
+        return waitlist.expire_offer(self, actor=actor) is not None
+
 
 class AbstractTeacherAvailability(models.Model):
     """A weekly window in which a teacher takes one-on-one lessons, in the teacher's zone."""

@@ -63,6 +63,10 @@ class WaitlistStatus(models.TextChoices):
     LEFT = "left", _("Left")
 
 
+#: Waitlist entries still in the queue: waiting, or holding a seat offer.
+OPEN_WAITLIST_STATUSES = (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)
+
+
 class Weekday(models.IntegerChoices):
     """ISO order starting at 0, as :meth:`datetime.date.weekday` returns."""
 

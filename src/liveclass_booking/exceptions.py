@@ -74,6 +74,21 @@ class AlreadyBooked(BookingError):
     http_status = 409
 
 
+class AlreadyWaitlisted(BookingError):
+    """Extension of SPEC §5: the student already waits on (or holds an offer from) this
+    session's waitlist."""
+
+    code = "already_waitlisted"
+    http_status = 409
+
+
+class SeatsAvailable(BookingError):
+    """Extension of SPEC §5: joining the waitlist of a session with a free seat; book it."""
+
+    code = "seats_available"
+    http_status = 409
+
+
 class InvalidTransition(BookingError):
     code = "invalid_transition"
     http_status = 409

@@ -3,7 +3,14 @@
 Booking signals: ``sender`` is the booking model, with ``booking``, ``actor`` (None for the
 system), ``from_status`` and ``to_status``; ``booking_rescheduled`` adds ``new_booking``.
 ``session_cancelled``: ``sender`` is the session model, with ``session``, ``actor`` and
-``reason``. This module holds definitions only.
+``reason``.
+
+Waitlist signals: ``sender`` is ``SessionWaitlist``, with ``entry``.
+``waitlist_offered`` (a seat is held for the entry until ``entry.offer_expires_at``),
+``waitlist_offer_expired`` (adds ``actor``: None when the time ran out, else who expired it),
+``waitlist_accepted`` (adds ``booking`` and ``actor``) and ``waitlist_closed`` (adds ``actor``,
+``reason`` — ``"session_cancelled"`` or ``"session_started"`` — and ``previous_status``: the
+wait ended without a seat). This module holds definitions only.
 """
 
 from django.dispatch import Signal
@@ -18,4 +25,5 @@ session_cancelled = Signal()
 waitlist_offered = Signal()
 waitlist_offer_expired = Signal()
 waitlist_accepted = Signal()
+waitlist_closed = Signal()
 series_created = Signal()

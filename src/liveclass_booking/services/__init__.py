@@ -25,10 +25,19 @@ from .sessions import (
     update_session,
 )
 from .teachers import check_teacher_row, delete_teacher_row, save_teacher_row
+from .waitlist import (
+    accept_offer,
+    expire_due_offers,
+    expire_offer,
+    join_waitlist,
+    leave_waitlist,
+    offer_seats,
+)
 
 __all__ = [
     "TRANSITIONS",
     "TeacherSchedule",
+    "accept_offer",
     "approve_booking",
     "book_group_session",
     "cancel_booking",
@@ -40,10 +49,15 @@ __all__ = [
     "create_session",
     "decline_booking",
     "delete_teacher_row",
+    "expire_due_offers",
+    "expire_offer",
     "free_slots",
     "is_interval_bookable",
+    "join_waitlist",
+    "leave_waitlist",
     "mark_attended",
     "mark_no_show",
+    "offer_seats",
     "request_one_on_one",
     "reschedule_booking",
     "save_teacher_row",

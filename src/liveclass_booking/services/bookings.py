@@ -34,7 +34,7 @@ from .common import (
     same_user,
     send_after_commit,
 )
-from .sessions import lock_sessions, release_seats, take_seats
+from .seats import lock_sessions, release_seats, settle_if_needed, take_seats
 
 S = BookingStatus
 
@@ -137,6 +137,8 @@ def book_group_session(
     _require_may_book(actor, student, session.course, session)
     policy = get_policy_resolver().get_policy(session.teacher, session.course)
     model = get_booking_model()
+    # A seat that looks free may be owed to the waitlist: a direct booking never jumps it.
+    settle_if_needed(session.pk, timezone.now())
     with transaction.atomic():
         booking = _create_group_booking(
             model, student=student, session=session, seats=seats, policy=policy, note=note
@@ -155,7 +157,10 @@ def _create_group_booking(
     note: str = "",
     rescheduled_from: Any = None,
     status: str | None = None,
+    seat_held: bool = False,
 ) -> Any:
+    """Create a group booking; take its seats unless ``seat_held`` (a waitlist offer holds
+    the seat already)."""
     now = timezone.now()
 
     def already_booked() -> bool:
@@ -167,7 +172,7 @@ def _create_group_booking(
 
     # The conditional UPDATE takes the seats and locks the session row until commit, so the
     # check that follows it sees any concurrent booking of this student on every backend.
-    if not take_seats(session.pk, seats, now):
+    if not seat_held and not take_seats(session.pk, seats, now):
         if already_booked():
             raise AlreadyBooked("You already hold an active booking for this session.")
         current = get_session_model().objects.get(pk=session.pk)
@@ -177,7 +182,7 @@ def _create_group_booking(
             raise SessionNotBookable("This session has already started.")
         raise SessionFull(
             f"This session has {current.seats_available} of {current.capacity} seats free; "
-            f"you asked for {seats}.",
+            f"you asked for {seats}. You can join its waitlist.",
             seats_available=current.seats_available,
         )
     if already_booked():
@@ -391,6 +396,8 @@ def reschedule_booking(
     model = get_booking_model()
     resolver = get_policy_resolver()
     now = timezone.now()
+    if session is not None:
+        settle_if_needed(session.pk, now)
     with transaction.atomic():
         lock_sessions(booking.session_id, session.pk if session is not None else None)
         old = model.objects.select_for_update().get(pk=booking.pk)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from .. import signals
@@ -21,6 +21,7 @@ from .common import (
     require_manager,
     send_after_commit,
 )
+from .seats import close_waiting, lock_session, offer_free_seats, schedule_offer_expiry
 
 #: Session fields a teacher may change with :func:`update_session`.
 EDITABLE_FIELDS = frozenset(
@@ -107,9 +108,9 @@ def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
             require_aware(changes[name], name)
     if "start_at_utc" in changes and changes["start_at_utc"] <= timezone.now():
         raise InvalidInput("A session cannot be moved into the past.", field="start_at_utc")
-    model = get_session_model()
+    now = timezone.now()
     with transaction.atomic():
-        locked = model.objects.select_for_update().get(pk=session.pk)
+        locked = lock_session(session.pk)
         if locked.status != SessionStatus.SCHEDULED:
             raise InvalidTransition(f"A {locked.status} session cannot be changed.")
         for name, value in changes.items():
@@ -121,11 +122,30 @@ def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
             )
         _validate(locked)
         locked.save(update_fields=[*changes, "updated_at"])
+        if "start_at_utc" in changes:
+            _shorten_offers(locked)
+        if "capacity" in changes:
+            offer_free_seats(locked, now)
         if {"start_at_utc", "end_at_utc"} & set(changes):
             get_booking_model().objects.filter(
                 session=locked, status__in=ACTIVE_BOOKING_STATUSES
             ).update(start_at_utc=locked.start_at_utc, end_at_utc=locked.end_at_utc)
     return locked
+
+
+def _shorten_offers(session: Any) -> None:
+    """An earlier start shortens the open offers that would outlive it."""
+    late = list(
+        SessionWaitlist.objects.filter(
+            session_id=session.pk,
+            status=WaitlistStatus.OFFERED,
+            offer_expires_at__gt=session.start_at_utc,
+        ).values_list("pk", flat=True)
+    )
+    if late:
+        SessionWaitlist.objects.filter(pk__in=late).update(offer_expires_at=session.start_at_utc)
+        for pk in late:
+            transaction.on_commit(partial(schedule_offer_expiry, pk, session.start_at_utc))
 
 
 def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
@@ -174,9 +194,8 @@ def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
                 from_status=old,
                 to_status=BookingStatus.CANCELLED,
             )
-        SessionWaitlist.objects.filter(
-            session=locked, status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]
-        ).update(status=WaitlistStatus.EXPIRED, expired_at=now)
+        # The session's seats all go (seats_taken becomes 0 below), held offers included.
+        close_waiting(locked, now, reason="session_cancelled", actor=actor)
         model.objects.filter(pk=locked.pk).update(
             status=SessionStatus.CANCELLED, seats_taken=0, updated_at=now
         )
@@ -212,41 +231,3 @@ def complete_session(session: Any, *, actor: Any = None) -> Any:
             f"(this one is {session.status} and ends at {session.end_at_utc:%Y-%m-%d %H:%M} UTC)."
         )
     return session
-
-
-def lock_sessions(*pks: Any) -> None:
-    """Row-lock the given sessions in primary-key order (the lock order used everywhere:
-    sessions first, then bookings), so that two transactions never wait on each other."""
-    wanted = sorted({pk for pk in pks if pk is not None}, key=str)
-    if wanted:
-        list(
-            get_session_model()
-            .objects.select_for_update()
-            .filter(pk__in=wanted)
-            .order_by("pk")
-            .values_list("pk")
-        )
-
-
-def take_seats(session_pk: Any, seats: int, now: datetime) -> bool:
-    """Take ``seats`` of a scheduled future session in one conditional UPDATE.
-
-    Returns False, changing nothing, when the session is not bookable or lacks the seats: the
-    condition and the increment are one statement, so concurrent callers can never take more
-    than the capacity.
-    """
-    return bool(
-        get_session_model()
-        .objects.filter(
-            pk=session_pk,
-            status=SessionStatus.SCHEDULED,
-            start_at_utc__gt=now,
-            seats_taken__lte=F("capacity") - seats,
-        )
-        .update(seats_taken=F("seats_taken") + seats)
-    )
-
-
-def release_seats(session_pk: Any, seats: int) -> None:
-    """Give back ``seats`` of a session (a booking stopped being pending or confirmed)."""
-    get_session_model().objects.filter(pk=session_pk).update(seats_taken=F("seats_taken") - seats)

@@ -1,0 +1,198 @@
+"""Seat accounting of group sessions, shared by bookings and the waitlist.
+
+``seats_taken`` counts the seats of pending and confirmed bookings plus one seat per open
+waitlist offer. Every change to it, and every change to a session's waitlist, happens while
+the session row is locked (``select_for_update``, or the conditional UPDATE of
+:func:`take_seats`), so offers are made one session at a time and in queue order.
+
+Whenever seats come free — a booking stops holding them, the capacity grows, an offer
+expires or is left — :func:`offer_free_seats` offers them at once to the students waiting
+longest, one seat each.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .. import signals
+from ..choices import OPEN_WAITLIST_STATUSES, SessionStatus, WaitlistStatus
+from ..conf import booking_settings
+from ..models import SessionWaitlist, get_session_model
+from .common import send_after_commit
+
+W = WaitlistStatus
+logger = logging.getLogger("liveclass_booking")
+
+
+def lock_sessions(*pks: Any) -> None:
+    """Row-lock the given sessions in primary-key order (the lock order used everywhere:
+    sessions first, then bookings and waitlist entries), so that two transactions never wait
+    on each other."""
+    wanted = sorted({pk for pk in pks if pk is not None}, key=str)
+    if wanted:
+        list(
+            get_session_model()
+            .objects.select_for_update()
+            .filter(pk__in=wanted)
+            .order_by("pk")
+            .values_list("pk")
+        )
+
+
+def lock_session(session_pk: Any) -> Any:
+    """Lock one session row and return it as it is now."""
+    return get_session_model().objects.select_for_update().get(pk=session_pk)
+
+
+def take_seats(session_pk: Any, seats: int, now: datetime) -> bool:
+    """Take ``seats`` of a scheduled future session in one conditional UPDATE.
+
+    Returns False, changing nothing, when the session is not bookable or lacks the seats: the
+    condition and the increment are one statement, so concurrent callers can never take more
+    than the capacity.
+    """
+    return bool(
+        get_session_model()
+        .objects.filter(
+            pk=session_pk,
+            status=SessionStatus.SCHEDULED,
+            start_at_utc__gt=now,
+            seats_taken__lte=F("capacity") - seats,
+        )
+        .update(seats_taken=F("seats_taken") + seats)
+    )
+
+
+def release_seats(session_pk: Any, seats: int, now: datetime | None = None) -> None:
+    """Give back ``seats`` of a session and offer them to its waitlist."""
+    get_session_model().objects.filter(pk=session_pk).update(seats_taken=F("seats_taken") - seats)
+    offer_free_seats(lock_session(session_pk), now)
+
+
+def offer_expiry(session: Any, now: datetime) -> datetime:
+    """When an offer made ``now`` ends: after ``LIVECLASS_BOOKING_WAITLIST_OFFER_TTL``, but
+    never after the session starts."""
+    return min(now + booking_settings.WAITLIST_OFFER_TTL, session.start_at_utc)
+
+
+def offer_free_seats(session: Any, now: datetime | None = None) -> list[Any]:
+    """Offer each free seat of ``session`` (locked, with its current ``seats_taken``) to the
+    next waiting student in join order. An offer holds its seat. Returns the new offers."""
+    now = now or timezone.now()
+    free = session.capacity - session.seats_taken
+    if free <= 0 or session.status != SessionStatus.SCHEDULED or session.start_at_utc <= now:
+        return []
+    entries = list(
+        SessionWaitlist.objects.filter(session_id=session.pk, status=W.WAITING).order_by(
+            "created_at", "pk"
+        )[:free]
+    )
+    if not entries:
+        return []
+    if not take_seats(session.pk, len(entries), now):  # cannot fail while the row is locked
+        return []
+    session.seats_taken += len(entries)
+    expires = offer_expiry(session, now)
+    SessionWaitlist.objects.filter(pk__in=[entry.pk for entry in entries]).update(
+        status=W.OFFERED, offered_at=now, offer_expires_at=expires
+    )
+    for entry in entries:
+        entry.status, entry.offered_at, entry.offer_expires_at = W.OFFERED, now, expires
+        entry.session = session
+        send_after_commit(signals.waitlist_offered, SessionWaitlist, entry=entry)
+        transaction.on_commit(partial(schedule_offer_expiry, entry.pk, expires))
+    return entries
+
+
+def close_offers(session: Any, entries: list[Any], now: datetime, *, actor: Any = None) -> None:
+    """Expire the open offers ``entries`` of the locked ``session`` and free their seats
+    (without offering them yet: the caller does, once all its changes are made)."""
+    if not entries:
+        return
+    SessionWaitlist.objects.filter(pk__in=[entry.pk for entry in entries]).update(
+        status=W.EXPIRED, expired_at=now
+    )
+    get_session_model().objects.filter(pk=session.pk).update(
+        seats_taken=F("seats_taken") - len(entries)
+    )
+    session.seats_taken -= len(entries)
+    for entry in entries:
+        entry.status, entry.expired_at = W.EXPIRED, now
+        send_after_commit(signals.waitlist_offer_expired, SessionWaitlist, entry=entry, actor=actor)
+
+
+def due_offers(session_pk: Any, now: datetime) -> list[Any]:
+    """The offers of a session whose time is up (the session must be locked)."""
+    return list(
+        SessionWaitlist.objects.filter(
+            session_id=session_pk, status=W.OFFERED, offer_expires_at__lte=now
+        )
+    )
+
+
+def settle(session: Any, now: datetime) -> None:
+    """Bring the locked ``session``'s waitlist up to date: expire the offers whose time is up,
+    pass their seats on, and offer any free seat to the students waiting."""
+    close_offers(session, due_offers(session.pk, now), now)
+    offer_free_seats(session, now)
+
+
+def settle_if_needed(session_pk: Any, now: datetime) -> None:
+    """Before a booking or a join: when the session has an offer past its time or anybody
+    waiting, settle its waitlist in a transaction of its own, so that the seats are passed on
+    even when the request that noticed then fails (``session_full``, ``seats_available``)."""
+    if (
+        SessionWaitlist.objects.filter(session_id=session_pk)
+        .filter(Q(status=W.WAITING) | Q(status=W.OFFERED, offer_expires_at__lte=now))
+        .exists()
+    ):
+        with transaction.atomic():
+            settle(lock_session(session_pk), now)
+
+
+def schedule_offer_expiry(entry_pk: Any, at: datetime) -> None:
+    """Ask the tasks backend ``LIVECLASS_BOOKING_TASK_BACKEND`` to expire an offer at ``at``,
+    when it supports deferred tasks. Best effort: an offer past its time is treated as expired
+    whenever it is read or claimed, and the ``liveclass_booking_expire_offers`` command catches
+    anything a worker missed."""
+    from ..tasks import defer_offer_expiry
+
+    try:
+        defer_offer_expiry(entry_pk, at)
+    except Exception:  # the booking has committed; a broken queue must not fail the request
+        logger.exception("Could not schedule the expiry of waitlist offer %s", entry_pk)
+
+
+def close_waiting(session: Any, now: datetime, *, reason: str, actor: Any = None) -> int:
+    """Close every waiting entry and open offer of the locked ``session`` (it was cancelled
+    or has started) and tell each student through ``waitlist_closed``. Returns how many.
+
+    Seats held by open offers are not given back: a cancelled session drops all its seats,
+    and a started one has no open offers (they end at the start at the latest)."""
+    entries = list(
+        SessionWaitlist.objects.filter(session_id=session.pk, status__in=OPEN_WAITLIST_STATUSES)
+    )
+    if not entries:
+        return 0
+    SessionWaitlist.objects.filter(pk__in=[e.pk for e in entries]).update(
+        status=W.EXPIRED, expired_at=now
+    )
+    for entry in entries:
+        previous = entry.status
+        entry.status, entry.expired_at = W.EXPIRED, now
+        send_after_commit(
+            signals.waitlist_closed,
+            SessionWaitlist,
+            entry=entry,
+            actor=actor,
+            reason=reason,
+            previous_status=previous,
+        )
+    return len(entries)

@@ -1,0 +1,280 @@
+"""The FIFO waitlist of group sessions: join, timed seat offers, accept, leave, expiry.
+
+A student joins the queue of a full session. When a seat comes free the student waiting
+longest is offered it; the offer holds the seat (it counts in ``seats_taken``) until it is
+accepted, left or expires after ``LIVECLASS_BOOKING_WAITLIST_OFFER_TTL`` (never after the
+session starts). An offer past its time is expired whenever it is claimed, so correctness
+never waits for a background job; :func:`expire_due_offers` (the
+``liveclass_booking_expire_offers`` command, and a deferred task where the tasks backend
+supports it) passes such seats on without anybody having to touch the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .. import signals
+from ..choices import (
+    ACTIVE_BOOKING_STATUSES,
+    OPEN_WAITLIST_STATUSES,
+    SessionStatus,
+    WaitlistStatus,
+)
+from ..exceptions import (
+    AlreadyBooked,
+    AlreadyWaitlisted,
+    InvalidTransition,
+    NotAllowed,
+    OfferExpired,
+    SeatsAvailable,
+    SessionNotBookable,
+)
+from ..models import SessionWaitlist, get_booking_model, get_session_model
+from ..policies import get_policy_resolver
+from .bookings import _announce, _create_group_booking, _require_may_book
+from .common import is_staff, require_manager, same_user, send_after_commit
+from .seats import (
+    close_offers,
+    close_waiting,
+    lock_session,
+    offer_free_seats,
+    settle,
+    settle_if_needed,
+)
+
+W = WaitlistStatus
+
+
+def _entry_fields_reset(entry: Any, now: datetime) -> None:
+    entry.status = W.WAITING
+    entry.created_at = now
+    entry.offered_at = entry.offer_expires_at = None
+    entry.accepted_at = entry.expired_at = entry.left_at = None
+    entry.booking = None
+
+
+def _require_bookable(session: Any, now: datetime) -> None:
+    if session.status != SessionStatus.SCHEDULED:
+        raise SessionNotBookable(f"This session is {session.status}.")
+    if session.start_at_utc <= now:
+        raise SessionNotBookable("This session has already started.")
+
+
+def join_waitlist(*, student: Any, session: Any, actor: Any = None) -> Any:
+    """Put ``student`` at the back of the waitlist of a full, scheduled, future session.
+
+    Refused with ``already_booked`` when the student holds an active booking there,
+    ``already_waitlisted`` when already waiting or holding an offer, and ``seats_available``
+    when a seat is free (book it instead). Rejoining after leaving or an expired offer starts
+    again at the back of the queue.
+    """
+    _require_may_book(actor, student, session.course, session)
+    now = timezone.now()
+    settle_if_needed(session.pk, now)
+    with transaction.atomic():
+        locked = lock_session(session.pk)
+        _require_bookable(locked, now)
+        if (
+            get_booking_model()
+            .objects.filter(
+                session_id=locked.pk, student_user=student, status__in=ACTIVE_BOOKING_STATUSES
+            )
+            .exists()
+        ):
+            raise AlreadyBooked("You already hold an active booking for this session.")
+        entry = (
+            SessionWaitlist.objects.select_for_update()
+            .filter(session_id=locked.pk, student_user=student)
+            .first()
+        )
+        if entry is not None and entry.status in OPEN_WAITLIST_STATUSES:
+            raise AlreadyWaitlisted(
+                f"You are already on this session's waitlist ({entry.status}).",
+                entry=entry.pk,
+                status=entry.status,
+            )
+        if locked.seats_available > 0:
+            raise SeatsAvailable(
+                f"This session has {locked.seats_available} seat(s) free: book it instead.",
+                seats_available=locked.seats_available,
+            )
+        if entry is None:
+            entry = SessionWaitlist(session=locked, student_user=student)
+        _entry_fields_reset(entry, now)
+        entry.save()
+    return entry
+
+
+def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
+    """Turn the seat an offer holds into a booking of the entry's student and return it.
+
+    The booking is confirmed, or pending when the teacher's policy requires approval for group
+    bookings; the entry becomes ``accepted`` and links to it. An offer past its time is
+    expired on the spot (its seat passed on) and the call fails with ``offer_expired``, even
+    when no expiry job has run.
+    """
+    if actor is not None and not (is_staff(actor) or same_user(actor, entry.student_user_id)):
+        raise NotAllowed("Only the student on the waitlist may accept its offer.")
+    now = timezone.now()
+    with transaction.atomic():
+        session = lock_session(entry.session_id)
+        locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
+        if locked.status == W.OFFERED and not locked.offer_is_open:
+            close_offers(session, [locked], now)
+            offer_free_seats(session, now)
+        elif locked.status == W.OFFERED:
+            booking = _convert(session, locked, actor=actor, note=note, now=now)
+            entry.__dict__.update(locked.__dict__)
+            return booking
+    if locked.status == W.EXPIRED:
+        raise OfferExpired(
+            f"This offer expired at {locked.offer_expires_at:%Y-%m-%d %H:%M} UTC.",
+            offer_expires_at=locked.offer_expires_at.isoformat()
+            if locked.offer_expires_at
+            else None,
+        )
+    raise InvalidTransition(
+        f"This waitlist entry is {locked.status}; only an open offer can be accepted.",
+        status=locked.status,
+    )
+
+
+def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) -> Any:
+    """Book the seat ``entry``'s offer holds (session and entry locked)."""
+    student = entry.student_user
+    _require_may_book(actor, student, session.course, session)
+    _require_bookable(session, now)
+    policy = get_policy_resolver().get_policy(session.teacher, session.course)
+    booking = _create_group_booking(
+        get_booking_model(),
+        student=student,
+        session=session,
+        seats=1,
+        policy=policy,
+        note=note,
+        seat_held=True,
+    )
+    entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
+    entry.save(update_fields=["status", "accepted_at", "booking"])
+    _announce(booking, actor=actor, old="", waitlist_entry=entry.pk)
+    send_after_commit(
+        signals.waitlist_accepted, SessionWaitlist, entry=entry, booking=booking, actor=actor
+    )
+    return booking
+
+
+def leave_waitlist(entry: Any, *, actor: Any = None) -> Any:
+    """Take the entry off the waitlist (its student, the session's teacher or staff).
+
+    Leaving an open offer passes its seat to the next student waiting.
+    """
+    if actor is not None and not same_user(actor, entry.student_user_id):
+        require_manager(actor, entry.session, "take a student off the waitlist")
+    now = timezone.now()
+    with transaction.atomic():
+        session = lock_session(entry.session_id)
+        locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
+        if locked.status not in OPEN_WAITLIST_STATUSES:
+            raise InvalidTransition(
+                f"This waitlist entry is {locked.status}; only a waiting entry or an open offer "
+                "can be left.",
+                status=locked.status,
+            )
+        held = locked.status == W.OFFERED
+        locked.status, locked.left_at = W.LEFT, now
+        locked.save(update_fields=["status", "left_at"])
+        if held:
+            get_session_model().objects.filter(pk=session.pk).update(
+                seats_taken=F("seats_taken") - 1
+            )
+            session.seats_taken -= 1
+        settle(session, now)
+    entry.__dict__.update(locked.__dict__)
+    return entry
+
+
+def expire_offer(entry: Any, *, actor: Any = None, only_if_due: bool = False) -> Any:
+    """Expire an open offer now and pass its seat on; with ``only_if_due``, only once its time
+    is up. Returns the entry, or None when there was nothing to expire (idempotent)."""
+    if actor is not None:
+        require_manager(actor, entry.session, "expire a waitlist offer")
+    now = timezone.now()
+    with transaction.atomic():
+        session = lock_session(entry.session_id)
+        locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
+        if locked.status != W.OFFERED or (only_if_due and locked.offer_is_open):
+            return None
+        close_offers(session, [locked], now, actor=actor)
+        settle(session, now)
+    entry.__dict__.update(locked.__dict__)
+    return entry
+
+
+def offer_seats(session: Any, *, actor: Any = None) -> list[Any]:
+    """Expire the session's offers past their time and offer every free seat to the students
+    waiting, in join order. Returns the new offers. Idempotent."""
+    if actor is not None:
+        require_manager(actor, session, "offer waitlist seats")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = lock_session(session.pk)
+        before = set(
+            SessionWaitlist.objects.filter(session_id=locked.pk, status=W.OFFERED).values_list(
+                "pk", flat=True
+            )
+        )
+        settle(locked, now)
+        return list(
+            SessionWaitlist.objects.filter(session_id=locked.pk, status=W.OFFERED)
+            .exclude(pk__in=before)
+            .order_by("created_at", "pk")
+        )
+
+
+@dataclass
+class ExpiryReport:
+    """What :func:`expire_due_offers` did."""
+
+    expired: int = 0
+    offered: int = 0
+    closed: int = 0
+    sessions: list[Any] = field(default_factory=list)
+
+
+def expire_due_offers(now: datetime | None = None) -> ExpiryReport:
+    """Expire every offer past its time and pass the seats on; close the entries still
+    waiting for sessions that have started (their wait is over). Idempotent: run it from cron
+    or a worker as often as you like."""
+    now = now or timezone.now()
+    report = ExpiryReport()
+    due = Q(status=W.OFFERED, offer_expires_at__lte=now)
+    started = Q(status=W.WAITING, session__start_at_utc__lte=now)
+    unoffered = Q(
+        status=W.WAITING,
+        session__status=SessionStatus.SCHEDULED,
+        session__start_at_utc__gt=now,
+        session__seats_taken__lt=F("session__capacity"),
+    )
+    pks = (
+        SessionWaitlist.objects.filter(due | started | unoffered)
+        .order_by("session_id")
+        .values_list("session_id", flat=True)
+        .distinct()
+    )
+    for session_pk in list(pks):
+        with transaction.atomic():
+            session = lock_session(session_pk)
+            expiring = list(SessionWaitlist.objects.filter(due, session_id=session_pk))
+            close_offers(session, expiring, now)
+            report.expired += len(expiring)
+            report.offered += len(offer_free_seats(session, now))
+            if session.start_at_utc <= now or session.status != SessionStatus.SCHEDULED:
+                report.closed += close_waiting(session, now, reason="session_started")
+        report.sessions.append(session_pk)
+    return report

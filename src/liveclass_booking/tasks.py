@@ -1,0 +1,61 @@
+"""Background work for a Django tasks backend: ``django.tasks`` on Django 6.0+, the
+``django-tasks`` backport (the ``tasks`` extra) on Django 5.2.
+
+When a waitlist offer is made, :func:`defer_offer_expiry` enqueues :data:`expire_offer` to
+run when the offer ends, on the backend named by ``LIVECLASS_BOOKING_TASK_BACKEND``, if that
+backend supports deferred tasks (``supports_defer``). Nothing depends on it running: an offer
+past its time is treated as expired whenever it is read or claimed, and the
+``liveclass_booking_expire_offers`` command expires what is due.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from typing import Any
+
+from .conf import booking_settings
+
+
+def _framework() -> Any:
+    """``django.tasks`` (Django 6.0+), else the ``django_tasks`` backport, else None."""
+    for name in ("django.tasks", "django_tasks"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+_tasks = _framework()
+task: Any = getattr(_tasks, "task", None)
+task_backends: Any = getattr(_tasks, "task_backends", None)
+
+
+def expire_offer(entry_pk: str) -> bool:
+    """Expire one waitlist offer if its time is up and pass its seat on; True if it did."""
+    from .models import SessionWaitlist
+    from .services import waitlist
+
+    entry = SessionWaitlist.objects.filter(pk=entry_pk).first()
+    if entry is None:
+        return False
+    return waitlist.expire_offer(entry, only_if_due=True) is not None
+
+
+if task is not None:
+    # The worker finds the task by this module path, so the task object keeps the name.
+    expire_offer = task(backend=booking_settings.TASK_BACKEND)(expire_offer)
+
+
+def defer_offer_expiry(entry_pk: Any, at: datetime) -> bool:
+    """Enqueue :data:`expire_offer` for ``at`` when the configured backend can defer; return
+    whether it was enqueued."""
+    if task is None or task_backends is None:
+        return False
+    alias = booking_settings.TASK_BACKEND
+    if not task_backends[alias].supports_defer:
+        return False
+    job: Any = expire_offer  # the task object (the name is reassigned above)
+    job.using(backend=alias, run_after=at).enqueue(str(entry_pk))
+    return True
