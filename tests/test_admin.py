@@ -271,3 +271,91 @@ class TestActionsGoThroughTheServices:
         session.refresh_from_db()
         booking.refresh_from_db()
         assert (session.status, booking.status) == ("cancelled", "cancelled")
+
+
+class TestWaitlistAdmin:
+    @pytest.fixture
+    def queue(self, make_session: Any, user_model: Any) -> Any:
+        """A full one-seat session with ``a`` then ``b`` waiting."""
+        from liveclass_booking import services
+
+        session = make_session(capacity=1)
+        booker = user_model.objects.create_user(username="booker", password="pw")
+        services.book_group_session(student=booker, session=session)
+        entries = []
+        for name in ("a", "b"):
+            user = user_model.objects.create_user(username=name, password="pw")
+            entries.append(services.join_waitlist(student=user, session=session))
+        return session, booker, entries
+
+    def test_the_session_page_shows_its_queue_in_order(
+        self, admin_client_: Client, queue: Any
+    ) -> None:
+        session, _, _ = queue
+        page = admin_client_.get(url(get_session_model(), "change", session.pk)).content.decode()
+        assert "Waitlist (in join order)" in page
+        assert page.index(">a<") < page.index(">b<")
+
+    def test_raising_capacity_in_the_admin_offers_the_seat(
+        self, admin_client_: Client, queue: Any
+    ) -> None:
+        session, _, (a, b) = queue
+        response = admin_client_.post(
+            url(get_session_model(), "change", session.pk),
+            {
+                "course": session.course_id,
+                "teacher": session.teacher_id,
+                "title": session.title,
+                "timezone_snapshot": "Europe/Berlin",
+                "meeting_provider": "custom",
+                "capacity": 2,
+                "waitlist_entries-TOTAL_FORMS": 2,
+                "waitlist_entries-INITIAL_FORMS": 2,
+            },
+            follow=True,
+        )
+        assert "1 seat(s) offered to the waitlist." in response.content.decode()
+        a.refresh_from_db()
+        b.refresh_from_db()
+        session.refresh_from_db()
+        assert (a.status, b.status, session.seats_taken) == ("offered", "waiting", 2)
+
+    def test_expire_now_passes_the_seat_on_and_explains_refusals(
+        self, admin_client_: Client, queue: Any
+    ) -> None:
+        from liveclass_booking import services
+
+        session, booker, (a, b) = queue
+        services.cancel_booking(session.bookings.get(), actor=booker)
+        response = admin_client_.post(
+            url(SessionWaitlist, "changelist"),
+            {"action": "expire_now", "_selected_action": [a.pk, b.pk]},
+            follow=True,
+        )
+        page = response.content.decode()
+        assert "1 offer(s) expired." in page
+        assert "holds no open offer. (invalid_transition)" in page  # b was waiting when asked
+        a.refresh_from_db()
+        b.refresh_from_db()
+        assert (a.status, b.status) == ("expired", "offered")
+
+    def test_offer_next_fills_a_seat_freed_outside_the_services(
+        self, admin_client_: Client, queue: Any
+    ) -> None:
+        session, _, (a, b) = queue
+        get_session_model().objects.filter(pk=session.pk).update(capacity=2)
+        response = admin_client_.post(
+            url(SessionWaitlist, "changelist"),
+            {"action": "offer_next", "_selected_action": [b.pk]},
+            follow=True,
+        )
+        assert "1 seat(s) offered." in response.content.decode()
+        a.refresh_from_db()
+        b.refresh_from_db()
+        assert (a.status, b.status) == ("offered", "waiting")
+
+    def test_the_changelist_shows_places_in_line(self, admin_client_: Client, queue: Any) -> None:
+        response = admin_client_.get(url(SessionWaitlist, "changelist"))
+        assert response.status_code == 200
+        rows = response.context["cl"].result_list
+        assert [(e.student_user.username, e.position) for e in rows] == [("a", 1), ("b", 2)]

@@ -30,6 +30,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from liveclass_booking import services
 from liveclass_booking.models import (
     BookingEvent,
+    SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
     get_booking_model,
@@ -41,6 +42,7 @@ from tests.conftest import grant_teaching
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)  # a Monday
+HOUR = timedelta(hours=1)
 
 
 def wed(hour: int, minute: int = 0) -> datetime:
@@ -823,11 +825,11 @@ def test_the_matrix_covers_every_endpoint_and_role() -> None:
 
 #: Measured queries of one POST bookings/, the same on SQLite and PostgreSQL with the default and
 #: the swapped models, savepoints included. Group: session (with course and teacher), policy,
-#: savepoint, seat UPDATE, already-booked check, savepoint, INSERT, release, event, release, and
-#: the session again for the response's meeting link. One-on-one: teacher, course, savepoint,
+#: the waitlist check (is anybody owed a seat?), savepoint, seat UPDATE, already-booked check,
+#: savepoint, INSERT, release, event, release, and the session again for the response's
+#: meeting link. One-on-one: teacher, course, savepoint,
 #: teacher row lock, policy, windows, exceptions, lessons, sessions, savepoint, INSERT, release,
 #: event, release. Changing these numbers is a decision, not noise.
-# A group booking also asks whether the waitlist is owed a seat first.
 CREATE_QUERIES = {"group_session": 12, "one_on_one": 14}
 
 
@@ -933,6 +935,32 @@ class Grower:
         self.made = n
         return {}
 
+    def waitlist(self, n: int, behind: bool = False) -> dict[str, Any]:
+        """``student`` on the waitlists of ``n`` of the teacher's sessions, in every status;
+        with ``behind``, each time behind ``other_student`` (whom only teacher and staff
+        see)."""
+        student, other_student = self.cast["student"], self.cast["other_student"]
+        statuses = ["waiting", "offered", "left", "expired", "waiting"]
+        for i in range(self.made, n):
+            session = self.make_session(start_at_utc=NOW + timedelta(days=2, hours=i))
+            if behind:
+                SessionWaitlist.objects.create(
+                    session=session, student_user=other_student, created_at=NOW - HOUR
+                )
+            status = statuses[i % len(statuses)]
+            offer = {"offered_at": NOW, "offer_expires_at": NOW + HOUR}
+            SessionWaitlist.objects.create(
+                session=session,
+                student_user=student,
+                status=status,
+                **(offer if status == "offered" else {}),
+            )
+        self.made = n
+        return {}
+
+    def waitlist_behind(self, n: int) -> dict[str, Any]:
+        return self.waitlist(n, behind=True)
+
     def slots(self, n: int) -> dict[str, Any]:
         """``n`` free 15-minute starts on Wednesday; with more than one, a busier teacher too:
         other windows, lessons and sessions on the same day outside the free window."""
@@ -992,6 +1020,9 @@ class Grower:
         ),
         pytest.param("availability-list", "staff", Grower.availability, id="availability-staff"),
         pytest.param("slot-list", "student", Grower.slots, id="slots-student"),
+        pytest.param("waitlist-list", "student", Grower.waitlist_behind, id="waitlist-student"),
+        pytest.param("waitlist-list", "teacher", Grower.waitlist, id="waitlist-teacher"),
+        pytest.param("waitlist-list", "staff", Grower.waitlist, id="waitlist-staff"),
     ],
 )
 def test_list_queries_do_not_grow_with_items(

@@ -21,7 +21,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
-from .exceptions import BookingError
+from .choices import WaitlistStatus
+from .exceptions import BookingError, InvalidTransition
 from .models import (
     AvailabilityException,
     BookingEvent,
@@ -36,6 +37,7 @@ from .models import (
     get_course_model,
     get_session_model,
 )
+from .querysets import with_queue_positions
 
 
 def user_search_fields(*prefixes: str) -> tuple[str, ...]:
@@ -131,7 +133,7 @@ class LiveClassSessionAdmin(admin.ModelAdmin):
     raw_id_fields = ("teacher", "course")
     readonly_fields = ("seats_taken", "status", "created_at", "updated_at")
 
-    actions = ["cancel_sessions"]
+    actions = ["cancel_sessions", "offer_waitlist_seats"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # Moving a scheduled session must carry the new times to its bookings: that is
@@ -143,9 +145,24 @@ class LiveClassSessionAdmin(admin.ModelAdmin):
     def seats_available(self, obj: Any) -> int:
         return int(obj.seats_available)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Write only what the form changed: seats_taken may have moved since the form loaded.
+        obj.save(update_fields=[*form.changed_data, "updated_at"])
+        if "capacity" in form.changed_data:
+            offered = services.offer_seats(obj, actor=request.user)
+            if offered:
+                self.message_user(request, f"{len(offered)} seat(s) offered to the waitlist.")
+
     @admin.action(description="Cancel selected sessions and their bookings")
     def cancel_sessions(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         run_service(self, request, queryset, services.cancel_session, "session(s) cancelled")
+
+    @admin.action(description="Offer free seats to the waitlist (expire offers past their time)")
+    def offer_waitlist_seats(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        offer_seats(self, request, list(queryset))
 
 
 class BookingEventInline(admin.TabularInline):
@@ -306,32 +323,111 @@ class BookingSeriesAdmin(NoAddDeleteMixin, admin.ModelAdmin):
     inlines = [BookingSeriesItemInline]
 
 
+def offer_seats(model_admin: admin.ModelAdmin[Any], request: HttpRequest, sessions: Any) -> None:
+    """Settle the waitlists of ``sessions`` through the service and report the offers made."""
+    offered = 0
+    for session in sessions:
+        try:
+            offered += len(services.offer_seats(session, actor=request.user))
+        except BookingError as exc:
+            model_admin.message_user(
+                request, f"{session}: {exc.detail} ({exc.code})", level=messages.ERROR
+            )
+    model_admin.message_user(request, f"{offered} seat(s) offered.", level=messages.SUCCESS)
+
+
+def expire_offer_now(entry: Any, *, actor: Any) -> None:
+    """The admin's "expire now": refuse, with a reason, an entry holding no open offer when
+    it was selected (not one offered the seat a moment ago by this same action)."""
+    if entry.status != WaitlistStatus.OFFERED or services.expire_offer(entry, actor=actor) is None:
+        raise InvalidTransition(f"This entry is {entry.status}: it holds no open offer.")
+
+
+WAITLIST_FIELDS = (
+    "session",
+    "student_user",
+    "status",
+    "created_at",
+    "offered_at",
+    "offer_expires_at",
+    "accepted_at",
+    "expired_at",
+    "left_at",
+    "booking",
+)
+
+
+class QueueColumns:
+    """Columns of a waitlist view; the queryset carries ``with_queue_positions``."""
+
+    @admin.display(description="status", ordering="status")
+    def queue_status(self, obj: Any) -> str:
+        """The status as readers see it: an offer past its time shows as expired."""
+        return str(obj.current_status)
+
+    @admin.display(description="place in line")
+    def queue_position(self, obj: Any) -> Any:
+        return getattr(obj, "position", None)
+
+
+class WaitlistInline(QueueColumns, admin.TabularInline):
+    """A session's queue, in join order (read-only: the services own it)."""
+
+    model = SessionWaitlist
+    fk_name = "session"
+    extra = 0
+    ordering = ("created_at", "pk")
+    fields = ("student_user", "queue_status", "queue_position", "created_at", "offer_expires_at")
+    readonly_fields = fields
+    verbose_name_plural = "waitlist (in join order)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return with_queue_positions(super().get_queryset(request)).select_related("student_user")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+LiveClassSessionAdmin.inlines = [WaitlistInline]
+
+
 @admin.register(SessionWaitlist)
-class SessionWaitlistAdmin(NoAddDeleteMixin, admin.ModelAdmin):
+class SessionWaitlistAdmin(QueueColumns, NoAddDeleteMixin, admin.ModelAdmin):
     list_display = (
         "session",
         "student_user",
-        "status",
+        "queue_status",
+        "queue_position",
         "created_at",
         "offered_at",
         "offer_expires_at",
     )
-    list_filter = ("status",)
+    list_filter = ("status", ("session", admin.RelatedOnlyFieldListFilter))
     search_fields = user_search_fields("student_user")
     date_hierarchy = "created_at"
+    ordering = ("session", "created_at", "pk")
     list_select_related = ("session", "student_user")
-    readonly_fields = (
-        "session",
-        "student_user",
-        "status",
-        "created_at",
-        "offered_at",
-        "offer_expires_at",
-        "accepted_at",
-        "expired_at",
-        "left_at",
-        "booking",
-    )
+    readonly_fields = WAITLIST_FIELDS
+    actions = ["expire_now", "offer_next"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return with_queue_positions(super().get_queryset(request))
+
+    @admin.action(description="Expire the selected offers now (the seats pass on)")
+    def expire_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, expire_offer_now, "offer(s) expired")
+
+    @admin.action(description="Offer free seats of these sessions to the next in line")
+    def offer_next(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        session_ids = set(queryset.values_list("session_id", flat=True))
+        sessions = get_session_model().objects.filter(pk__in=session_ids).order_by("pk")
+        offer_seats(self, request, sessions)
 
 
 @admin.register(TeacherAvailability)

@@ -97,6 +97,16 @@ class DefaultPolicyResolver:
         """Narrow availability ``windows`` to what ``user`` may see. Default: own; staff all."""
         return windows if _is_staff(user) else windows.filter(teacher=user)
 
+    def visible_waitlist(self, user: Any, entries: QuerySet[Any]) -> QuerySet[Any]:
+        """Narrow waitlist ``entries`` to what ``user`` may see.
+
+        Default: students their own entries, teachers the queues of the sessions they teach,
+        staff all.
+        """
+        if _is_staff(user):
+            return entries
+        return entries.filter(Q(student_user=user) | Q(session__teacher=user))
+
     def get_user_timezone(self, user: Any) -> str:
         """Return the IANA zone for ``user``: a valid ``user.timezone``, else ``TIME_ZONE``."""
         candidate = getattr(user, "timezone", None)

@@ -1,14 +1,27 @@
 """Read-side helpers: what a user may see. Each asks the policy resolver, so a host can widen
-or narrow visibility by overriding ``visible_bookings``, ``visible_policies`` or
-``visible_availability`` (see :class:`~liveclass_booking.policies.DefaultPolicyResolver`)."""
+or narrow visibility by overriding ``visible_bookings``, ``visible_policies``,
+``visible_availability`` or ``visible_waitlist``
+(see :class:`~liveclass_booking.policies.DefaultPolicyResolver`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
-from .models import TeacherAvailability, TeacherBookingPolicy, get_booking_model
+from .choices import WaitlistStatus
+from .models import SessionWaitlist, TeacherAvailability, TeacherBookingPolicy, get_booking_model
 from .policies import get_policy_resolver
 
 
@@ -25,3 +38,34 @@ def policies_visible_to(user: Any) -> QuerySet[TeacherBookingPolicy]:
 def availability_visible_to(user: Any) -> QuerySet[TeacherAvailability]:
     """By default teachers see their own windows, staff all."""
     return get_policy_resolver().visible_availability(user, TeacherAvailability.objects.all())
+
+
+def waitlist_visible_to(user: Any) -> QuerySet[SessionWaitlist]:
+    """By default students see their own entries, teachers their sessions' queues, staff all."""
+    return get_policy_resolver().visible_waitlist(user, SessionWaitlist.objects.all())
+
+
+def with_queue_positions(entries: QuerySet[SessionWaitlist]) -> QuerySet[SessionWaitlist]:
+    """Annotate ``position``: 1 for the next student in line, 2 for the one after, ...; None
+    for entries not waiting (offered, accepted, expired, left). One query for any number."""
+    ahead = (
+        SessionWaitlist.objects.filter(session=OuterRef("session"), status=WaitlistStatus.WAITING)
+        .filter(
+            Q(created_at__lt=OuterRef("created_at"))
+            | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
+        )
+        .order_by()
+        .values("session")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return entries.annotate(
+        position=Case(
+            When(
+                status=WaitlistStatus.WAITING,
+                then=Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0)) + 1,
+            ),
+            default=None,
+            output_field=IntegerField(),
+        )
+    )

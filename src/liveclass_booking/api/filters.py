@@ -7,11 +7,12 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..choices import BookingStatus, BookingType, SessionStatus
-from ..models import get_booking_model, get_session_model
+from ..choices import BookingStatus, BookingType, SessionStatus, WaitlistStatus
+from ..models import SessionWaitlist, get_booking_model, get_session_model
 
 
 class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -76,3 +77,26 @@ class BookingFilter(django_filters.FilterSet):
     class Meta:
         model = get_booking_model()
         fields = ["status", "booking_type", "course", "teacher", "session"]
+
+
+class WaitlistFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(
+        choices=WaitlistStatus.choices, method="filter_status"
+    )
+
+    class Meta:
+        model = SessionWaitlist
+        fields = ["session", "status"]
+
+    def filter_status(self, queryset: QuerySet[Any], name: str, value: list[str]) -> QuerySet[Any]:
+        """Filter on the status readers see: an offer past its time counts as expired."""
+        if not value:
+            return queryset
+        now = timezone.now()
+        due = Q(status=WaitlistStatus.OFFERED, offer_expires_at__lte=now)
+        wanted = Q(status__in=[v for v in value if v != WaitlistStatus.OFFERED]) & ~due
+        if WaitlistStatus.OFFERED in value:
+            wanted |= Q(status=WaitlistStatus.OFFERED, offer_expires_at__gt=now)
+        if WaitlistStatus.EXPIRED in value:
+            wanted |= due
+        return queryset.filter(wanted)

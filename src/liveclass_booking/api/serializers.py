@@ -8,8 +8,9 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from rest_framework import serializers
 
-from ..choices import BookingStatus, BookingType, SessionStatus
+from ..choices import BookingStatus, BookingType, SessionStatus, WaitlistStatus
 from ..models import (
+    SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
     get_booking_model,
@@ -243,3 +244,47 @@ class SlotSerializer(serializers.Serializer[Any]):
 
     start_at_utc = AwareDateTimeField(read_only=True)
     end_at_utc = AwareDateTimeField(read_only=True)
+
+
+class WaitlistEntrySerializer(serializers.ModelSerializer[SessionWaitlist]):
+    """A place in a session's waitlist. ``status`` reads ``expired`` as soon as an offer's
+    time is up; ``position`` is the place in line while waiting (1 = next), else null."""
+
+    status = named_choice_field(
+        WaitlistStatus, "WaitlistStatusEnum", source="current_status", read_only=True
+    )
+    position = serializers.IntegerField(read_only=True, allow_null=True, min_value=1)
+    created_at = AwareDateTimeField(read_only=True)
+    offered_at = AwareDateTimeField(read_only=True, allow_null=True)
+    offer_expires_at = AwareDateTimeField(read_only=True, allow_null=True)
+    accepted_at = AwareDateTimeField(read_only=True, allow_null=True)
+    expired_at = AwareDateTimeField(read_only=True, allow_null=True)
+    left_at = AwareDateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = SessionWaitlist
+        fields = (
+            "id",
+            "session",
+            "student_user",
+            "status",
+            "position",
+            "created_at",
+            "offered_at",
+            "offer_expires_at",
+            "accepted_at",
+            "expired_at",
+            "left_at",
+            "booking",
+        )
+        read_only_fields = fields
+
+
+class WaitlistJoinSerializer(serializers.Serializer[Any]):
+    session = serializers.PrimaryKeyRelatedField(
+        queryset=get_session_model().objects.select_related("course", "teacher")
+    )
+
+
+class WaitlistAcceptSerializer(serializers.Serializer[Any]):
+    student_note = serializers.CharField(allow_blank=True, default="", max_length=5000)

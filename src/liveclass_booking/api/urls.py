@@ -13,6 +13,7 @@ app_name = "liveclass_booking"
 router = SimpleRouter()
 router.register("sessions", views.SessionViewSet, basename="session")
 router.register("bookings", views.BookingViewSet, basename="booking")
+router.register("waitlist", views.WaitlistViewSet, basename="waitlist")
 router.register("policies", views.PolicyViewSet, basename="policy")
 router.register("availability", views.AvailabilityViewSet, basename="availability")
 router.register("slots", views.SlotViewSet, basename="slot")

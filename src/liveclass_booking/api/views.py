@@ -22,16 +22,23 @@ from rest_framework.response import Response
 
 from .. import services
 from ..models import (
+    SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
     get_booking_model,
     get_session_model,
 )
-from ..querysets import availability_visible_to, bookings_visible_to, policies_visible_to
+from ..querysets import (
+    availability_visible_to,
+    bookings_visible_to,
+    policies_visible_to,
+    waitlist_visible_to,
+    with_queue_positions,
+)
 from ..services import idempotency
 from . import serializers as s
 from .errors import exception_handler
-from .filters import BookingFilter, SessionFilter
+from .filters import BookingFilter, SessionFilter, WaitlistFilter
 from .schema import errors, extend_schema, extend_schema_view, header_parameter
 
 IDEMPOTENCY_KEY_PARAMETER = header_parameter(
@@ -292,6 +299,84 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     @action(detail=True, methods=["post"], url_path="mark-no-show", serializer_class=None)
     def mark_no_show(self, request: Request, pk: Any = None) -> Response:
         return self.respond(services.mark_no_show(self.get_object(), actor=request.user))
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="liveclass_waitlist_list",
+        responses={200: s.WaitlistEntrySerializer(many=True), **errors(400, 404)},
+    ),
+    retrieve=extend_schema(
+        operation_id="liveclass_waitlist_retrieve",
+        responses={200: s.WaitlistEntrySerializer, **errors(404)},
+    ),
+    create=extend_schema(
+        operation_id="liveclass_waitlist_join",
+        request=s.WaitlistJoinSerializer,
+        parameters=IDEMPOTENCY_KEY_PARAMETER,
+        responses={201: s.WaitlistEntrySerializer, **errors(400, 403, 409)},
+    ),
+    accept=extend_schema(
+        operation_id="liveclass_waitlist_accept",
+        request=s.WaitlistAcceptSerializer,
+        responses={201: s.BookingSerializer, **errors(400, 403, 404, 409)},
+    ),
+    leave=extend_schema(
+        operation_id="liveclass_waitlist_leave",
+        request=None,
+        responses={200: s.WaitlistEntrySerializer, **errors(403, 404, 409)},
+    ),
+)
+@extend_schema(tags=["waitlist"])
+class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
+    """Waitlist entries: students their own (with their place in line), teachers the queues
+    of their sessions, staff all. POST joins; ``accept`` books an offered seat."""
+
+    filterset_class = WaitlistFilter
+    response_serializer_class = s.WaitlistEntrySerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if self.schema_only:
+            return SessionWaitlist.objects.none()
+        return with_queue_positions(waitlist_visible_to(self.request.user)).order_by(
+            "session", "created_at", "pk"
+        )
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "create":
+            return s.WaitlistJoinSerializer
+        return self.response_serializer_class
+
+    def respond_entry(self, entry: Any, code: int = status.HTTP_200_OK) -> Response:
+        """Answer with the entry as the list shows it (its place in line included)."""
+        return self.respond(self.get_queryset().get(pk=entry.pk), code)
+
+    def create(self, request: Request) -> Response:
+        return self.create_once(request, "waitlist", lambda: self._join(request))
+
+    def _join(self, request: Request) -> Response:
+        body = s.WaitlistJoinSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        entry = services.join_waitlist(
+            student=request.user, session=body.validated_data["session"], actor=request.user
+        )
+        return self.respond_entry(entry, status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"], serializer_class=s.WaitlistAcceptSerializer)
+    def accept(self, request: Request, pk: Any = None) -> Response:
+        entry = self.get_object()
+        body = s.WaitlistAcceptSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        booking = services.accept_offer(
+            entry, actor=request.user, note=body.validated_data["student_note"]
+        )
+        data = s.BookingSerializer(booking, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"], serializer_class=None)
+    def leave(self, request: Request, pk: Any = None) -> Response:
+        entry = services.leave_waitlist(self.get_object(), actor=request.user)
+        return self.respond_entry(entry)
 
 
 class TeacherOwnedViewSet(
