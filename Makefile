@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet -e ".[openapi,postgres]" --group dev
+	$(PY) -m pip install --quiet -e ".[openapi,postgres,tasks]" --group dev
 	touch $(STAMP)
 
 install: $(STAMP)

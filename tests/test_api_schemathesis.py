@@ -114,7 +114,8 @@ def world(
     (Berlin) windows; group sessions that are open, nearly full, soon (inside the cancel
     window), cancelled and running; ``student`` holds group bookings (one in the running
     session), a pending and a confirmed 1:1 lesson; ``other_student`` holds group bookings
-    that ``student`` cannot see."""
+    that ``student`` cannot see; ``student`` waits for a seat in one full session and holds
+    an offer in another."""
     settings.ALLOWED_HOSTS = [HOST]
     now = timezone.now()
     other_course = baker.make(course_model)
@@ -169,6 +170,16 @@ def world(
         services.approve_booking(lesson(slots[3]), actor=teacher),
         make_booking(session=running),  # the services refuse to book a running session
     ]
+    # Full one-seat sessions: ``student`` waits on one and holds a seat offer on the other.
+    waiting_on = make_session(start_at_utc=now + 6 * day, capacity=1, title="Full")
+    offered_on = make_session(start_at_utc=now + 7 * day, capacity=1, title="Full, offer")
+    for full in (waiting_on, offered_on):
+        bookings.append(services.book_group_session(student=other_student, session=full))
+    entries = [
+        services.join_waitlist(student=student, session=full) for full in (waiting_on, offered_on)
+    ]
+    services.cancel_booking(bookings[-1], actor=teacher)
+    sessions += [waiting_on, offered_on]
     session_ids = [as_json(s.pk) for s in sessions]
     return World(
         ids={
@@ -176,6 +187,7 @@ def world(
             "bookings": [as_json(b.pk) for b in bookings],
             "policies": [as_json(p.pk) for p in policies],
             "availability": [as_json(w.pk) for w in windows],
+            "waitlist": [as_json(e.pk) for e in entries],
             "session": session_ids,
             "teacher": [as_json(teacher.pk), as_json(student.pk)],
             "course": [as_json(course.pk), as_json(other_course.pk)],
