@@ -334,15 +334,6 @@ def test_thirty_cancellations_and_accepts_interleaved_across_threads(
         assert entry.booking.student_user_id == entry.student_user_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG: join_waitlist stamps created_at (the queue order) with the time taken before it "
-        "waits for the session lock, so a join that waited can land ahead of a student who "
-        "joined, and was offered a seat, meanwhile"
-    ),
-)
 def test_a_join_that_waited_for_the_lock_queues_behind_those_who_got_in_first(
     make_session: Any, user_model: Any, teacher: Any, monkeypatch: Any
 ) -> None:
@@ -373,8 +364,6 @@ def test_a_join_that_waited_for_the_lock_queues_behind_those_who_got_in_first(
     thread = threading.Thread(target=slow_join, name="slow-join")
     thread.start()
     try:
-        # pytest.fail, not assert, for the set-up: only the last assertion is the expected
-        # failure (xfail raises=AssertionError).
         if not stamped.wait(10):
             pytest.fail("the slow join never started")
         time.sleep(0.01)

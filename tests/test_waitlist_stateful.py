@@ -223,11 +223,6 @@ class WaitlistMachine(RuleBasedStateMachine):
         entry = self.entry_of(user)
         if entry is None:
             return
-        if entry.status == W.EXPIRED and entry.offered_at is None:
-            # KNOWN BUG, see test_accepting_an_entry_closed_while_waiting_is_refused below:
-            # accepting an entry closed while it waited raises TypeError. Drop this guard once
-            # that test passes.
-            return
         now = timezone.now()
         status, expires = entry.status, entry.offer_expires_at
         was_offered = entry.offered_at is not None
@@ -359,8 +354,7 @@ def test_random_waitlist_sequences_keep_the_rules() -> None:
     )
 
 
-# Known bugs the machine ran into, as plain scenarios. Each is a strict xfail: once the bug is
-# fixed it XPASSes, which fails the run; then drop the marker (and the guard in the machine).
+# Bugs the machine ran into, kept as plain scenarios.
 
 
 def _full_session_with_queue(make_session: Any, user_model: Any, start: datetime) -> Any:
@@ -376,15 +370,6 @@ def _full_session_with_queue(make_session: Any, user_model: Any, start: datetime
     return session, users, bookings
 
 
-@pytest.mark.xfail(
-    raises=TypeError,
-    strict=True,
-    reason=(
-        "BUG: accept_offer on an entry closed while it was still waiting (session started or "
-        "cancelled: status expired, offer_expires_at None) formats None with "
-        "'%Y-%m-%d %H:%M' in the OfferExpired message and raises TypeError (a 500 in the API)"
-    ),
-)
 @pytest.mark.parametrize("closed_by", ["session_started", "session_cancelled"])
 @pytest.mark.django_db
 def test_accepting_an_entry_closed_while_waiting_is_refused(
@@ -405,16 +390,6 @@ def test_accepting_an_entry_closed_while_waiting_is_refused(
         assert not get_booking_model().objects.filter(student_user=users["a"]).exists()
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason=(
-        "BUG: a student holding an open offer can also book a seat directly "
-        "(book_group_session ignores the student's own offer): the student then holds two "
-        "seats, the offer keeps its seat until it expires while others wait, and accepting it "
-        "fails with already_booked"
-    ),
-)
 @pytest.mark.django_db
 def test_booking_directly_while_holding_an_offer_does_not_hold_two_seats(
     make_session: Any, user_model: Any, teacher: Any
@@ -424,8 +399,7 @@ def test_booking_directly_while_holding_an_offer_does_not_hold_two_seats(
         entry = services.join_waitlist(student=users["a"], session=session)
         services.cancel_booking(b0, actor=teacher)  # a is offered b0's seat
         entry.refresh_from_db()
-        if entry.status != W.OFFERED:  # not assert: only the last assertions may xfail
-            pytest.fail(f"a was not offered the seat ({entry.status})")
+        assert entry.status == W.OFFERED
         clock.shift(TICK)
         services.cancel_booking(b1, actor=teacher)  # nobody else waits: this seat stays free
         clock.shift(TICK)

@@ -34,7 +34,7 @@ from .common import (
     same_user,
     send_after_commit,
 )
-from .seats import lock_sessions, release_seats, settle_if_needed, take_seats
+from .seats import close_own_entry, lock_sessions, release_seats, settle_if_needed, take_seats
 
 S = BookingStatus
 
@@ -191,7 +191,7 @@ def _create_group_booking(
         status = S.PENDING if policy.requires_approval_for_group else S.CONFIRMED
     try:
         with transaction.atomic():
-            return model.objects.create(
+            booking = model.objects.create(
                 booking_type=BookingType.GROUP_SESSION,
                 session_id=session.pk,
                 course_id=session.course_id,
@@ -208,6 +208,11 @@ def _create_group_booking(
         # The partial unique constraint caught a concurrent second booking of this student;
         # the caller's transaction rolls the seat increment back.
         raise AlreadyBooked("You already hold an active booking for this session.") from exc
+    if not seat_held:
+        # Booked directly while on the waitlist (a seat came free that nobody else waits
+        # for): the student's own offer must not hold a second seat.
+        close_own_entry(session.pk, student, booking, now)
+    return booking
 
 
 # One-on-one lessons ------------------------------------------------------------------------

@@ -157,6 +157,24 @@ def settle_if_needed(session_pk: Any, now: datetime) -> None:
             settle(lock_session(session_pk), now)
 
 
+def close_own_entry(session_pk: Any, student: Any, booking: Any, now: datetime) -> None:
+    """A student who books a session directly leaves its waitlist: an open entry becomes
+    ``accepted`` and links to ``booking``; the seat an open offer held goes to the next in
+    line. (The session is locked: the booking has just taken its seats.)"""
+    entry = (
+        SessionWaitlist.objects.select_for_update()
+        .filter(session_id=session_pk, student_user=student, status__in=OPEN_WAITLIST_STATUSES)
+        .first()
+    )
+    if entry is None:
+        return
+    held = entry.status == W.OFFERED
+    entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
+    entry.save(update_fields=["status", "accepted_at", "booking"])
+    if held:
+        release_seats(session_pk, 1, now)
+
+
 def schedule_offer_expiry(entry_pk: Any, at: datetime) -> None:
     """Ask the tasks backend ``LIVECLASS_BOOKING_TASK_BACKEND`` to expire an offer at ``at``,
     when it supports deferred tasks. Best effort: an offer past its time is treated as expired

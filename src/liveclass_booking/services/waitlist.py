@@ -79,6 +79,9 @@ def join_waitlist(*, student: Any, session: Any, actor: Any = None) -> Any:
     settle_if_needed(session.pk, now)
     with transaction.atomic():
         locked = lock_session(session.pk)
+        # Queue order is the time the lock was granted: a join that waited for it goes
+        # behind whoever got in first.
+        now = timezone.now()
         _require_bookable(locked, now)
         if (
             get_booking_model()
@@ -121,10 +124,10 @@ def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
     """
     if actor is not None and not (is_staff(actor) or same_user(actor, entry.student_user_id)):
         raise NotAllowed("Only the student on the waitlist may accept its offer.")
-    now = timezone.now()
     with transaction.atomic():
         session = lock_session(entry.session_id)
         locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
+        now = timezone.now()  # after the wait for the locks
         if locked.status == W.OFFERED and not locked.offer_is_open:
             close_offers(session, [locked], now)
             offer_free_seats(session, now)
@@ -132,13 +135,12 @@ def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
             booking = _convert(session, locked, actor=actor, note=note, now=now)
             entry.__dict__.update(locked.__dict__)
             return booking
-    if locked.status == W.EXPIRED:
+    if locked.status == W.EXPIRED and locked.offer_expires_at is not None:
         raise OfferExpired(
             f"This offer expired at {locked.offer_expires_at:%Y-%m-%d %H:%M} UTC.",
-            offer_expires_at=locked.offer_expires_at.isoformat()
-            if locked.offer_expires_at
-            else None,
+            offer_expires_at=locked.offer_expires_at.isoformat(),
         )
+    # Never offered a seat (still waiting, left, or closed while waiting), or already accepted.
     raise InvalidTransition(
         f"This waitlist entry is {locked.status}; only an open offer can be accepted.",
         status=locked.status,
@@ -176,10 +178,10 @@ def leave_waitlist(entry: Any, *, actor: Any = None) -> Any:
     """
     if actor is not None and not same_user(actor, entry.student_user_id):
         require_manager(actor, entry.session, "take a student off the waitlist")
-    now = timezone.now()
     with transaction.atomic():
         session = lock_session(entry.session_id)
         locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
+        now = timezone.now()  # after the wait for the locks
         if locked.status not in OPEN_WAITLIST_STATUSES:
             raise InvalidTransition(
                 f"This waitlist entry is {locked.status}; only a waiting entry or an open offer "
@@ -204,10 +206,10 @@ def expire_offer(entry: Any, *, actor: Any = None, only_if_due: bool = False) ->
     is up. Returns the entry, or None when there was nothing to expire (idempotent)."""
     if actor is not None:
         require_manager(actor, entry.session, "expire a waitlist offer")
-    now = timezone.now()
     with transaction.atomic():
         session = lock_session(entry.session_id)
         locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
+        now = timezone.now()  # after the wait for the locks
         if locked.status != W.OFFERED or (only_if_due and locked.offer_is_open):
             return None
         close_offers(session, [locked], now, actor=actor)
