@@ -119,13 +119,17 @@ def close_offers(session: Any, entries: list[Any], now: datetime, *, actor: Any 
     SessionWaitlist.objects.filter(pk__in=[entry.pk for entry in entries]).update(
         status=W.EXPIRED, expired_at=now
     )
-    get_session_model().objects.filter(pk=session.pk).update(
-        seats_taken=F("seats_taken") - len(entries)
-    )
-    session.seats_taken -= len(entries)
+    drop_held_seats(session, len(entries))
     for entry in entries:
         entry.status, entry.expired_at = W.EXPIRED, now
         send_after_commit(signals.waitlist_offer_expired, SessionWaitlist, entry=entry, actor=actor)
+
+
+def drop_held_seats(session: Any, seats: int) -> None:
+    """Give back seats that offers held, on the locked ``session`` and its row (not offered
+    on yet: the caller settles once all its changes are made)."""
+    get_session_model().objects.filter(pk=session.pk).update(seats_taken=F("seats_taken") - seats)
+    session.seats_taken -= seats
 
 
 def due_offers(session_pk: Any, now: datetime) -> list[Any]:
@@ -137,11 +141,12 @@ def due_offers(session_pk: Any, now: datetime) -> list[Any]:
     )
 
 
-def settle(session: Any, now: datetime) -> None:
+def settle(session: Any, now: datetime) -> list[Any]:
     """Bring the locked ``session``'s waitlist up to date: expire the offers whose time is up,
-    pass their seats on, and offer any free seat to the students waiting."""
+    pass their seats on, and offer any free seat to the students waiting. Returns the new
+    offers."""
     close_offers(session, due_offers(session.pk, now), now)
-    offer_free_seats(session, now)
+    return offer_free_seats(session, now)
 
 
 def settle_if_needed(session_pk: Any, now: datetime) -> None:

@@ -35,13 +35,14 @@ from ..exceptions import (
     SeatsAvailable,
     SessionNotBookable,
 )
-from ..models import SessionWaitlist, get_booking_model, get_session_model
+from ..models import SessionWaitlist, get_booking_model
 from ..policies import get_policy_resolver
 from .bookings import _announce, _create_group_booking, _require_may_book
 from .common import is_staff, require_manager, same_user, send_after_commit
 from .seats import (
     close_offers,
     close_waiting,
+    drop_held_seats,
     lock_session,
     offer_free_seats,
     settle,
@@ -192,10 +193,7 @@ def leave_waitlist(entry: Any, *, actor: Any = None) -> Any:
         locked.status, locked.left_at = W.LEFT, now
         locked.save(update_fields=["status", "left_at"])
         if held:
-            get_session_model().objects.filter(pk=session.pk).update(
-                seats_taken=F("seats_taken") - 1
-            )
-            session.seats_taken -= 1
+            drop_held_seats(session, 1)
         settle(session, now)
     entry.__dict__.update(locked.__dict__)
     return entry
@@ -225,18 +223,7 @@ def offer_seats(session: Any, *, actor: Any = None) -> list[Any]:
         require_manager(actor, session, "offer waitlist seats")
     now = timezone.now()
     with transaction.atomic():
-        locked = lock_session(session.pk)
-        before = set(
-            SessionWaitlist.objects.filter(session_id=locked.pk, status=W.OFFERED).values_list(
-                "pk", flat=True
-            )
-        )
-        settle(locked, now)
-        return list(
-            SessionWaitlist.objects.filter(session_id=locked.pk, status=W.OFFERED)
-            .exclude(pk__in=before)
-            .order_by("created_at", "pk")
-        )
+        return settle(lock_session(session.pk), now)
 
 
 @dataclass
