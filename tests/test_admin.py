@@ -61,7 +61,11 @@ def every_object(
         TeacherBookingPolicy: TeacherBookingPolicy.objects.create(teacher=teacher),
         BookingSeries: series,
         BookingSeriesItem: BookingSeriesItem.objects.create(
-            series=series, booking=booking, occurrence_index=1
+            series=series,
+            booking=booking,
+            occurrence_index=1,
+            start_at_utc=booking.start_at_utc,
+            end_at_utc=booking.end_at_utc,
         ),
         SessionWaitlist: SessionWaitlist.objects.create(session=session, student_user=teacher),
         TeacherAvailability: TeacherAvailability.objects.create(

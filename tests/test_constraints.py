@@ -222,18 +222,57 @@ class TestSeriesConstraints:
         self, teacher: Any, student: Any, course: Any, make_booking: Any, make_session: Any
     ) -> None:
         series = BookingSeries.objects.create(**series_fields(teacher, student, course))
-        BookingSeriesItem.objects.create(series=series, booking=make_booking(), occurrence_index=1)
+        first = make_booking()
+        times = {"start_at_utc": first.start_at_utc, "end_at_utc": first.end_at_utc}
+        BookingSeriesItem.objects.create(series=series, booking=first, occurrence_index=1, **times)
         other = make_booking(session=make_session())
         refused(
             lambda: BookingSeriesItem.objects.create(
-                series=series, booking=other, occurrence_index=1
+                series=series, booking=other, occurrence_index=1, **times
             )
         )
         refused(
             lambda: BookingSeriesItem.objects.create(
-                series=series, booking=other, occurrence_index=0
+                series=series, booking=other, occurrence_index=0, **times
             )
         )
+
+    def test_booked_item_needs_a_booking_and_an_end_after_its_start(
+        self, teacher: Any, student: Any, course: Any, make_booking: Any
+    ) -> None:
+        series = BookingSeries.objects.create(**series_fields(teacher, student, course))
+        booking = make_booking()
+        start, end = booking.start_at_utc, booking.end_at_utc
+        refused(
+            lambda: BookingSeriesItem.objects.create(
+                series=series, occurrence_index=1, start_at_utc=start, end_at_utc=end
+            )
+        )
+        refused(
+            lambda: BookingSeriesItem.objects.create(
+                series=series,
+                booking=booking,
+                occurrence_index=1,
+                start_at_utc=end,
+                end_at_utc=start,
+            )
+        )
+        refused(
+            lambda: BookingSeriesItem.objects.create(
+                series=series,
+                occurrence_index=1,
+                start_at_utc=start,
+                end_at_utc=end,
+                status="nonsense",
+            )
+        )
+        assert BookingSeriesItem.objects.create(
+            series=series,
+            occurrence_index=1,
+            start_at_utc=start,
+            end_at_utc=end,
+            status="awaiting_session",
+        ).pk
 
 
 class TestWaitlistConstraints:

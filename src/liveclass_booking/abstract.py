@@ -28,6 +28,7 @@ from .choices import (
     ExceptionKind,
     Frequency,
     MeetingProvider,
+    SeriesItemStatus,
     SeriesStatus,
     SeriesType,
     SessionStatus,
@@ -595,7 +596,10 @@ class AbstractBookingSeries(models.Model):
 
 
 class AbstractBookingSeriesItem(models.Model):
-    """One occurrence of a series and the booking made for it."""
+    """One occurrence of a series: its planned time, where it stands and the booking made
+    for it. Every occurrence has a row, booked or not, so the series keeps its history."""
+
+    Status = SeriesItemStatus
 
     series = models.ForeignKey(
         "liveclass_booking.BookingSeries",
@@ -603,22 +607,58 @@ class AbstractBookingSeriesItem(models.Model):
         related_name="items",
         verbose_name=_("series"),
     )
-    booking = models.ForeignKey(
-        BOOKING_MODEL,
-        on_delete=models.CASCADE,
-        related_name="series_items",
-        verbose_name=_("booking"),
-    )
     occurrence_index = models.PositiveIntegerField(
         _("occurrence"), validators=[MinValueValidator(1)]
     )
+    start_at_utc = models.DateTimeField(_("starts at (UTC)"))
+    end_at_utc = models.DateTimeField(_("ends at (UTC)"))
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=SeriesItemStatus.choices,
+        default=SeriesItemStatus.BOOKED,
+    )
+    code = models.CharField(
+        _("reason code"),
+        max_length=40,
+        blank=True,
+        help_text=_("The error code that kept a skipped occurrence from being booked."),
+    )
+    booking = models.ForeignKey(
+        BOOKING_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="series_items",
+        verbose_name=_("booking"),
+        help_text=_("The occurrence's current booking (a rescheduled one points at the new)."),
+    )
+    session = models.ForeignKey(
+        SESSION_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="series_items",
+        verbose_name=_("session"),
+        help_text=_("For a group series: the session matched to this occurrence."),
+    )
+    waitlist_entry = models.ForeignKey(
+        "liveclass_booking.SessionWaitlist",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="series_items",
+        verbose_name=_("waitlist entry"),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         abstract = True
         ordering = ("series", "occurrence_index")
         verbose_name = _("booking series item")
         verbose_name_plural = _("booking series items")
+        indexes = [models.Index(fields=["status", "start_at_utc"])]
         constraints = [
             models.UniqueConstraint(
                 fields=["series", "occurrence_index"],
@@ -630,6 +670,17 @@ class AbstractBookingSeriesItem(models.Model):
                 name=_name("index_gte_1"),
                 violation_error_message=_("Occurrences are numbered from 1."),
             ),
+            models.CheckConstraint(
+                condition=Q(end_at_utc__gt=F("start_at_utc")),
+                name=_name("item_end_after_start"),
+                violation_error_message=_("An occurrence must end after it starts."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=SeriesItemStatus.BOOKED) | Q(booking__isnull=False),
+                name=_name("booked_item_has_booking"),
+                violation_error_message=_("A booked occurrence needs its booking."),
+            ),
+            _choices_constraint("status", SeriesItemStatus),
         ]
 
     def __str__(self) -> str:

@@ -75,7 +75,8 @@ def check_models(
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E002/E003: the policy resolver; E005: the default policy; E006/E007: the lifetimes."""
+    """E002/E003: the policy resolver; E005: the default policy; E006/E007: the lifetimes;
+    E008: the series cap."""
     from .policies import DefaultPolicyResolver
 
     messages: list[CheckMessage] = []
@@ -115,6 +116,15 @@ def check_settings(
                 "LIVECLASS_BOOKING_IDEMPOTENCY_KEY_TTL must be a timedelta of at least 24 hours "
                 f"(the API promises to keep keys that long), not {key_ttl!r}.",
                 id="liveclass_booking.E007",
+            )
+        )
+    cap = booking_settings.SERIES_MAX_OCCURRENCES
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        messages.append(
+            Error(
+                "LIVECLASS_BOOKING_SERIES_MAX_OCCURRENCES must be a positive integer, "
+                f"not {cap!r}.",
+                id="liveclass_booking.E008",
             )
         )
     return messages

@@ -48,6 +48,18 @@ class SeriesStatus(models.TextChoices):
     COMPLETED = "completed", _("Completed")
 
 
+class SeriesItemStatus(models.TextChoices):
+    """Where one occurrence of a series stands. A ``booked`` occurrence's own state is its
+    booking's status (pending, confirmed, cancelled, attended, …)."""
+
+    BOOKED = "booked", _("Booked")
+    WAITLISTED = "waitlisted", _("On the waitlist")
+    AWAITING_SESSION = "awaiting_session", _("Waiting for a session")
+    SKIPPED = "skipped", _("Skipped")
+    PAUSED = "paused", _("Paused")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
 class Frequency(models.TextChoices):
     WEEKLY = "weekly", _("Weekly")
     BIWEEKLY = "biweekly", _("Every two weeks")

@@ -84,6 +84,11 @@ class LiveClassBookingSettings:
         return value
 
     @property
+    def SERIES_MAX_OCCURRENCES(self) -> int:
+        value: int = self._get("SERIES_MAX_OCCURRENCES", 200)
+        return value
+
+    @property
     def NOTIFIER(self) -> str | None:
         value = self._get("NOTIFIER", "liveclass_booking.notifications.EmailNotifier")
         return str(value) if value else None

@@ -94,6 +94,14 @@ class InvalidTransition(BookingError):
     http_status = 409
 
 
+class SeriesConflict(BookingError):
+    """All-or-nothing series creation found occurrences it cannot book; ``occurrences``
+    carries the per-occurrence report."""
+
+    code = "series_conflict"
+    http_status = 409
+
+
 class OfferExpired(BookingError):
     code = "offer_expired"
     http_status = 409

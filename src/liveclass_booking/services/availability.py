@@ -270,6 +270,13 @@ class TeacherSchedule:
             )
         return None
 
+    def reserve(self, start: datetime, end: datetime) -> None:
+        """Count a lesson from ``start`` to ``end`` as booked, so that later questions in the
+        same run (the next occurrences of a series) see it."""
+        self.busy = _merge([*self.busy, self.blocked_range(start, end)])
+        self._busy_starts = [b[0] for b in self.busy]
+        self.per_day[start.astimezone(ZoneInfo(self.zone)).date()] += 1
+
     def check(self, start: datetime, end: datetime) -> None:
         """Raise the domain error that stops a lesson from ``start`` to ``end``, if any."""
         error = self.problem(start, end)

@@ -22,7 +22,7 @@ from ..exceptions import (
     SessionNotBookable,
     SlotUnavailable,
 )
-from ..models import get_booking_model, get_session_model
+from ..models import BookingSeriesItem, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from .availability import TeacherSchedule
 from .common import (
@@ -454,6 +454,8 @@ def reschedule_booking(
                 rescheduled_from=old,
                 status=S.PENDING if needs_approval else S.CONFIRMED,
             )
+        # A rescheduled occurrence of a series stays in its series.
+        BookingSeriesItem.objects.filter(booking=old).update(booking=new, updated_at=now)
         _announce(old, actor=actor, old=S.CONFIRMED, reason=reason, new_booking=new)
         _announce(new, actor=actor, old="", reason=reason, rescheduled_from=old.pk)
     return new

@@ -24,7 +24,7 @@ from django.utils import timezone
 from .. import signals
 from ..choices import OPEN_WAITLIST_STATUSES, SessionStatus, WaitlistStatus
 from ..conf import booking_settings
-from ..models import SessionWaitlist, get_session_model
+from ..models import BookingSeriesItem, SessionWaitlist, get_session_model
 from .common import send_after_commit
 
 W = WaitlistStatus
@@ -176,8 +176,17 @@ def close_own_entry(session_pk: Any, student: Any, booking: Any, now: datetime) 
     held = entry.status == W.OFFERED
     entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
     entry.save(update_fields=["status", "accepted_at", "booking"])
+    link_series_items(entry, booking)
     if held:
         release_seats(session_pk, 1, now)
+
+
+def link_series_items(entry: Any, booking: Any) -> None:
+    """A series occurrence waiting on ``entry`` is booked now that the entry became
+    ``booking``: the occurrence keeps its series link."""
+    BookingSeriesItem.objects.filter(
+        waitlist_entry_id=entry.pk, status=BookingSeriesItem.Status.WAITLISTED
+    ).update(status=BookingSeriesItem.Status.BOOKED, booking=booking, updated_at=timezone.now())
 
 
 def schedule_offer_expiry(entry_pk: Any, at: datetime) -> None:

@@ -15,6 +15,7 @@ from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, SessionStatus, Wai
 from ..exceptions import InvalidInput, InvalidTransition, NotAllowed
 from ..models import SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
+from ..recurrence import Recurrence, SkippedTime
 from .common import (
     record_event,
     require_aware,
@@ -22,6 +23,7 @@ from .common import (
     send_after_commit,
 )
 from .seats import close_waiting, lock_session, offer_free_seats, schedule_offer_expiry
+from .series import enrol_waiting_series
 
 #: Session fields a teacher may change with :func:`update_session`.
 EDITABLE_FIELDS = frozenset(
@@ -48,6 +50,47 @@ def _validate(session: Any) -> None:
         raise InvalidInput(first, errors=fields) from exc
 
 
+def new_session(
+    *,
+    teacher: Any,
+    course: Any,
+    title: str,
+    start_at_utc: datetime,
+    end_at_utc: datetime,
+    capacity: int,
+    **fields: Any,
+) -> Any:
+    """An unsaved scheduled session; its zone snapshot is the teacher's zone now."""
+    require_aware(start_at_utc, "start_at_utc")
+    require_aware(end_at_utc, "end_at_utc")
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise InvalidInput(f"Unknown or server-owned fields: {', '.join(sorted(unknown))}.")
+    return get_session_model()(
+        teacher=teacher,
+        course=course,
+        title=title,
+        start_at_utc=start_at_utc,
+        end_at_utc=end_at_utc,
+        capacity=capacity,
+        timezone_snapshot=get_policy_resolver().get_user_timezone(teacher),
+        **fields,
+    )
+
+
+def check_new_session(session: Any, *, actor: Any = None) -> None:
+    """The rules for a new session: ``actor`` (if given) is its teacher or staff, the teacher
+    passes the resolver's ``can_teach``, it starts in the future and has a seat."""
+    require_manager(actor, session, "create a session for this teacher")
+    if not get_policy_resolver().can_teach(session.teacher, session.course):
+        raise NotAllowed(f"{session.teacher} may not teach this course.")
+    if session.start_at_utc <= timezone.now():
+        raise InvalidInput("A session must start in the future.", field="start_at_utc")
+    if session.capacity is None or session.capacity < 1:
+        raise InvalidInput("A session needs at least one seat.", field="capacity")
+    _validate(session)
+
+
 def create_session(
     *,
     teacher: Any,
@@ -62,38 +105,58 @@ def create_session(
     """Create a scheduled group session taught by ``teacher``.
 
     The teacher must pass the resolver's ``can_teach``; ``actor`` (if given) must be the teacher
-    or staff. The session's zone snapshot is the teacher's zone now.
+    or staff. The session's zone snapshot is the teacher's zone now. Group series waiting for
+    a session of this teacher and course at this start are enrolled at once.
     """
-    require_aware(start_at_utc, "start_at_utc")
-    require_aware(end_at_utc, "end_at_utc")
-    unknown = set(fields) - EDITABLE_FIELDS
-    if unknown:
-        raise InvalidInput(f"Unknown or server-owned fields: {', '.join(sorted(unknown))}.")
-    resolver = get_policy_resolver()
-    require_manager(
-        actor,
-        get_session_model()(teacher=teacher, course=course),
-        "create a session for this teacher",
-    )
-    if not resolver.can_teach(teacher, course):
-        raise NotAllowed(f"{teacher} may not teach this course.")
-    if start_at_utc <= timezone.now():
-        raise InvalidInput("A session must start in the future.", field="start_at_utc")
-    if capacity is None or capacity < 1:
-        raise InvalidInput("A session needs at least one seat.", field="capacity")
-    session = get_session_model()(
+    session = new_session(
         teacher=teacher,
         course=course,
         title=title,
         start_at_utc=start_at_utc,
         end_at_utc=end_at_utc,
         capacity=capacity,
-        timezone_snapshot=resolver.get_user_timezone(teacher),
         **fields,
     )
-    _validate(session)
-    session.save()
+    check_new_session(session, actor=actor)
+    with transaction.atomic():
+        session.save()
+        enrol_waiting_series([session])
     return session
+
+
+def create_recurring_sessions(
+    *,
+    teacher: Any,
+    course: Any,
+    title: str,
+    rule: Recurrence,
+    capacity: int,
+    actor: Any = None,
+    **fields: Any,
+) -> tuple[list[Any], list[SkippedTime]]:
+    """Create one scheduled session per occurrence of ``rule`` (expanded in local wall time,
+    so right across DST changes) in one statement, under the rules of :func:`create_session`.
+    Group series waiting for those times are enrolled at once. Returns the sessions and the
+    local times skipped because they do not exist."""
+    expansion = rule.expand()
+    sessions = [
+        new_session(
+            teacher=teacher,
+            course=course,
+            title=title,
+            start_at_utc=occurrence.start,
+            end_at_utc=occurrence.end,
+            capacity=capacity,
+            **fields,
+        )
+        for occurrence in expansion.occurrences
+    ]
+    # The occurrences differ only in time, and the first is the earliest.
+    check_new_session(sessions[0], actor=actor)
+    with transaction.atomic():
+        get_session_model().objects.bulk_create(sessions)
+        enrol_waiting_series(sessions)
+    return sessions, expansion.skipped
 
 
 def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:

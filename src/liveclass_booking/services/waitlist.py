@@ -43,6 +43,7 @@ from .seats import (
     close_offers,
     close_waiting,
     drop_held_seats,
+    link_series_items,
     lock_session,
     offer_free_seats,
     settle,
@@ -165,6 +166,7 @@ def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) 
     )
     entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
     entry.save(update_fields=["status", "accepted_at", "booking"])
+    link_series_items(entry, booking)
     _announce(booking, actor=actor, old="", waitlist_entry=entry.pk)
     send_after_commit(
         signals.waitlist_accepted, SessionWaitlist, entry=entry, booking=booking, actor=actor
