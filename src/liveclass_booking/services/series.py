@@ -271,7 +271,7 @@ def _plan_lessons(series: Any, results: list[OccurrenceResult], now: datetime) -
             _skip(result, error)
             continue
         schedule.reserve(item.start_at_utc, item.end_at_utc)
-        item.status, item.code = It.BOOKED, ""
+        item.status, item.code, item.booking = It.BOOKED, "", None
         item.blocked = schedule.blocked_range(item.start_at_utc, item.end_at_utc)
     series.approval_needed = schedule.policy.requires_approval_for_one_on_one
 
@@ -602,12 +602,9 @@ def _require_party(actor: Any, series: Any, action: str) -> None:
 
 
 def _lock(series: Any, now: datetime, *allowed: str) -> Any:
+    """Lock the series and check its status (the caller has completed it first if its last
+    occurrence has passed, outside its transaction so that this is kept when it fails)."""
     locked = BookingSeries.objects.select_for_update().get(pk=series.pk)
-    if locked.status in (SeriesStatus.ACTIVE, SeriesStatus.PAUSED) and not (
-        BookingSeriesItem.objects.filter(series=locked, end_at_utc__gt=now).exists()
-    ):
-        locked.status = SeriesStatus.COMPLETED
-        locked.save(update_fields=["status", "updated_at"])
     if locked.status not in allowed:
         raise InvalidTransition(
             f"A {locked.status} series cannot be changed this way "
@@ -672,6 +669,7 @@ def pause_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     past stays. :func:`resume_series` books them again where still possible."""
     _require_party(actor, series, "pause this series")
     now = timezone.now()
+    complete_series(now, series=series)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.ACTIVE)
         _stop_future(locked, actor=actor, now=now, to=It.PAUSED, reason=reason)
@@ -685,6 +683,7 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
     the usual rules (or waitlisted, or skipped with its code); returns the report."""
     _require_party(actor, series, "resume this series")
     now = timezone.now()
+    complete_series(now, series=series)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.PAUSED)
         items = list(
@@ -704,6 +703,7 @@ def cancel_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     (past ones, their bookings and attendance stay as they were)."""
     _require_party(actor, series, "cancel this series")
     now = timezone.now()
+    complete_series(now, series=series)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.ACTIVE, SeriesStatus.PAUSED)
         _stop_future(locked, actor=actor, now=now, to=It.CANCELLED, reason=reason)
@@ -728,6 +728,7 @@ def extend_series(
             "Give exactly one of occurrence_count and until_date.", field="occurrence_count"
         )
     now = timezone.now()
+    complete_series(now, series=series)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.ACTIVE)
         rule = replace(
@@ -762,13 +763,16 @@ def _skipped_after(skipped: SkippedTime, instant: datetime) -> bool:
     return skipped.instant() > instant
 
 
-def complete_series(now: datetime | None = None) -> int:
-    """Mark every active or paused series whose last occurrence has ended as completed;
-    return how many (for a periodic job; reads and actions do it for one series anyway)."""
+def complete_series(now: datetime | None = None, *, series: Any = None) -> int:
+    """Mark every active or paused series (or just ``series``) whose last occurrence has
+    ended as completed; return how many. For a periodic job; every action on a series does
+    it for that series first."""
     now = now or timezone.now()
     finished = BookingSeries.objects.filter(
         status__in=[SeriesStatus.ACTIVE, SeriesStatus.PAUSED]
     ).exclude(items__end_at_utc__gt=now)
+    if series is not None:
+        finished = finished.filter(pk=series.pk)
     return int(
         BookingSeries.objects.filter(pk__in=list(finished.values_list("pk", flat=True))).update(
             status=SeriesStatus.COMPLETED, updated_at=now
