@@ -3,13 +3,14 @@ read-only; the audit trail cannot be edited."""
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, time, timedelta
 from typing import Any
 
 import pytest
 from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from liveclass_booking.models import (
     AvailabilityException,
@@ -363,3 +364,54 @@ class TestWaitlistAdmin:
         assert response.status_code == 200
         rows = response.context["cl"].result_list
         assert [(e.student_user.username, e.position) for e in rows] == [("a", 1), ("b", 2)]
+
+
+class TestSeriesAdmin:
+    def test_pause_resume_and_cancel_actions_go_through_the_services(
+        self, admin_client_: Client, teacher: Any, student: Any, course: Any, make_session: Any
+    ) -> None:
+        from datetime import UTC, time
+
+        from liveclass_booking import services
+        from liveclass_booking.recurrence import Recurrence
+
+        soon = timezone.now().replace(second=0, microsecond=0) + timedelta(days=3)
+        first = make_session(start_at_utc=soon)
+        local = first.start_at_utc.astimezone(UTC)
+        report = services.create_series(
+            student=student,
+            teacher=teacher,
+            course=course,
+            series_type="group_series",
+            rule=Recurrence(
+                frequency="weekly",
+                start_date=local.date(),
+                start_time=time(local.hour, local.minute),
+                timezone="UTC",
+                duration_minutes=60,
+                occurrence_count=3,
+            ),
+        )
+        series = report.series
+        page = admin_client_.get(url(BookingSeries, "change", series.pk)).content.decode()
+        assert "awaiting_session" in page or "Waiting for a session" in page
+
+        def act(action: str) -> str:
+            response = admin_client_.post(
+                url(BookingSeries, "changelist"),
+                {"action": action, "_selected_action": [series.pk]},
+                follow=True,
+            )
+            series.refresh_from_db()
+            return response.content.decode()
+
+        assert "1 series paused" in act("pause")
+        assert series.status == "paused"
+        first.refresh_from_db()
+        assert first.seats_taken == 0
+        assert "invalid_transition" in act("pause")
+        assert "1 series resumed" in act("resume")
+        first.refresh_from_db()
+        assert (series.status, first.seats_taken) == ("active", 1)
+        assert "1 series cancelled" in act("cancel")
+        assert series.status == "cancelled"

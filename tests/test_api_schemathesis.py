@@ -33,6 +33,7 @@ from model_bakery import baker
 
 from liveclass_booking import services
 from liveclass_booking.models import TeacherAvailability, TeacherBookingPolicy
+from liveclass_booking.recurrence import Recurrence
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -180,6 +181,20 @@ def world(
     ]
     services.cancel_booking(bookings[-1], actor=teacher)
     sessions += [waiting_on, offered_on]
+    # A group series waiting for sessions the teacher has not created yet, and a weekly
+    # one-on-one series booked at 09:00 Berlin.
+    later = (now + 20 * day).date()
+    series = [
+        services.create_series(
+            student=student, teacher=teacher, course=course, series_type=kind,
+            rule=Recurrence(
+                frequency="weekly", start_date=later, start_time=at, timezone="Europe/Berlin",
+                duration_minutes=60, occurrence_count=3,
+            ),
+            accept_partial=True,
+        ).series
+        for kind, at in (("group_series", time(19, 30)), ("one_on_one_series", time(9)))
+    ]  # fmt: skip
     session_ids = [as_json(s.pk) for s in sessions]
     return World(
         ids={
@@ -188,6 +203,7 @@ def world(
             "policies": [as_json(p.pk) for p in policies],
             "availability": [as_json(w.pk) for w in windows],
             "waitlist": [as_json(e.pk) for e in entries],
+            "series": [as_json(one.pk) for one in series],
             "session": session_ids,
             "teacher": [as_json(teacher.pk), as_json(student.pk)],
             "course": [as_json(course.pk), as_json(other_course.pk)],
@@ -266,6 +282,46 @@ def window(draw: Draw, world: World) -> dict[str, Any]:
     }
 
 
+def rule(draw: Draw, world: World) -> dict[str, Any]:
+    """A weekly rule a few weeks out, sometimes crossing a DST change or ending by date."""
+    start = world.now.date() + timedelta(days=draw(st.integers(-2, 60)))
+    ending: dict[str, Any] = (
+        {"occurrence_count": draw(st.integers(1, 6))}
+        if often(draw)
+        else {"until_date": (start + timedelta(days=draw(st.integers(0, 60)))).isoformat()}
+    )
+    return {
+        "frequency": draw(st.sampled_from(["weekly", "biweekly", "monthly"])),
+        "interval": 1,
+        "days_of_week": "",
+        "rrule": "",
+        "start_date": start.isoformat(),
+        "start_time": f"{draw(st.integers(0, 23)):02}:{draw(st.sampled_from([0, 30])):02}",
+        "timezone": draw(st.sampled_from(["Europe/Berlin", "America/New_York", "UTC"])),
+        "duration_minutes": draw(st.sampled_from([30, 60])),
+        **ending,
+    }
+
+
+def new_series(draw: Draw, world: World) -> dict[str, Any]:
+    return {
+        "type": draw(st.sampled_from(["one_on_one_series", "group_series"])),
+        "teacher": one_of_ids(draw, world, "teacher"),
+        "course": one_of_ids(draw, world, "course"),
+        "accept_partial": draw(st.booleans()),
+        **rule(draw, world),
+    }
+
+
+def session_run(draw: Draw, world: World) -> dict[str, Any]:
+    return {
+        "course": one_of_ids(draw, world, "course"),
+        "title": "Weekly club",
+        "capacity": draw(st.integers(1, 5)),
+        **rule(draw, world),
+    }
+
+
 def policy(draw: Draw, world: World) -> dict[str, Any]:
     return {"course": draw(st.sampled_from([None, *world.ids["course"]]))}
 
@@ -282,6 +338,9 @@ COMPLETIONS: dict[str, Callable[[Draw, World], dict[str, Any]]] = {
     "PUT availability/{id}/": window,
     "PATCH availability/{id}/": window,
     "POST policies/": policy,
+    "POST series/": new_series,
+    "POST series/{id}/extend/": lambda draw, world: {"occurrence_count": draw(st.integers(3, 8))},
+    "POST sessions/recurring/": session_run,
     "PUT policies/{id}/": policy,
 }
 

@@ -205,6 +205,7 @@ def test_monthly_skips_months_without_the_day() -> None:
         ({"occurrence_count": 201}, "occurrence_count"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"interval": 0}, "interval"),
+        ({"start_time": time(17, 0, 30)}, "start_time"),
         ({"duration_minutes": 0}, "duration_minutes"),
         ({"days_of_week": "MO,XX"}, "days_of_week"),
         ({"days_of_week": "MO,MO"}, "days_of_week"),

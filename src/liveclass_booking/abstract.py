@@ -594,6 +594,21 @@ class AbstractBookingSeries(models.Model):
     def __str__(self) -> str:
         return f"{self.get_type_display()} {self.start_date} {self.start_time} {self.timezone}"
 
+    @property
+    def current_status(self) -> str:
+        """The status as readers should see it: an active or paused series whose last
+        occurrence has ended is ``completed``, even before a job or an action records it.
+        Uses the ``last_end`` annotation when present."""
+        if self.status not in (SeriesStatus.ACTIVE, SeriesStatus.PAUSED):
+            return str(self.status)
+        last_end = getattr(self, "last_end", None)
+        if not hasattr(self, "last_end"):
+            items = self.items  # type: ignore[attr-defined]
+            last_end = items.aggregate(last=models.Max("end_at_utc"))["last"]
+        if last_end is not None and last_end <= timezone.now():
+            return str(SeriesStatus.COMPLETED)
+        return str(self.status)
+
 
 class AbstractBookingSeriesItem(models.Model):
     """One occurrence of a series: its planned time, where it stands and the booking made

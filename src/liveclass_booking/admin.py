@@ -38,6 +38,7 @@ from .models import (
     get_session_model,
 )
 from .querysets import with_queue_positions
+from .recurrence import Recurrence
 
 
 def user_search_fields(*prefixes: str) -> tuple[str, ...]:
@@ -292,7 +293,16 @@ class BookingSeriesItemInline(admin.TabularInline):
     model = BookingSeriesItem
     extra = 0
     can_delete = False
-    fields = ("occurrence_index", "booking", "created_at")
+    fields = (
+        "occurrence_index",
+        "start_at_utc",
+        "end_at_utc",
+        "status",
+        "code",
+        "booking",
+        "session",
+        "waitlist_entry",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -319,8 +329,35 @@ class BookingSeriesAdmin(NoAddDeleteMixin, admin.ModelAdmin):
     date_hierarchy = "start_date"
     list_select_related = ("student_user", "teacher", "course")
     raw_id_fields = ("student_user", "teacher", "course")
-    readonly_fields = ("status", "created_at", "updated_at")
+    # The rule made the occurrences: changing it here would not change them. Extend, pause,
+    # resume and cancel go through the services (actions below, or the API).
+    readonly_fields = (
+        "student_user",
+        "teacher",
+        "course",
+        "type",
+        "status",
+        *Recurrence.RULE_FIELDS,
+        "created_at",
+        "updated_at",
+    )
     inlines = [BookingSeriesItemInline]
+    actions = ["pause", "resume", "cancel"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).prefetch_related("items__booking")
+
+    @admin.action(description="Pause selected series (cancel their future occurrences)")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.pause_series, "series paused")
+
+    @admin.action(description="Resume selected paused series (book what is still free)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.resume_series, "series resumed")
+
+    @admin.action(description="Cancel selected series (future occurrences only)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        run_service(self, request, queryset, services.cancel_series, "series cancelled")
 
 
 def offer_seats(model_admin: admin.ModelAdmin[Any], request: HttpRequest, sessions: Any) -> None:

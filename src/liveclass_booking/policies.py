@@ -107,6 +107,15 @@ class DefaultPolicyResolver:
             return entries
         return entries.filter(Q(student_user=user) | Q(session__teacher=user))
 
+    def visible_series(self, user: Any, series: QuerySet[Any]) -> QuerySet[Any]:
+        """Narrow booking ``series`` to what ``user`` may see.
+
+        Default: students their own series, teachers the series they teach, staff all.
+        """
+        if _is_staff(user):
+            return series
+        return series.filter(Q(student_user=user) | Q(teacher=user))
+
     def get_user_timezone(self, user: Any) -> str:
         """Return the IANA zone for ``user``: a valid ``user.timezone``, else ``TIME_ZONE``."""
         candidate = getattr(user, "timezone", None)

@@ -1,6 +1,6 @@
 """Read-side helpers: what a user may see. Each asks the policy resolver, so a host can widen
 or narrow visibility by overriding ``visible_bookings``, ``visible_policies``,
-``visible_availability`` or ``visible_waitlist``
+``visible_availability``, ``visible_waitlist`` or ``visible_series``
 (see :class:`~liveclass_booking.policies.DefaultPolicyResolver`)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from django.db.models import (
     Case,
     Count,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -21,7 +22,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from .choices import WaitlistStatus
-from .models import SessionWaitlist, TeacherAvailability, TeacherBookingPolicy, get_booking_model
+from .models import (
+    BookingSeries,
+    SessionWaitlist,
+    TeacherAvailability,
+    TeacherBookingPolicy,
+    get_booking_model,
+)
 from .policies import get_policy_resolver
 
 
@@ -69,3 +76,10 @@ def with_queue_positions(entries: QuerySet[SessionWaitlist]) -> QuerySet[Session
             output_field=IntegerField(),
         )
     )
+
+
+def series_visible_to(user: Any) -> QuerySet[BookingSeries]:
+    """The booking series ``user`` may see, with ``last_end`` (the end of the last
+    occurrence) annotated for :attr:`~liveclass_booking.models.BookingSeries.current_status`."""
+    series = get_policy_resolver().visible_series(user, BookingSeries.objects.all())
+    return series.annotate(last_end=Max("items__end_at_utc"))

@@ -162,6 +162,11 @@ class Recurrence:
                 f"“{self.timezone}” is not an IANA time-zone name (for example Europe/Berlin).",
                 "timezone",
             )
+        if self.start_time.second or self.start_time.microsecond or self.start_time.tzinfo:
+            raise _fail(
+                "start_time is a local wall time in whole minutes, without an offset.",
+                "start_time",
+            )
         if not isinstance(self.interval, int) or self.interval < 1:
             raise _fail("interval must be a whole number of at least 1.", "interval")
         if not isinstance(self.duration_minutes, int) or not 1 <= self.duration_minutes <= 1440:

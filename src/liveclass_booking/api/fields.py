@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
@@ -46,13 +49,38 @@ class AwareDateTimeField(serializers.DateTimeField):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-@extend_schema_field(
-    {
-        "type": "string",
-        "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
-    }
-)
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+
+
+@extend_schema_field({"type": "string", "pattern": LOCAL_TIME_PATTERN})
 class LocalTimeField(serializers.TimeField):
     """A wall-clock time without an offset, ``HH:MM[:SS[.ffffff]]``; the row's time zone says
     where. Documented by a pattern: the OpenAPI format ``time`` is RFC 3339's full-time, which
     requires an offset, and these times have none."""
+
+    default_error_messages = {
+        "invalid": "Give a wall-clock time without an offset, HH:MM[:SS], e.g. 17:00; the "
+        "time zone is its own field.",
+    }
+
+    def to_internal_value(self, value: Any) -> Any:
+        # Django's parser drops an offset silently; a wall time with one is a mistake.
+        if isinstance(value, str) and not re.match(LOCAL_TIME_PATTERN, value.strip()):
+            self.fail("invalid")
+        return super().to_internal_value(value)
+
+
+@extend_schema_field({"type": "string", "maxLength": 500, "description": "A URL, or empty."})
+class OptionalURLField(serializers.CharField):
+    """A URL or the empty string (the OpenAPI ``uri`` format does not allow empty)."""
+
+    default_error_messages = {"invalid_url": "Enter a valid URL, or leave it empty."}
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value:
+            try:
+                URLValidator()(value)
+            except DjangoValidationError:
+                self.fail("invalid_url")
+        return value

@@ -11,8 +11,15 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..choices import BookingStatus, BookingType, SessionStatus, WaitlistStatus
-from ..models import SessionWaitlist, get_booking_model, get_session_model
+from ..choices import (
+    BookingStatus,
+    BookingType,
+    SeriesStatus,
+    SeriesType,
+    SessionStatus,
+    WaitlistStatus,
+)
+from ..models import BookingSeries, SessionWaitlist, get_booking_model, get_session_model
 
 
 class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -99,4 +106,27 @@ class WaitlistFilter(django_filters.FilterSet):
             wanted |= Q(status=WaitlistStatus.OFFERED, offer_expires_at__gt=now)
         if WaitlistStatus.EXPIRED in value:
             wanted |= due
+        return queryset.filter(wanted)
+
+
+class SeriesFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(
+        choices=SeriesStatus.choices, method="filter_status"
+    )
+    type = django_filters.ChoiceFilter(choices=SeriesType.choices)
+
+    class Meta:
+        model = BookingSeries
+        fields = ["status", "type", "course", "teacher"]
+
+    def filter_status(self, queryset: QuerySet[Any], name: str, value: list[str]) -> QuerySet[Any]:
+        """Filter on the status readers see: a series whose last occurrence has ended counts
+        as completed (needs the ``last_end`` annotation)."""
+        if not value:
+            return queryset
+        running = [SeriesStatus.ACTIVE, SeriesStatus.PAUSED]
+        finished = Q(status__in=running, last_end__lte=timezone.now())
+        wanted = Q(status__in=value) & ~finished
+        if SeriesStatus.COMPLETED in value:
+            wanted |= finished
         return queryset.filter(wanted)

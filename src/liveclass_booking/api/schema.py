@@ -106,12 +106,21 @@ def header_parameter(name: str, description: str, max_length: int) -> list[Any]:
     ]
 
 
+_NAMED_CHOICE_FIELDS: dict[str, type[serializers.ChoiceField]] = {}
+
+
 def named_choice_field(choices: Any, component: str, **kwargs: Any) -> serializers.ChoiceField:
     """A ChoiceField whose enum is its own schema component ``component``, so that two fields
-    called ``status`` with different choices never collide in a host's schema."""
+    called ``status`` with different choices never collide in a host's schema. Fields naming
+    the same component share one class (one component in the schema)."""
     values = [str(v) for v in choices.values] if hasattr(choices, "values") else list(choices)
-    field_class = type(f"{component}Field", (serializers.ChoiceField,), {})
-    extend_schema_field({"type": "string", "enum": values}, component_name=component)(field_class)
+    field_class = _NAMED_CHOICE_FIELDS.get(component)
+    if field_class is None:
+        field_class = type(f"{component}Field", (serializers.ChoiceField,), {})
+        extend_schema_field({"type": "string", "enum": values}, component_name=component)(
+            field_class
+        )
+        _NAMED_CHOICE_FIELDS[component] = field_class
     field: serializers.ChoiceField = field_class(
         choices=getattr(choices, "choices", values), **kwargs
     )

@@ -8,8 +8,20 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from rest_framework import serializers
 
-from ..choices import BookingStatus, BookingType, SessionStatus, WaitlistStatus
+from ..choices import (
+    BookingStatus,
+    BookingType,
+    Frequency,
+    MeetingProvider,
+    SeriesItemStatus,
+    SeriesStatus,
+    SeriesType,
+    SessionStatus,
+    WaitlistStatus,
+)
 from ..models import (
+    BookingSeries,
+    BookingSeriesItem,
     SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
@@ -18,7 +30,9 @@ from ..models import (
     get_session_model,
 )
 from ..policies import get_policy_resolver
-from .fields import AwareDateTimeField, LocalTimeField
+from ..recurrence import Recurrence
+from ..validators import validate_timezone
+from .fields import AwareDateTimeField, LocalTimeField, OptionalURLField
 from .schema import named_choice_field
 
 MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
@@ -288,3 +302,199 @@ class WaitlistJoinSerializer(serializers.Serializer[Any]):
 
 class WaitlistAcceptSerializer(serializers.Serializer[Any]):
     student_note = serializers.CharField(allow_blank=True, default="", max_length=5000)
+
+
+# Recurring series ------------------------------------------------------------------------
+
+
+class RecurrenceSerializer(serializers.Serializer[Any]):
+    """The rule of a series or of a run of sessions, in local wall time (see
+    :mod:`liveclass_booking.recurrence`)."""
+
+    frequency = named_choice_field(Frequency, "FrequencyEnum")
+    interval = serializers.IntegerField(min_value=1, max_value=52, default=1)
+    days_of_week = serializers.CharField(
+        allow_blank=True,
+        default="",
+        max_length=20,
+        help_text="Comma-separated MO,TU,WE,TH,FR,SA,SU (weekly and biweekly).",
+    )
+    start_date = serializers.DateField(help_text="Local date of the first possible occurrence.")
+    start_time = LocalTimeField(help_text="Local wall time, kept across DST changes.")
+    timezone = serializers.CharField(max_length=64, validators=[validate_timezone])
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
+    occurrence_count = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, default=None
+    )
+    until_date = serializers.DateField(required=False, allow_null=True, default=None)
+    rrule = serializers.CharField(
+        allow_blank=True,
+        default="",
+        max_length=500,
+        help_text="RFC 5545 RRULE for the custom frequency, e.g. FREQ=MONTHLY;BYDAY=2TU.",
+    )
+
+    def rule(self) -> Recurrence:
+        data = self.validated_data
+        return Recurrence(**{name: data[name] for name in Recurrence.RULE_FIELDS})
+
+
+class SeriesCreateSerializer(RecurrenceSerializer):
+    type = named_choice_field(SeriesType, "SeriesTypeEnum")
+    teacher = _user_field()
+    course = _course_field()
+    accept_partial = serializers.BooleanField(
+        default=False,
+        help_text="False (default): all or nothing, a 409 series_conflict with the report if "
+        "any occurrence cannot be booked. True: book what can be booked.",
+    )
+    student_note = serializers.CharField(allow_blank=True, default="", max_length=5000)
+    default_meeting_link = OptionalURLField(allow_blank=True, default="", max_length=500)
+    default_meeting_id = serializers.CharField(allow_blank=True, default="", max_length=100)
+    default_meeting_passcode = serializers.CharField(allow_blank=True, default="", max_length=100)
+
+
+class SeriesExtendSerializer(serializers.Serializer[Any]):
+    occurrence_count = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    until_date = serializers.DateField(required=False, allow_null=True)
+    accept_partial = serializers.BooleanField(default=False)
+
+
+class SeriesItemSerializer(serializers.ModelSerializer[BookingSeriesItem]):
+    """One occurrence. ``status`` is where it stands in the series; a ``booked`` occurrence's
+    own state is ``booking_status`` (pending, confirmed, cancelled, attended, …)."""
+
+    status = named_choice_field(SeriesItemStatus, "SeriesItemStatusEnum", read_only=True)
+    start_at_utc = AwareDateTimeField(read_only=True)
+    end_at_utc = AwareDateTimeField(read_only=True)
+    booking_status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BookingSeriesItem
+        fields = (
+            "occurrence_index",
+            "start_at_utc",
+            "end_at_utc",
+            "status",
+            "code",
+            "booking",
+            "booking_status",
+            "session",
+            "waitlist_entry",
+        )
+        read_only_fields = fields
+
+    def get_booking_status(self, obj: Any) -> str | None:
+        return str(obj.booking.status) if obj.booking_id else None
+
+
+class SeriesSerializer(serializers.ModelSerializer[BookingSeries]):
+    """A series. ``status`` reads ``completed`` once the last occurrence has ended."""
+
+    status = named_choice_field(
+        SeriesStatus, "SeriesStatusEnum", source="current_status", read_only=True
+    )
+    type = named_choice_field(SeriesType, "SeriesTypeEnum", read_only=True)
+    frequency = named_choice_field(Frequency, "FrequencyEnum", read_only=True)
+    start_time = LocalTimeField(read_only=True)
+    default_meeting_link = OptionalURLField(read_only=True)
+    created_at = AwareDateTimeField(read_only=True)
+    updated_at = AwareDateTimeField(read_only=True)
+
+    class Meta:
+        model = BookingSeries
+        fields: tuple[str, ...] = (
+            "id",
+            "type",
+            "status",
+            "student_user",
+            "teacher",
+            "course",
+            *Recurrence.RULE_FIELDS,
+            "default_meeting_link",
+            "default_meeting_id",
+            "default_meeting_passcode",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class SeriesDetailSerializer(SeriesSerializer):
+    """A series with all its occurrences."""
+
+    occurrences = SeriesItemSerializer(source="items", many=True, read_only=True)
+
+    class Meta(SeriesSerializer.Meta):
+        fields = (*SeriesSerializer.Meta.fields, "occurrences")
+        read_only_fields = fields
+
+
+class OccurrenceReportSerializer(serializers.Serializer[Any]):
+    """What creating, extending or resuming did with one occurrence."""
+
+    occurrence_index = serializers.IntegerField()
+    start_at_utc = AwareDateTimeField()
+    end_at_utc = AwareDateTimeField()
+    status = serializers.ChoiceField(
+        choices=[
+            "booked",
+            "pending",
+            "waitlisted",
+            "awaiting_session",
+            "skipped",
+            "paused",
+            "cancelled",
+        ],
+        help_text="booked (confirmed), pending (awaiting approval), waitlisted (the session "
+        "is full), awaiting_session (no session at that time yet), skipped (see code).",
+    )
+    code = serializers.CharField(allow_blank=True, help_text="Why a skipped one was skipped.")
+    detail = serializers.CharField(allow_blank=True)
+    booking = serializers.IntegerField(allow_null=True)
+    session = serializers.IntegerField(allow_null=True)
+    waitlist_entry = serializers.IntegerField(allow_null=True)
+
+
+class SkippedTimeSerializer(serializers.Serializer[Any]):
+    """A local time the rule names that the zone skips (a DST gap): not an occurrence."""
+
+    date = serializers.DateField()
+    time = LocalTimeField()
+    timezone = serializers.CharField()
+    code = serializers.CharField()
+
+
+class SeriesReportSerializer(serializers.Serializer[Any]):
+    counts = serializers.DictField(child=serializers.IntegerField())
+    occurrences = OccurrenceReportSerializer(many=True)
+    skipped_times = SkippedTimeSerializer(many=True)
+
+
+class SeriesCreatedSerializer(SeriesDetailSerializer):
+    """The new (extended, resumed) series and the report of what was done."""
+
+    report = SeriesReportSerializer(read_only=True)
+
+    class Meta(SeriesDetailSerializer.Meta):
+        fields = (*SeriesDetailSerializer.Meta.fields, "report")
+        read_only_fields = fields
+
+
+class SessionRunSerializer(RecurrenceSerializer):
+    """A run of recurring group sessions: the rule plus what every session gets."""
+
+    course = _course_field()
+    teacher = _user_field(required=False)
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(allow_blank=True, default="")
+    capacity = serializers.IntegerField(min_value=1, max_value=100000)
+    meeting_provider = serializers.ChoiceField(choices=MeetingProvider.choices, required=False)
+    meeting_link = OptionalURLField(allow_blank=True, required=False, max_length=500)
+    meeting_id = serializers.CharField(allow_blank=True, required=False, max_length=100)
+    meeting_passcode = serializers.CharField(allow_blank=True, required=False, max_length=100)
+
+
+class SessionRunCreatedSerializer(serializers.Serializer[Any]):
+    sessions = SessionSerializer(many=True)
+    skipped_times = SkippedTimeSerializer(many=True)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
@@ -22,6 +22,8 @@ from rest_framework.response import Response
 
 from .. import services
 from ..models import (
+    BookingSeries,
+    BookingSeriesItem,
     SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
@@ -32,13 +34,15 @@ from ..querysets import (
     availability_visible_to,
     bookings_visible_to,
     policies_visible_to,
+    series_visible_to,
     waitlist_visible_to,
     with_queue_positions,
 )
+from ..recurrence import Recurrence
 from ..services import idempotency
 from . import serializers as s
 from .errors import exception_handler
-from .filters import BookingFilter, SessionFilter, WaitlistFilter
+from .filters import BookingFilter, SeriesFilter, SessionFilter, WaitlistFilter
 from .schema import errors, extend_schema, extend_schema_view, header_parameter
 
 IDEMPOTENCY_KEY_PARAMETER = header_parameter(
@@ -136,6 +140,11 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
         request=s.ReasonSerializer,
         responses={200: s.SessionSerializer, **errors(400, 404, 409)},
     ),
+    recurring=extend_schema(
+        operation_id="liveclass_sessions_create_recurring",
+        request=s.SessionRunSerializer,
+        responses={201: s.SessionRunCreatedSerializer, **errors(400, 403)},
+    ),
 )
 @extend_schema(tags=["sessions"])
 class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
@@ -178,6 +187,28 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         body.is_valid(raise_exception=True)
         session = services.cancel_session(session, actor=request.user, **body.validated_data)
         return self.respond(session)
+
+    @action(detail=False, methods=["post"], serializer_class=s.SessionRunSerializer)
+    def recurring(self, request: Request) -> Response:
+        """Create a run of recurring sessions from a rule (local wall time, DST-safe)."""
+        body = s.SessionRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        rule = body.rule()
+        for name in Recurrence.RULE_FIELDS:
+            data.pop(name)
+        teacher = data.pop("teacher", None) or request.user
+        sessions, skipped = services.create_recurring_sessions(
+            teacher=teacher, actor=request.user, rule=rule, **data
+        )
+        context = self.get_serializer_context()
+        return Response(
+            {
+                "sessions": s.SessionSerializer(sessions, many=True, context=context).data,
+                "skipped_times": [time.as_dict() for time in skipped],
+            },
+            status=status.HTTP_201_CREATED,
+        )
 
 
 def _booking_action(operation_id: str, request: Any, created: bool = False) -> Any:
@@ -377,6 +408,124 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
     def leave(self, request: Request, pk: Any = None) -> Response:
         entry = services.leave_waitlist(self.get_object(), actor=request.user)
         return self.respond_entry(entry)
+
+
+def _series_action(operation_id: str, request: Any, response: Any) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        request=request,
+        responses={200: response, **errors(400, 403, 404, 409)},
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="liveclass_series_list",
+        responses={200: s.SeriesSerializer(many=True), **errors(400, 404)},
+    ),
+    retrieve=extend_schema(
+        operation_id="liveclass_series_retrieve",
+        responses={200: s.SeriesDetailSerializer, **errors(404)},
+    ),
+    create=extend_schema(
+        operation_id="liveclass_series_create",
+        request=s.SeriesCreateSerializer,
+        parameters=IDEMPOTENCY_KEY_PARAMETER,
+        responses={201: s.SeriesCreatedSerializer, **errors(400, 403, 409)},
+    ),
+    pause=_series_action("liveclass_series_pause", s.ReasonSerializer, s.SeriesDetailSerializer),
+    resume=_series_action("liveclass_series_resume", None, s.SeriesCreatedSerializer),
+    cancel=_series_action("liveclass_series_cancel", s.ReasonSerializer, s.SeriesDetailSerializer),
+    extend=_series_action(
+        "liveclass_series_extend", s.SeriesExtendSerializer, s.SeriesCreatedSerializer
+    ),
+)
+@extend_schema(tags=["series"])
+class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
+    """Recurring series: students their own, teachers the ones they teach, staff all. The
+    detail lists every occurrence and where it stands."""
+
+    filterset_class = SeriesFilter
+    response_serializer_class = s.SeriesDetailSerializer
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if self.schema_only:
+            return BookingSeries.objects.none()
+        series = series_visible_to(self.request.user).order_by("-created_at", "pk")
+        if self.action != "list":
+            items = BookingSeriesItem.objects.select_related("booking").order_by("occurrence_index")
+            series = series.prefetch_related(Prefetch("items", queryset=items))
+        return series
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "create":
+            return s.SeriesCreateSerializer
+        if self.action == "list":
+            return s.SeriesSerializer
+        return self.response_serializer_class
+
+    def respond_series(self, series: Any, report: Any = None, code: int = 200) -> Response:
+        """Answer with the series as the detail shows it, and the report of what was done."""
+        fresh = self.get_queryset().get(pk=series.pk)
+        data = dict(s.SeriesDetailSerializer(fresh, context=self.get_serializer_context()).data)
+        if report is not None:
+            data["report"] = s.SeriesReportSerializer(report.as_dict()).data
+        return Response(data, status=code)
+
+    def create(self, request: Request) -> Response:
+        return self.create_once(request, "series", lambda: self._create(request))
+
+    def _create(self, request: Request) -> Response:
+        body = s.SeriesCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        report = services.create_series(
+            student=request.user,
+            teacher=data["teacher"],
+            course=data["course"],
+            series_type=data["type"],
+            rule=body.rule(),
+            accept_partial=data["accept_partial"],
+            note=data["student_note"],
+            actor=request.user,
+            **{name: data[name] for name in services.series.MEETING_FIELDS},
+        )
+        return self.respond_series(report.series, report, status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"], serializer_class=s.ReasonSerializer)
+    def pause(self, request: Request, pk: Any = None) -> Response:
+        body = s.ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        series = services.pause_series(self.get_object(), actor=request.user, **body.validated_data)
+        return self.respond_series(series)
+
+    @action(detail=True, methods=["post"], serializer_class=None)
+    def resume(self, request: Request, pk: Any = None) -> Response:
+        report = services.resume_series(self.get_object(), actor=request.user)
+        return self.respond_series(report.series, report)
+
+    @action(detail=True, methods=["post"], serializer_class=s.ReasonSerializer)
+    def cancel(self, request: Request, pk: Any = None) -> Response:
+        body = s.ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        series = services.cancel_series(
+            self.get_object(), actor=request.user, **body.validated_data
+        )
+        return self.respond_series(series)
+
+    @action(detail=True, methods=["post"], serializer_class=s.SeriesExtendSerializer)
+    def extend(self, request: Request, pk: Any = None) -> Response:
+        body = s.SeriesExtendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        report = services.extend_series(
+            self.get_object(),
+            occurrence_count=data.get("occurrence_count"),
+            until_date=data.get("until_date"),
+            accept_partial=data["accept_partial"],
+            actor=request.user,
+        )
+        return self.respond_series(report.series, report)
 
 
 class TeacherOwnedViewSet(

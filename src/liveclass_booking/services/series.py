@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -140,7 +140,7 @@ def _conflict(report: SeriesReport, message: str) -> SeriesConflict:
     data = report.as_dict()
     for result in data["occurrences"]:
         for name in ("start_at_utc", "end_at_utc"):
-            result[name] = result[name].isoformat()
+            result[name] = result[name].astimezone(UTC).isoformat().replace("+00:00", "Z")
     return SeriesConflict(message, **data)
 
 
