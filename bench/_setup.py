@@ -62,3 +62,46 @@ def percentile(values: list[float], fraction: float) -> float:
         return 0.0
     index = min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))
     return ordered[index]
+
+
+def open_all_week(teacher: object) -> None:
+    """Weekly windows 00:00-23:59 Berlin time, every day."""
+    from datetime import time
+
+    from liveclass_booking.models import TeacherAvailability
+
+    for weekday in range(7):
+        TeacherAvailability.objects.create(
+            teacher=teacher,
+            weekday=weekday,
+            start_time=time(0),
+            end_time=time(23, 59),
+            timezone="Europe/Berlin",
+        )
+
+
+def add_lessons(teacher: object, student: object, course: object, start, spacing, count: int):  # type: ignore[no-untyped-def]
+    """``count`` confirmed 20-minute lessons with 5-minute buffers, ``spacing`` apart."""
+    from datetime import timedelta
+
+    from liveclass_booking.models import get_booking_model
+
+    model = get_booking_model()
+    buffer, length = timedelta(minutes=5), timedelta(minutes=20)
+    model.objects.bulk_create(
+        [
+            model(
+                booking_type="one_on_one",
+                course=course,
+                teacher=teacher,
+                student_user=student,
+                status="confirmed",
+                start_at_utc=start + i * spacing,
+                end_at_utc=start + i * spacing + length,
+                blocked_from_utc=start + i * spacing - buffer,
+                blocked_until_utc=start + i * spacing + length + buffer,
+            )
+            for i in range(count)
+        ],
+        batch_size=500,
+    )

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time as clock
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 
-from _setup import django_on
+from _setup import add_lessons, django_on, open_all_week
 
 
 def main() -> None:
@@ -30,9 +30,7 @@ def main() -> None:
 
         from liveclass_booking import services
         from liveclass_booking.models import (
-            TeacherAvailability,
             TeacherBookingPolicy,
-            get_booking_model,
             get_course_model,
         )
 
@@ -53,34 +51,10 @@ def main() -> None:
                 buffer_before_minutes=5,
                 buffer_after_minutes=5,
             )
-            for weekday in range(7):
-                TeacherAvailability.objects.create(
-                    teacher=teacher,
-                    weekday=weekday,
-                    start_time=time(0),
-                    end_time=time(23, 59),
-                    timezone="Europe/Berlin",
-                )
+            open_all_week(teacher)
             # Existing lessons, 20 minutes each, spread evenly over the 90 days.
             spacing = timedelta(days=90) / size
-            model = get_booking_model()
-            model.objects.bulk_create(
-                [
-                    model(
-                        booking_type="one_on_one",
-                        course=course,
-                        teacher=teacher,
-                        student_user=student,
-                        status="confirmed",
-                        start_at_utc=start + i * spacing,
-                        end_at_utc=start + i * spacing + timedelta(minutes=20),
-                        blocked_from_utc=start + i * spacing - timedelta(minutes=5),
-                        blocked_until_utc=start + i * spacing + timedelta(minutes=25),
-                    )
-                    for i in range(size)
-                ],
-                batch_size=500,
-            )
+            add_lessons(teacher, student, course, start, spacing, size)
             timings = []
             for _ in range(args.runs):
                 with CaptureQueriesContext(connection) as queries:
