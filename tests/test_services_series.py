@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from liveclass_booking import services, signals
@@ -539,6 +540,28 @@ class TestGroupSeries:
         assert not BookingSeries.objects.exists()
         sessions[0].refresh_from_db()
         assert sessions[0].seats_taken == 0
+
+    def test_a_seat_moved_to_another_session_stays_in_the_series(
+        self, weekly_sessions: Any, group_series: Any, make_session: Any, teacher: Any
+    ) -> None:
+        sessions = weekly_sessions(count=8)
+        series = group_series().series
+        extra = make_session(start_at_utc=week(2) + timedelta(days=1))
+        moved = services.reschedule_booking(items(series)[1].booking, actor=teacher, session=extra)
+        row = items(series)[1]
+        assert (row.booking, row.session) == (moved, extra)
+        check_seats(sessions[1])
+        check_seats(extra)
+
+    def test_resume_asks_the_resolver_again(self, weekly_sessions: Any, group_series: Any) -> None:
+        weekly_sessions(count=8)
+        series = group_series().series
+        services.pause_series(series)
+        nobody = override_settings(LIVECLASS_BOOKING_POLICY_RESOLVER="tests.resolvers.NobodyBooks")
+        with nobody, pytest.raises(NotAllowed):
+            services.resume_series(series)
+        series.refresh_from_db()
+        assert series.status == "paused"
 
     def test_cancel_frees_future_seats(
         self, weekly_sessions: Any, group_series: Any, clock: Any

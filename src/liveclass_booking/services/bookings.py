@@ -455,7 +455,9 @@ def reschedule_booking(
                 status=S.PENDING if needs_approval else S.CONFIRMED,
             )
         # A rescheduled occurrence of a series stays in its series.
-        BookingSeriesItem.objects.filter(booking=old).update(booking=new, updated_at=now)
+        BookingSeriesItem.objects.filter(booking=old).update(
+            booking=new, session_id=new.session_id, updated_at=now
+        )
         _announce(old, actor=actor, old=S.CONFIRMED, reason=reason, new_booking=new)
         _announce(new, actor=actor, old="", reason=reason, rescheduled_from=old.pk)
     return new

@@ -601,6 +601,12 @@ def _require_party(actor: Any, series: Any, action: str) -> None:
     require_manager(actor, series, action)
 
 
+def _require_still_bookable(series: Any) -> None:
+    """Booking again (resume, extend) needs the resolver's ``can_book`` as booking did."""
+    if not get_policy_resolver().can_book(series.student_user, series.course):
+        raise NotAllowed("The student may no longer book this course.")
+
+
 def _lock(series: Any, now: datetime, *allowed: str) -> Any:
     """Lock the series and check its status (the caller has completed it first if its last
     occurrence has passed, outside its transaction so that this is kept when it fails)."""
@@ -686,6 +692,7 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
     complete_series(now, series=series)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.PAUSED)
+        _require_still_bookable(locked)
         items = list(
             locked.items.filter(status=It.PAUSED, start_at_utc__gt=now).order_by("occurrence_index")
         )
@@ -731,6 +738,7 @@ def extend_series(
     complete_series(now, series=series)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.ACTIVE)
+        _require_still_bookable(locked)
         rule = replace(
             Recurrence.of(locked), occurrence_count=occurrence_count, until_date=until_date
         )
