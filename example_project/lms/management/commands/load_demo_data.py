@@ -1,5 +1,5 @@
 """Load believable demo data: teachers in three time zones, students, courses, a fortnight of
-group sessions, weekly availability, policies and a few bookings."""
+group sessions, weekly availability, policies, a few bookings and two recurring series."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from liveclass_booking.models import (
     TeacherAvailability,
     TeacherBookingPolicy,
 )
+from liveclass_booking.recurrence import Recurrence
 from lms.models import Course, Enrollment
 
 PASSWORD = "demo1234"
@@ -165,3 +166,30 @@ class Command(BaseCommand):
             end_at_utc=start + timedelta(minutes=45),
             note="Could we practise the dative case?",
         )
+        # Recurring series: Lena's weekly Thursday lesson with Amira for six weeks (the
+        # conference day, if a Thursday, is skipped), and Marco's place in Ben's Wednesday
+        # class for six weeks: the sessions that exist are booked, the later ones wait for Ben
+        # to schedule them and are booked when he does.
+        services.create_series(
+            student=students[0],
+            teacher=teacher,
+            course=course,
+            series_type="one_on_one_series",
+            rule=Recurrence(
+                frequency="weekly", days_of_week="TH", start_date=today + timedelta(days=2),
+                start_time=time(11), timezone=zone, duration_minutes=45, occurrence_count=6,
+            ),
+            accept_partial=True,
+        )  # fmt: skip
+        ben, algebra, ny, _sessions = sessions_by_teacher["ben"]
+        services.create_series(
+            student=students[1],
+            teacher=ben,
+            course=algebra,
+            series_type="group_series",
+            rule=Recurrence(
+                frequency="weekly", days_of_week="WE", start_date=today + timedelta(days=1),
+                start_time=time(18, 30), timezone=ny, duration_minutes=60, occurrence_count=6,
+            ),
+            accept_partial=True,
+        )  # fmt: skip
