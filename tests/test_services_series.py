@@ -541,6 +541,20 @@ class TestGroupSeries:
         sessions[0].refresh_from_db()
         assert sessions[0].seats_taken == 0
 
+    def test_a_series_never_jumps_the_queue(
+        self, weekly_sessions: Any, group_series: Any, users: Any, session_model: Any
+    ) -> None:
+        sessions = weekly_sessions(count=8, capacity=1)
+        services.book_group_session(student=users("early"), session=sessions[2])
+        waiting = services.join_waitlist(student=users("waiting"), session=sessions[2])
+        # A seat appears without the services (a raw write): it is owed to the queue.
+        session_model.objects.filter(pk=sessions[2].pk).update(capacity=2)
+        report = group_series()
+        assert statuses(report)[2] == "waitlisted"
+        waiting.refresh_from_db()
+        assert waiting.status == "offered"
+        check_seats(sessions[2])
+
     def test_a_seat_moved_to_another_session_stays_in_the_series(
         self, weekly_sessions: Any, group_series: Any, make_session: Any, teacher: Any
     ) -> None:

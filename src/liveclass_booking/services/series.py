@@ -26,7 +26,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from .. import signals
@@ -286,13 +286,15 @@ def _matching_sessions(teacher_id: Any, course_id: Any, starts: list[datetime]) 
 
 
 def _settle_matching_sessions(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
-    """Pass on the seats of offers past their time first: a series never jumps a queue."""
+    """Settle first the waitlists owed a seat — an offer past its time, or a free seat while
+    students wait — as a single booking does: a series never jumps a queue."""
     starts = [result.item.start_at_utc for result in results]
+    owed = Q(status=WaitlistStatus.OFFERED, offer_expires_at__lte=now) | Q(
+        status=WaitlistStatus.WAITING, session__seats_taken__lt=F("session__capacity")
+    )
     due = (
         SessionWaitlist.objects.filter(
-            session__in=_matching_sessions(series.teacher_id, series.course_id, starts),
-            status=WaitlistStatus.OFFERED,
-            offer_expires_at__lte=now,
+            owed, session__in=_matching_sessions(series.teacher_id, series.course_id, starts)
         )
         .values_list("session_id", flat=True)
         .distinct()
