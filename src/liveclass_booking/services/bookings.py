@@ -404,7 +404,10 @@ def reschedule_booking(
     if session is not None:
         settle_if_needed(session.pk, now)
     with transaction.atomic():
-        lock_sessions(booking.session_id, session.pk if session is not None else None)
+        # Only a seat moves to another session: a lesson's request locks no session (a
+        # session lock before the teacher's row lock below could deadlock a group series).
+        moving_seat = session is not None and booking.booking_type == BookingType.GROUP_SESSION
+        lock_sessions(booking.session_id, session.pk if moving_seat else None)
         old = model.objects.select_for_update().get(pk=booking.pk)
         check_transition(old.status, S.RESCHEDULED)
         if by_student:

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.dispatch import Signal
 
 from ..exceptions import NaiveDatetime, NotAllowed
@@ -60,7 +60,12 @@ def lock_user(user: Any) -> None:
     On PostgreSQL and MySQL/MariaDB this blocks a concurrent transaction doing the same until
     this one ends; on SQLite the IMMEDIATE transaction already serialises writers.
     """
-    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+    # FOR NO KEY UPDATE on PostgreSQL: it serialises these callers as FOR UPDATE would, but
+    # does not block the key-share locks that inserting a row referencing the user takes (a
+    # booking of this teacher inserted by a transaction holding a session lock).
+    no_key = connection.features.has_select_for_no_key_update
+    users = get_user_model().objects.select_for_update(no_key=no_key)
+    list(users.filter(pk=user.pk).values_list("pk"))
 
 
 def is_staff(actor: Any) -> bool:

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
@@ -202,7 +202,8 @@ def create_series(
         _plan(series, results, now)
         _refuse_failures(report, accept_partial)
         series.save()
-        _write(series, results, actor=actor, note=note, now=now)
+        # Waitlist order is the time the locks were granted, as for a single join.
+        _write(series, results, actor=actor, note=note, now=timezone.now())
         send_after_commit(
             signals.series_created, BookingSeries, series=series, report=report, actor=actor
         )
@@ -251,6 +252,9 @@ def _plan(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
     if series.type == SeriesType.ONE_ON_ONE_SERIES:
         _plan_lessons(series, results, now)
     else:
+        # The teacher's row lock orders a group series and the creation of the sessions it
+        # waits for: whichever comes second sees the other (see enrol_waiting_series).
+        lock_user(series.teacher)
         _plan_seats(series.student_user, series.course, results, _sessions_at(series, results), now)
 
 
@@ -556,22 +560,29 @@ def _write_entries(items: list[Any], now: datetime) -> None:
 # A session created later enrols the series waiting for it --------------------------------
 
 
-def enrol_waiting_series(sessions: list[Any], *, now: datetime | None = None) -> int:
+def enrol_waiting_series(sessions: list[Any]) -> int:
     """Enrol the students of active group series whose occurrence waits for a session at the
     start of one of ``sessions`` (just created, same teacher and course). Returns how many
-    occurrences were placed."""
-    now = now or timezone.now()
+    occurrences were placed.
+
+    Takes the teacher's row lock first, as group series creation does, so that a series
+    created at the same time either sees these sessions or is seen here."""
     if not sessions:
         return 0
-    teacher_id, course_id = sessions[0].teacher_id, sessions[0].course_id
+    teacher, course_id = sessions[0].teacher, sessions[0].course_id
+    lock_user(teacher)
+    # Lock the items only (not their series rows: an extend holds its series, then waits
+    # for the teacher lock held here).
+    of = ("self",) if connection.features.has_select_for_update_of else ()
     items = list(
-        BookingSeriesItem.objects.select_related("series__student_user", "series__course")
+        BookingSeriesItem.objects.select_for_update(of=of)
+        .select_related("series__student_user", "series__course")
         .filter(
             status=It.AWAITING_SESSION,
             start_at_utc__in=[session.start_at_utc for session in sessions],
             series__status=SeriesStatus.ACTIVE,
             series__type=SeriesType.GROUP_SERIES,
-            series__teacher_id=teacher_id,
+            series__teacher_id=teacher.pk,
             series__course_id=course_id,
         )
         .order_by("series__created_at", "series_id", "occurrence_index")
@@ -585,6 +596,7 @@ def enrol_waiting_series(sessions: list[Any], *, now: datetime | None = None) ->
         .objects.filter(pk__in=[s.pk for s in sessions])
         .order_by("pk")
     }
+    now = timezone.now()  # after the locks: waitlist order
     results = [OccurrenceResult(item) for item in items]
     students = [item.series.student_user for item in items]
     _plan_seats(None, items[0].series.course, results, by_start, now, students=students)
@@ -635,9 +647,11 @@ def _stop_future(
     if by_student:
         policy = get_policy_resolver().get_policy(series.teacher, series.course)
         keep_until = now + timedelta(hours=policy.cancel_window_hours)
-    items = list(
-        series.items.select_related("booking", "waitlist_entry").filter(start_at_utc__gt=now)
-    )
+    # Lock the occurrences first, so that a session created meanwhile cannot enrol one of
+    # them behind this change (enrol_waiting_series locks them too).
+    future = series.items.filter(start_at_utc__gt=now)
+    list(future.select_for_update().values_list("pk", flat=True))
+    items = list(future.select_related("booking", "waitlist_entry"))
     changed: list[Any] = []
     results = []
     for item in items:
@@ -701,7 +715,7 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
         results = [OccurrenceResult(item) for item in items]
         report = SeriesReport(locked, results)
         _plan(locked, results, now)
-        _write(locked, results, actor=actor, note="", now=now)
+        _write(locked, results, actor=actor, note="", now=timezone.now())
         locked.status = SeriesStatus.ACTIVE
         locked.save(update_fields=["status", "updated_at"])
     return report
@@ -765,7 +779,7 @@ def extend_series(
         _refuse_failures(report, accept_partial)
         locked.occurrence_count, locked.until_date = occurrence_count, until_date
         locked.save(update_fields=["occurrence_count", "until_date", "updated_at"])
-        _write(locked, results, actor=actor, note="", now=now)
+        _write(locked, results, actor=actor, note="", now=timezone.now())
     return report
 
 
