@@ -64,7 +64,7 @@ from ..recurrence import Occurrence, Recurrence, SkippedTime
 from .availability import TeacherSchedule
 from .bookings import SIGNAL_FOR_STATUS, _require_may_book, _transition
 from .common import is_staff, lock_user, require_manager, same_user, send_after_commit
-from .seats import lock_sessions, settle_if_needed
+from .seats import settle_if_needed
 
 It = SeriesItemStatus
 
@@ -589,13 +589,13 @@ def enrol_waiting_series(sessions: list[Any]) -> int:
     )
     if not items:
         return 0
-    lock_sessions(*[session.pk for session in sessions])
-    by_start = {
-        session.start_at_utc: session
-        for session in get_session_model()
-        .objects.filter(pk__in=[s.pk for s in sessions])
+    locked = (
+        get_session_model()
+        .objects.select_for_update()
+        .filter(pk__in=[session.pk for session in sessions])
         .order_by("pk")
-    }
+    )
+    by_start = {session.start_at_utc: session for session in locked}
     now = timezone.now()  # after the locks: waitlist order
     results = [OccurrenceResult(item) for item in items]
     students = [item.series.student_user for item in items]
