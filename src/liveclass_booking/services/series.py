@@ -65,6 +65,7 @@ from .availability import TeacherSchedule
 from .bookings import SIGNAL_FOR_STATUS, _require_may_book, _transition
 from .common import is_staff, lock_user, require_manager, same_user, send_after_commit
 from .seats import settle_if_needed
+from .waitlist import _entry_fields_reset, leave_waitlist
 
 It = SeriesItemStatus
 
@@ -534,11 +535,7 @@ def _write_entries(items: list[Any], now: datetime) -> None:
         if id(entry) in seen:
             continue
         seen.add(id(entry))
-        entry.status = WaitlistStatus.WAITING
-        entry.created_at = now + timedelta(microseconds=offset)
-        entry.offered_at = entry.offer_expires_at = None
-        entry.accepted_at = entry.expired_at = entry.left_at = None
-        entry.booking = None
+        _entry_fields_reset(entry, now + timedelta(microseconds=offset))
         (rejoined if entry.pk else fresh).append(entry)
     SessionWaitlist.objects.bulk_create(fresh)
     if rejoined:
@@ -640,8 +637,6 @@ def _stop_future(
     """Cancel the bookings and leave the waitlists of the occurrences still to come, and mark
     them ``to`` (``paused`` or ``cancelled``). A student keeps the occurrences inside the
     cancel window, as with a single booking; past occurrences are never touched."""
-    from .waitlist import leave_waitlist
-
     by_student = same_user(actor, series.student_user_id) and not is_staff(actor)
     keep_until = now
     if by_student:
