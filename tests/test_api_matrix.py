@@ -825,12 +825,15 @@ def test_the_matrix_covers_every_endpoint_and_role() -> None:
 
 #: Measured queries of one POST bookings/, the same on SQLite and PostgreSQL with the default and
 #: the swapped models, savepoints included. Group: session (with course and teacher), policy,
-#: the waitlist check (is anybody owed a seat?), savepoint, seat UPDATE, already-booked check,
-#: savepoint, INSERT, release, the student's own waitlist entry, event, release, and the
-#: session again for the response's meeting link. One-on-one: teacher, course, savepoint,
-#: teacher row lock, policy, windows, exceptions, lessons, sessions, savepoint, INSERT, release,
-#: event, release. Changing these numbers is a decision, not noise.
-CREATE_QUERIES = {"group_session": 13, "one_on_one": 14}
+#: the settle check (is anybody owed a seat, or a request past its approval timeout?),
+#: savepoint, the student's row lock and holdings (the limits), seat UPDATE, already-booked
+#: check, savepoint, INSERT, release, the student's own waitlist entry, event, release, and
+#: the session again for the response's meeting link. One-on-one: teacher, course, the
+#: default resolver's can_teach (the teacher's user and group permissions), the
+#: overdue-requests check, savepoint, teacher and student row lock, policy, windows,
+#: exceptions, lessons, sessions, the student's holdings (the limits), savepoint, INSERT,
+#: release, event, release. Changing these numbers is a decision, not noise.
+CREATE_QUERIES = {"group_session": 15, "one_on_one": 18}
 
 
 @dataclass

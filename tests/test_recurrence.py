@@ -36,7 +36,8 @@ def calendar_walk(rule: Recurrence) -> list[date]:
     monday = rule.start_date - timedelta(days=rule.start_date.weekday())
     weekdays = {DAY_CODES.index(c) for c in rule.days} or {rule.start_date.weekday()}
     step = rule.interval * (2 if rule.frequency == "biweekly" else 1)
-    last = rule.until_date or rule.start_date + timedelta(days=366 * 40)
+    # Far enough for 200 occurrences of the sparsest rule (the 31st, every second month).
+    last = rule.until_date or rule.start_date + timedelta(days=366 * 100)
     while day <= last:
         if rule.frequency == "monthly":
             months = (day.year - rule.start_date.year) * 12 + day.month - rule.start_date.month

@@ -249,7 +249,7 @@ def test_a_group_series_that_waited_for_the_lock_queues_behind_earlier_joins(
     slow, quick = make_students(user_model, 2, "joiner")
     # The slow series has taken its time stamp and is on its way to the session locks: hold
     # it there, as sessions locked by somebody else would.
-    held, go = hold_thread(monkeypatch, "_settle_matching_sessions", "slow-series")
+    held, go = hold_thread(monkeypatch, "_settle", "slow-series")
     out: dict[str, Any] = {}
     thread = in_thread(
         "slow-series",

@@ -422,6 +422,7 @@ def test_transition_table_is_spec_section_4(current: str, new: str) -> None:
         ("confirmed", "attended"),
         ("confirmed", "no_show"),
         ("confirmed", "rescheduled"),
+        ("pending", "expired"),  # the approval timeout (SPEC §9)
     }
     if (current, new) in allowed:
         services.check_transition(current, new)

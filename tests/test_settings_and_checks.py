@@ -40,7 +40,22 @@ class TestSettings:
             "buffer_before_minutes": 0,
             "buffer_after_minutes": 0,
             "max_bookings_per_day": None,
+            "approval_timeout_hours": 48,
         }
+        assert booking_settings.LIMITS == {
+            "seats_per_booking": 10,
+            "active_bookings_per_student": 200,
+            "pending_requests_per_teacher": 10,
+            "open_waitlist_entries_per_student": 20,
+            "active_series_per_student": 10,
+        }
+        with override_settings(LIVECLASS_BOOKING_THROTTLE_RATES=None):  # the suite sets them
+            assert booking_settings.THROTTLE_RATES == {
+                "book": "30/min",
+                "waitlist": "30/min",
+                "series": "10/min",
+                "sessions": "60/min",
+            }
 
     def test_values_are_read_live(self) -> None:
         with override_settings(

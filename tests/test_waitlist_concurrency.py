@@ -340,7 +340,7 @@ def test_a_join_that_waited_for_the_lock_queues_behind_those_who_got_in_first(
     session, (booking,) = full_session(make_session, user_model, capacity=1)
     slow, quick = make_students(user_model, 2, "joiner")
     stamped, go = threading.Event(), threading.Event()
-    settle_if_needed = waitlist_services.settle_if_needed
+    settle_session = waitlist_services.settle_session
 
     def held_up(session_pk: Any, now: Any) -> None:
         # The slow join has taken its time stamp and is about to lock the session: hold it
@@ -348,9 +348,9 @@ def test_a_join_that_waited_for_the_lock_queues_behind_those_who_got_in_first(
         if threading.current_thread().name == "slow-join":
             stamped.set()
             go.wait(10)
-        settle_if_needed(session_pk, now)
+        settle_session(session_pk, now)
 
-    monkeypatch.setattr(waitlist_services, "settle_if_needed", held_up)
+    monkeypatch.setattr(waitlist_services, "settle_session", held_up)
     joined: dict[str, Any] = {}
 
     def slow_join() -> None:

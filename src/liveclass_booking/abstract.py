@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -62,6 +62,30 @@ def timezone_field(**kwargs: Any) -> models.CharField[str, str]:
     kwargs.setdefault("default", "UTC")
     kwargs.setdefault("help_text", _("IANA time-zone name, for example Europe/Berlin."))
     return models.CharField(validators=[validate_timezone], **kwargs)
+
+
+def bounded(key: str) -> list[Any]:
+    """Validators keeping a policy number inside ``conf.POLICY_BOUNDS[key]``."""
+    low, high = conf.POLICY_BOUNDS[key]
+    return [MinValueValidator(low), MaxValueValidator(high)]
+
+
+def _bounds_constraint(key: str, nullable: bool = False) -> models.CheckConstraint:
+    low, high = conf.POLICY_BOUNDS[key]
+    condition = Q(**{f"{key}__gte": low, f"{key}__lte": high})
+    if nullable:
+        condition |= Q(**{f"{key}__isnull": True})
+    return models.CheckConstraint(
+        condition=condition,
+        name=_name(f"{key}_range"),
+        violation_error_message=_("%(field)s must be between %(low)d and %(high)d.")
+        % {"field": key, "low": low, "high": high},
+    )
+
+
+def text_limit() -> list[Any]:
+    """The validator bounding a free-text field (descriptions, notes, reasons)."""
+    return [MaxLengthValidator(conf.MAX_TEXT_LENGTH)]
 
 
 @deconstructible(path="liveclass_booking.abstract.PolicyDefault")
@@ -123,7 +147,7 @@ class AbstractLiveClassSession(models.Model):
         verbose_name=_("teacher"),
     )
     title = models.CharField(_("title"), max_length=200)
-    description = models.TextField(_("description"), blank=True)
+    description = models.TextField(_("description"), blank=True, validators=text_limit())
     start_at_utc = models.DateTimeField(_("starts at (UTC)"), db_index=True)
     end_at_utc = models.DateTimeField(_("ends at (UTC)"))
     timezone_snapshot = timezone_field(
@@ -139,7 +163,9 @@ class AbstractLiveClassSession(models.Model):
     meeting_link = models.URLField(_("meeting link"), max_length=500, blank=True)
     meeting_id = models.CharField(_("meeting id"), max_length=100, blank=True)
     meeting_passcode = models.CharField(_("meeting passcode"), max_length=100, blank=True)
-    capacity = models.PositiveIntegerField(_("capacity"))
+    capacity = models.PositiveIntegerField(
+        _("capacity"), validators=[MaxValueValidator(conf.MAX_CAPACITY)]
+    )
     seats_taken = models.PositiveIntegerField(
         _("seats taken"),
         default=0,
@@ -318,9 +344,19 @@ class AbstractLiveClassBooking(models.Model):
         verbose_name=_("cancelled by"),
     )
     cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
-    cancel_reason = models.TextField(_("cancel reason"), blank=True)
-    student_note = models.TextField(_("student note"), blank=True)
-    teacher_note = models.TextField(_("teacher note"), blank=True)
+    cancel_reason = models.TextField(_("cancel reason"), blank=True, validators=text_limit())
+    student_note = models.TextField(_("student note"), blank=True, validators=text_limit())
+    teacher_note = models.TextField(_("teacher note"), blank=True, validators=text_limit())
+    approval_expires_at = models.DateTimeField(
+        _("approval expires at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "A pending booking not decided by then expires by itself (the policy's approval "
+            "timeout, never after the start)."
+        ),
+    )
     # BOOKING_MODEL rather than "self": the swapped-out default must point at the same model
     # as the one swapped in, or makemigrations sees a change in swapped projects.
     rescheduled_from = models.OneToOneField(
@@ -400,7 +436,22 @@ class AbstractLiveClassBooking(models.Model):
     @property
     def is_active(self) -> bool:
         """Whether the booking holds a seat or the teacher's time (pending or confirmed)."""
-        return self.status in ACTIVE_BOOKING_STATUSES
+        return self.status in ACTIVE_BOOKING_STATUSES and not self.approval_is_overdue
+
+    @property
+    def approval_is_overdue(self) -> bool:
+        """Whether this is a pending booking whose approval timeout has passed."""
+        return bool(
+            self.status == BookingStatus.PENDING
+            and self.approval_expires_at is not None
+            and self.approval_expires_at <= timezone.now()
+        )
+
+    @property
+    def current_status(self) -> str:
+        """The status as readers should see it: a pending booking past its approval timeout
+        is ``expired`` even before anything has run to record that."""
+        return str(BookingStatus.EXPIRED) if self.approval_is_overdue else str(self.status)
 
 
 class AbstractTeacherBookingPolicy(models.Model):
@@ -430,25 +481,41 @@ class AbstractTeacherBookingPolicy(models.Model):
         default=PolicyDefault("requires_approval_for_group"),
     )
     min_notice_hours = models.PositiveIntegerField(
-        _("minimum notice (hours)"), default=PolicyDefault("min_notice_hours")
+        _("minimum notice (hours)"),
+        default=PolicyDefault("min_notice_hours"),
+        validators=bounded("min_notice_hours"),
     )
     cancel_window_hours = models.PositiveIntegerField(
         _("cancel window (hours)"),
         default=PolicyDefault("cancel_window_hours"),
+        validators=bounded("cancel_window_hours"),
         help_text=_("Students may cancel until this many hours before the start."),
     )
     buffer_before_minutes = models.PositiveIntegerField(
-        _("buffer before (minutes)"), default=PolicyDefault("buffer_before_minutes")
+        _("buffer before (minutes)"),
+        default=PolicyDefault("buffer_before_minutes"),
+        validators=bounded("buffer_before_minutes"),
     )
     buffer_after_minutes = models.PositiveIntegerField(
-        _("buffer after (minutes)"), default=PolicyDefault("buffer_after_minutes")
+        _("buffer after (minutes)"),
+        default=PolicyDefault("buffer_after_minutes"),
+        validators=bounded("buffer_after_minutes"),
     )
     max_bookings_per_day = models.PositiveIntegerField(
         _("maximum bookings per day"),
         null=True,
         blank=True,
-        validators=[MinValueValidator(1)],
+        validators=bounded("max_bookings_per_day"),
         help_text=_("Counted in the teacher's local day. Empty: no limit."),
+    )
+    approval_timeout_hours = models.PositiveIntegerField(
+        _("approval timeout (hours)"),
+        default=PolicyDefault("approval_timeout_hours"),
+        validators=bounded("approval_timeout_hours"),
+        help_text=_(
+            "A request not approved or declined within this many hours expires by itself "
+            "(at the latest when the booking would start)."
+        ),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -479,6 +546,12 @@ class AbstractTeacherBookingPolicy(models.Model):
                     "The daily limit must be at least 1, or empty for no limit."
                 ),
             ),
+            _bounds_constraint("min_notice_hours"),
+            _bounds_constraint("cancel_window_hours"),
+            _bounds_constraint("buffer_before_minutes"),
+            _bounds_constraint("buffer_after_minutes"),
+            _bounds_constraint("max_bookings_per_day", nullable=True),
+            _bounds_constraint("approval_timeout_hours"),
         ]
 
     def __str__(self) -> str:

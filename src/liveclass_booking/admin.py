@@ -146,16 +146,63 @@ class LiveClassSessionAdmin(admin.ModelAdmin):
     def seats_available(self, obj: Any) -> int:
         return int(obj.seats_available)
 
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        base = super().get_form(request, obj, change=change, **kwargs)
+        original = copy.copy(obj) if obj is not None else None
+
+        class CheckedForm(base):  # type: ignore[valid-type,misc]
+            def _post_clean(self) -> None:
+                super()._post_clean()
+                if self._errors:  # the fields themselves are wrong: nothing more to check
+                    return
+                # The services' rules, as form errors: who may create or change the session,
+                # can_teach, a future start, a scheduled session.
+                try:
+                    if original is None:
+                        services.check_new_session(self.instance, actor=request.user)
+                    else:
+                        services.check_session_change(original, actor=request.user)
+                except BookingError as exc:
+                    self.add_error(None, f"{exc.detail} ({exc.code})")
+
+        return CheckedForm
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Create and change sessions through the services (never ``obj.save()``): a new
+        session enrols the group series waiting for it, a changed capacity offers the freed
+        seats to the waitlist, and only the fields the form changed are written."""
         if not change:
-            super().save_model(request, obj, form, change)
+            fields = {name: getattr(obj, name) for name in services.sessions.EDITABLE_FIELDS}
+            for name in ("title", "start_at_utc", "end_at_utc", "capacity"):
+                fields.pop(name)
+            created = services.create_session(
+                teacher=obj.teacher,
+                course=obj.course,
+                title=obj.title,
+                start_at_utc=obj.start_at_utc,
+                end_at_utc=obj.end_at_utc,
+                capacity=obj.capacity,
+                actor=request.user,
+                **fields,
+            )
+            obj.pk = created.pk
+            obj.__dict__.update(created.__dict__)
             return
-        # Write only what the form changed: seats_taken may have moved since the form loaded.
-        obj.save(update_fields=[*form.changed_data, "updated_at"])
-        if "capacity" in form.changed_data:
-            offered = services.offer_seats(obj, actor=request.user)
-            if offered:
-                self.message_user(request, f"{len(offered)} seat(s) offered to the waitlist.")
+        changes = {
+            name: form.cleaned_data[name]
+            for name in form.changed_data
+            if name in services.sessions.EDITABLE_FIELDS
+        }
+        if not changes:
+            return
+        offers = SessionWaitlist.objects.filter(session_id=obj.pk, status=WaitlistStatus.OFFERED)
+        before = offers.count()
+        obj.__dict__.update(services.update_session(obj, actor=request.user, **changes).__dict__)
+        offered = offers.count() - before
+        if offered > 0:
+            self.message_user(request, f"{offered} seat(s) offered to the waitlist.")
 
     @admin.action(description="Cancel selected sessions and their bookings")
     def cancel_sessions(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:

@@ -17,7 +17,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULT_POLICY, booking_settings
+from .conf import (
+    DEFAULT_LIMITS,
+    DEFAULT_POLICY,
+    DEFAULT_THROTTLE_RATES,
+    POLICY_BOUNDS,
+    booking_settings,
+)
 
 SWAPPABLE = (
     ("LIVECLASS_BOOKING_COURSE_MODEL", "COURSE_MODEL", None),
@@ -33,6 +39,7 @@ _POLICY_TYPES: dict[str, tuple[type, ...]] = {
     "buffer_before_minutes": (int,),
     "buffer_after_minutes": (int,),
     "max_bookings_per_day": (int, type(None)),
+    "approval_timeout_hours": (int,),
 }
 
 
@@ -76,7 +83,7 @@ def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E002/E003: the policy resolver; E005: the default policy; E006/E007: the lifetimes;
-    E008: the series cap."""
+    E008: the series cap; E009: the limits; E010: the throttle rates."""
     from .policies import DefaultPolicyResolver
 
     messages: list[CheckMessage] = []
@@ -118,6 +125,8 @@ def check_settings(
                 id="liveclass_booking.E007",
             )
         )
+    messages.extend(_check_limits(booking_settings.RAW_LIMITS))
+    messages.extend(_check_throttle_rates(booking_settings.RAW_THROTTLE_RATES))
     cap = booking_settings.SERIES_MAX_OCCURRENCES
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         messages.append(
@@ -128,6 +137,63 @@ def check_settings(
             )
         )
     return messages
+
+
+def _check_limits(value: Any) -> list[CheckMessage]:
+    """E009: ``LIVECLASS_BOOKING_LIMITS`` names known limits with positive integers or None."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        problems = ["it must be a dict"]
+    else:
+        problems = []
+        for key, item in value.items():
+            if key not in DEFAULT_LIMITS:
+                problems.append(f"unknown limit {key!r}")
+            elif item is not None and (isinstance(item, bool) or not isinstance(item, int)):
+                problems.append(f"{key} must be a positive integer or None, not {item!r}")
+            elif item is not None and item < 1:
+                problems.append(f"{key} must be at least 1 (None lifts it), not {item!r}")
+    if not problems:
+        return []
+    return [
+        Error(
+            "LIVECLASS_BOOKING_LIMITS is invalid: " + "; ".join(problems) + ".",
+            hint="Valid limits: " + ", ".join(DEFAULT_LIMITS) + ".",
+            id="liveclass_booking.E009",
+        )
+    ]
+
+
+def _check_throttle_rates(value: Any) -> list[CheckMessage]:
+    """E010: ``LIVECLASS_BOOKING_THROTTLE_RATES`` maps known scopes to DRF rates or None."""
+    if value is None:
+        return []
+    problems = []
+    if not isinstance(value, dict):
+        problems.append("it must be a dict")
+    else:
+        for key, rate in value.items():
+            if key not in DEFAULT_THROTTLE_RATES:
+                problems.append(f"unknown scope {key!r}")
+            elif rate is not None and not _is_rate(rate):
+                problems.append(f"{key}: {rate!r} is not a rate such as '30/min' (or None)")
+    if not problems:
+        return []
+    return [
+        Error(
+            "LIVECLASS_BOOKING_THROTTLE_RATES is invalid: " + "; ".join(problems) + ".",
+            hint="Scopes: " + ", ".join(DEFAULT_THROTTLE_RATES) + ".",
+            id="liveclass_booking.E010",
+        )
+    ]
+
+
+def _is_rate(rate: Any) -> bool:
+    if not isinstance(rate, str) or "/" not in rate:
+        return False
+    count, period = rate.split("/", 1)
+    return count.isdigit() and int(count) > 0 and period[:1] in ("s", "m", "h", "d")
 
 
 def _check_default_policy(value: Any) -> list[CheckMessage]:
@@ -147,10 +213,12 @@ def _check_default_policy(value: Any) -> list[CheckMessage]:
             continue
         types = _POLICY_TYPES[key]
         wrong_type = not isinstance(item, types) or (bool not in types and isinstance(item, bool))
-        if wrong_type or (isinstance(item, int) and not isinstance(item, bool) and item < 0):
+        if wrong_type:
             problems.append(f"{key} cannot be {item!r}")
-        elif key == "max_bookings_per_day" and item == 0:
-            problems.append("max_bookings_per_day must be at least 1 or None")
+        elif key in POLICY_BOUNDS and item is not None and not isinstance(item, bool):
+            low, high = POLICY_BOUNDS[key]
+            if not low <= item <= high:
+                problems.append(f"{key} must be between {low} and {high}, not {item!r}")
     if not problems:
         return []
     return [

@@ -30,6 +30,7 @@ class BookingStatus(models.TextChoices):
     ATTENDED = "attended", _("Attended")
     NO_SHOW = "no_show", _("No-show")
     RESCHEDULED = "rescheduled", _("Rescheduled")
+    EXPIRED = "expired", _("Expired (not decided in time)")
 
 
 #: Statuses that hold a seat or a teacher's time.

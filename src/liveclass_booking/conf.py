@@ -30,6 +30,46 @@ DEFAULT_POLICY: dict[str, Any] = {
     "buffer_before_minutes": 0,
     "buffer_after_minutes": 0,
     "max_bookings_per_day": None,
+    "approval_timeout_hours": 48,
+}
+
+#: The range every policy number must lie in (inclusive), in validation, in the database (a
+#: CHECK constraint) and in ``LIVECLASS_BOOKING_DEFAULT_POLICY`` (check E005). A value outside
+#: it would make other users' requests fail (date arithmetic past the supported range).
+POLICY_BOUNDS: dict[str, tuple[int, int]] = {
+    "min_notice_hours": (0, 8760),  # up to a year
+    "cancel_window_hours": (0, 8760),
+    "buffer_before_minutes": (0, 1440),  # up to a day
+    "buffer_after_minutes": (0, 1440),
+    "max_bookings_per_day": (1, 1000),
+    "approval_timeout_hours": (1, 8760),
+}
+
+#: The largest capacity a session may have.
+MAX_CAPACITY = 10000
+
+#: Free-text fields: the longest text accepted (titles and meeting fields have their own
+#: column lengths).
+MAX_TEXT_LENGTH = 5000
+
+#: Per-account limits (OWASP API6), overridable with ``LIVECLASS_BOOKING_LIMITS`` (only the
+#: keys it changes) and per teacher and course by the resolver's ``get_limits``. ``None``
+#: lifts a limit.
+DEFAULT_LIMITS: dict[str, int | None] = {
+    "seats_per_booking": 10,
+    "active_bookings_per_student": 200,
+    "pending_requests_per_teacher": 10,
+    "open_waitlist_entries_per_student": 20,
+    "active_series_per_student": 10,
+}
+
+#: DRF throttle rates of the writing actions, by scope; ``LIVECLASS_BOOKING_THROTTLE_RATES``
+#: overrides single scopes, and ``None`` turns a scope's throttle off.
+DEFAULT_THROTTLE_RATES: dict[str, str | None] = {
+    "book": "30/min",
+    "waitlist": "30/min",
+    "series": "10/min",
+    "sessions": "60/min",
 }
 
 
@@ -87,6 +127,26 @@ class LiveClassBookingSettings:
     def SERIES_MAX_OCCURRENCES(self) -> int:
         value: int = self._get("SERIES_MAX_OCCURRENCES", 200)
         return value
+
+    @property
+    def LIMITS(self) -> dict[str, int | None]:
+        """The per-account limits: the defaults updated with the host's partial override."""
+        override = self._get("LIMITS", None) or {}
+        return {**DEFAULT_LIMITS, **override}
+
+    @property
+    def RAW_LIMITS(self) -> Any:
+        return self._get("LIMITS", None)
+
+    @property
+    def THROTTLE_RATES(self) -> dict[str, str | None]:
+        """Throttle rates by scope: the defaults updated with the host's partial override."""
+        override = self._get("THROTTLE_RATES", None) or {}
+        return {**DEFAULT_THROTTLE_RATES, **override}
+
+    @property
+    def RAW_THROTTLE_RATES(self) -> Any:
+        return self._get("THROTTLE_RATES", None)
 
     @property
     def NOTIFIER(self) -> str | None:

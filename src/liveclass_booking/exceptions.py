@@ -69,6 +69,14 @@ class DailyLimitReached(BookingError):
     http_status = 409
 
 
+class LimitReached(BookingError):
+    """SPEC §9: a per-account limit (seats per booking, active bookings, pending requests,
+    waitlist entries, active series). ``limit`` names it and ``max`` gives its number."""
+
+    code = "limit_reached"
+    http_status = 409
+
+
 class AlreadyBooked(BookingError):
     code = "already_booked"
     http_status = 409

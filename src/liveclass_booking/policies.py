@@ -51,6 +51,19 @@ class DefaultPolicyResolver:
         """Return whether ``student`` may book ``course`` (or ``session``). Default: yes."""
         return True
 
+    def get_limits(self, student: Any, teacher: Any, course: Model | None) -> dict[str, Any]:
+        """Return the per-account limits that apply when ``student`` books with ``teacher``
+        for ``course`` (``course`` may be None for a teacher's default).
+
+        Keys: ``seats_per_booking``, ``active_bookings_per_student``,
+        ``pending_requests_per_teacher``, ``open_waitlist_entries_per_student``,
+        ``active_series_per_student``; a value of None lifts that limit. Default:
+        ``LIVECLASS_BOOKING_LIMITS`` over the built-in defaults. Override it to raise a
+        limit for one teacher or course, e.g. ``{**super().get_limits(...),
+        "seats_per_booking": 30}``.
+        """
+        return booking_settings.LIMITS
+
     def can_teach(self, user: Any, course: Model | None) -> bool:
         """Return whether ``user`` may run sessions and offer availability for ``course``.
 

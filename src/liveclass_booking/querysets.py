@@ -21,7 +21,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from .choices import WaitlistStatus
+from .choices import BookingStatus, WaitlistStatus
 from .models import (
     BookingSeries,
     SessionWaitlist,
@@ -30,6 +30,12 @@ from .models import (
     get_booking_model,
 )
 from .policies import get_policy_resolver
+
+
+def overdue_requests(now: Any) -> Q:
+    """Pending bookings past their approval timeout: they read as ``expired`` and hold
+    nothing, even before the expiry is recorded."""
+    return Q(status=BookingStatus.PENDING, approval_expires_at__lte=now)
 
 
 def bookings_visible_to(user: Any) -> QuerySet[Any]:

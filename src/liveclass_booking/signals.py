@@ -1,7 +1,8 @@
 """Signals sent by the services, always after the transaction commits (SPEC §7).
 
 Booking signals: ``sender`` is the booking model, with ``booking``, ``actor`` (None for the
-system), ``from_status`` and ``to_status``; ``booking_rescheduled`` adds ``new_booking``.
+system), ``from_status`` and ``to_status``; ``booking_rescheduled`` adds ``new_booking``;
+``booking_expired``: a pending booking was not decided within the approval timeout.
 ``session_cancelled``: ``sender`` is the session model, with ``session``, ``actor`` and
 ``reason``.
 
@@ -21,6 +22,7 @@ booking_declined = Signal()
 booking_cancelled = Signal()
 booking_rescheduled = Signal()
 booking_attendance_marked = Signal()
+booking_expired = Signal()
 session_cancelled = Signal()
 waitlist_offered = Signal()
 waitlist_offer_expired = Signal()

@@ -20,6 +20,7 @@ from ..choices import (
     WaitlistStatus,
 )
 from ..models import BookingSeries, SessionWaitlist, get_booking_model, get_session_model
+from ..querysets import overdue_requests
 
 
 class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -78,12 +79,25 @@ class SessionFilter(django_filters.FilterSet):
 
 class BookingFilter(django_filters.FilterSet):
     start_after, start_before = start_range()
-    status = django_filters.MultipleChoiceFilter(choices=BookingStatus.choices)
+    status = django_filters.MultipleChoiceFilter(
+        choices=BookingStatus.choices, method="filter_status"
+    )
     booking_type = django_filters.ChoiceFilter(choices=BookingType.choices)
 
     class Meta:
         model = get_booking_model()
         fields = ["status", "booking_type", "course", "teacher", "session"]
+
+    def filter_status(self, queryset: QuerySet[Any], name: str, value: list[str]) -> QuerySet[Any]:
+        """Filter on the status readers see: a request past its approval timeout counts as
+        expired."""
+        if not value:
+            return queryset
+        overdue = overdue_requests(timezone.now())
+        wanted = Q(status__in=value) & ~overdue
+        if BookingStatus.EXPIRED in value:
+            wanted |= overdue
+        return queryset.filter(wanted)
 
 
 class WaitlistFilter(django_filters.FilterSet):

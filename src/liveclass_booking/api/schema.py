@@ -78,7 +78,8 @@ DESCRIPTIONS = {
     404: "Not found, not visible to this user, or a page past the last: `not_found`.",
     409: "Conflict: `session_full`, `session_not_bookable`, `slot_unavailable`, "
     "`daily_limit_reached`, `already_booked`, `invalid_transition`, `offer_expired`, "
-    "`idempotency_conflict`.",
+    "`idempotency_conflict`, `limit_reached` (with `limit` and `max`).",
+    429: "Too many requests: `throttled`; the `Retry-After` header says how many seconds to wait.",
 }
 
 

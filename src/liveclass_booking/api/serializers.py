@@ -19,6 +19,7 @@ from ..choices import (
     SessionStatus,
     WaitlistStatus,
 )
+from ..conf import MAX_CAPACITY, MAX_TEXT_LENGTH
 from ..models import (
     BookingSeries,
     BookingSeriesItem,
@@ -31,6 +32,7 @@ from ..models import (
 )
 from ..policies import get_policy_resolver
 from ..recurrence import Recurrence
+from ..services.rules import NOT_A_TEACHER
 from ..validators import validate_timezone
 from .fields import AwareDateTimeField, LocalTimeField, OptionalURLField
 from .schema import named_choice_field
@@ -42,6 +44,13 @@ def _user_field(**kwargs: Any) -> serializers.PrimaryKeyRelatedField[Any]:
     return serializers.PrimaryKeyRelatedField(
         queryset=get_user_model().objects.filter(is_active=True), **kwargs
     )
+
+
+def _teacher_field(**kwargs: Any) -> serializers.PrimaryKeyRelatedField[Any]:
+    """The teacher of a lesson, series or slot listing: an unknown or inactive user gets the
+    same answer as a user who does not teach the course (the services check ``can_teach``)."""
+    messages = {"does_not_exist": NOT_A_TEACHER}
+    return _user_field(error_messages=messages, **kwargs)
 
 
 def _course_field(**kwargs: Any) -> serializers.PrimaryKeyRelatedField[Any]:
@@ -120,7 +129,10 @@ class BookingSerializer(serializers.ModelSerializer[Any]):
     created_at = AwareDateTimeField(read_only=True)
     updated_at = AwareDateTimeField(read_only=True)
     meeting_link = serializers.SerializerMethodField()
-    status = named_choice_field(BookingStatus, "BookingStatusEnum", read_only=True)
+    status = named_choice_field(
+        BookingStatus, "BookingStatusEnum", source="current_status", read_only=True
+    )
+    approval_expires_at = AwareDateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = get_booking_model()
@@ -135,6 +147,7 @@ class BookingSerializer(serializers.ModelSerializer[Any]):
             "end_at_utc",
             "status",
             "seats_reserved",
+            "approval_expires_at",
             "decision_at",
             "decided_by",
             "cancelled_by",
@@ -160,12 +173,12 @@ class BookingCreateSerializer(serializers.Serializer[Any]):
         queryset=get_session_model().objects.select_related("course", "teacher"),
         required=False,
     )
-    seats_reserved = serializers.IntegerField(min_value=1, max_value=1000, default=1)
-    teacher = _user_field(required=False)
+    seats_reserved = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY, default=1)
+    teacher = _teacher_field(required=False)
     course = _course_field(required=False)
     start_at_utc = AwareDateTimeField(required=False)
     end_at_utc = AwareDateTimeField(required=False)
-    student_note = serializers.CharField(allow_blank=True, default="", max_length=5000)
+    student_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["booking_type"] == BookingType.GROUP_SESSION:
@@ -179,11 +192,11 @@ class BookingCreateSerializer(serializers.Serializer[Any]):
 
 
 class ReasonSerializer(serializers.Serializer[Any]):
-    reason = serializers.CharField(allow_blank=True, default="", max_length=5000)
+    reason = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
 class ApproveSerializer(serializers.Serializer[Any]):
-    teacher_note = serializers.CharField(allow_blank=True, default="", max_length=5000)
+    teacher_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
 class RescheduleSerializer(serializers.Serializer[Any]):
@@ -193,7 +206,7 @@ class RescheduleSerializer(serializers.Serializer[Any]):
         queryset=get_session_model().objects.select_related("course", "teacher"),
         required=False,
     )
-    reason = serializers.CharField(allow_blank=True, default="", max_length=5000)
+    reason = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
 class PolicySerializer(serializers.ModelSerializer[TeacherBookingPolicy]):
@@ -213,6 +226,7 @@ class PolicySerializer(serializers.ModelSerializer[TeacherBookingPolicy]):
             "buffer_before_minutes",
             "buffer_after_minutes",
             "max_bookings_per_day",
+            "approval_timeout_hours",
         )
         # Uniqueness and the other model rules are checked by full_clean() in the view, which
         # knows the teacher the row belongs to.
@@ -243,7 +257,7 @@ class AvailabilitySerializer(serializers.ModelSerializer[TeacherAvailability]):
 
 
 class SlotQuerySerializer(serializers.Serializer[Any]):
-    teacher = _user_field()
+    teacher = _teacher_field()
     course = _course_field(required=False, allow_null=True)
     start = AwareDateTimeField()
     end = AwareDateTimeField()
@@ -301,7 +315,7 @@ class WaitlistJoinSerializer(serializers.Serializer[Any]):
 
 
 class WaitlistAcceptSerializer(serializers.Serializer[Any]):
-    student_note = serializers.CharField(allow_blank=True, default="", max_length=5000)
+    student_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
 # Recurring series ------------------------------------------------------------------------
@@ -341,14 +355,14 @@ class RecurrenceSerializer(serializers.Serializer[Any]):
 
 class SeriesCreateSerializer(RecurrenceSerializer):
     type = named_choice_field(SeriesType, "SeriesTypeEnum")
-    teacher = _user_field()
+    teacher = _teacher_field()
     course = _course_field()
     accept_partial = serializers.BooleanField(
         default=False,
         help_text="False (default): all or nothing, a 409 series_conflict with the report if "
         "any occurrence cannot be booked. True: book what can be booked.",
     )
-    student_note = serializers.CharField(allow_blank=True, default="", max_length=5000)
+    student_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
     default_meeting_link = OptionalURLField(allow_blank=True, default="", max_length=500)
     default_meeting_id = serializers.CharField(allow_blank=True, default="", max_length=100)
     default_meeting_passcode = serializers.CharField(allow_blank=True, default="", max_length=100)
@@ -487,8 +501,8 @@ class SessionRunSerializer(RecurrenceSerializer):
     course = _course_field()
     teacher = _user_field(required=False)
     title = serializers.CharField(max_length=200)
-    description = serializers.CharField(allow_blank=True, default="")
-    capacity = serializers.IntegerField(min_value=1, max_value=100000)
+    description = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
+    capacity = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY)
     meeting_provider = serializers.ChoiceField(choices=MeetingProvider.choices, required=False)
     meeting_link = OptionalURLField(allow_blank=True, required=False, max_length=500)
     meeting_id = serializers.CharField(allow_blank=True, required=False, max_length=100)

@@ -19,6 +19,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from .. import services
 from ..models import (
@@ -44,6 +45,7 @@ from . import serializers as s
 from .errors import exception_handler
 from .filters import BookingFilter, SeriesFilter, SessionFilter, WaitlistFilter
 from .schema import errors, extend_schema, extend_schema_view, header_parameter
+from .throttling import WriteRateThrottle
 
 IDEMPOTENCY_KEY_PARAMETER = header_parameter(
     idempotency.HEADER,
@@ -68,6 +70,10 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     permission_classes = [IsAuthenticated]
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend]
+    # The host's throttles, and the write throttles of this API (LIVECLASS_BOOKING_THROTTLE_
+    # RATES), whose scope each viewset names per action.
+    throttle_classes: list[Any] = [*api_settings.DEFAULT_THROTTLE_CLASSES, WriteRateThrottle]
+    throttle_scopes: dict[str, str] = {}
 
     #: How answers show the object they concern (replace it in a subclass). Actions keep
     #: their own ``serializer_class`` for their request bodies.
@@ -128,7 +134,7 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     create=extend_schema(
         operation_id="liveclass_sessions_create",
         request=s.SessionCreateSerializer,
-        responses={201: s.SessionSerializer, **errors(400)},
+        responses={201: s.SessionSerializer, **errors(400, 429)},
     ),
     partial_update=extend_schema(
         operation_id="liveclass_sessions_partial_update",
@@ -143,7 +149,7 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     recurring=extend_schema(
         operation_id="liveclass_sessions_create_recurring",
         request=s.SessionRunSerializer,
-        responses={201: s.SessionRunCreatedSerializer, **errors(400, 403)},
+        responses={201: s.SessionRunCreatedSerializer, **errors(400, 403, 429)},
     ),
 )
 @extend_schema(tags=["sessions"])
@@ -152,6 +158,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
 
     filterset_class = SessionFilter
     http_method_names = ["get", "post", "patch", "head", "options"]
+    throttle_scopes = {"create": "sessions", "recurring": "sessions"}
 
     def get_queryset(self) -> QuerySet[Any]:
         return get_session_model().objects.all().order_by("start_at_utc", "pk")
@@ -213,10 +220,11 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
 
 def _booking_action(operation_id: str, request: Any, created: bool = False) -> Any:
     code = 201 if created else 200
+    statuses = (400, 404, 409, 429) if created else (400, 404, 409)
     return extend_schema(
         operation_id=operation_id,
         request=request,
-        responses={code: s.BookingSerializer, **errors(400, 404, 409)},
+        responses={code: s.BookingSerializer, **errors(*statuses)},
     )
 
 
@@ -233,7 +241,7 @@ def _booking_action(operation_id: str, request: Any, created: bool = False) -> A
         operation_id="liveclass_bookings_create",
         request=s.BookingCreateSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.BookingSerializer, **errors(400, 409)},
+        responses={201: s.BookingSerializer, **errors(400, 409, 429)},
     ),
     approve=_booking_action("liveclass_bookings_approve", s.ApproveSerializer),
     decline=_booking_action("liveclass_bookings_decline", s.ReasonSerializer),
@@ -249,6 +257,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     """Bookings visible to the user: students their own, teachers what they teach, staff all."""
 
     filterset_class = BookingFilter
+    throttle_scopes = {"create": "book", "reschedule": "book"}
 
     def get_queryset(self) -> QuerySet[Any]:
         if self.schema_only:
@@ -345,12 +354,12 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         operation_id="liveclass_waitlist_join",
         request=s.WaitlistJoinSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.WaitlistEntrySerializer, **errors(400, 403, 409)},
+        responses={201: s.WaitlistEntrySerializer, **errors(400, 403, 409, 429)},
     ),
     accept=extend_schema(
         operation_id="liveclass_waitlist_accept",
         request=s.WaitlistAcceptSerializer,
-        responses={201: s.BookingSerializer, **errors(400, 403, 404, 409)},
+        responses={201: s.BookingSerializer, **errors(400, 403, 404, 409, 429)},
     ),
     leave=extend_schema(
         operation_id="liveclass_waitlist_leave",
@@ -365,6 +374,7 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
 
     filterset_class = WaitlistFilter
     response_serializer_class = s.WaitlistEntrySerializer
+    throttle_scopes = {"create": "waitlist", "accept": "waitlist"}
 
     def get_queryset(self) -> QuerySet[Any]:
         if self.schema_only:
@@ -410,11 +420,12 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
         return self.respond_entry(entry)
 
 
-def _series_action(operation_id: str, request: Any, response: Any) -> Any:
+def _series_action(operation_id: str, request: Any, response: Any, throttled: bool = False) -> Any:
+    statuses = (400, 403, 404, 409, 429) if throttled else (400, 403, 404, 409)
     return extend_schema(
         operation_id=operation_id,
         request=request,
-        responses={200: response, **errors(400, 403, 404, 409)},
+        responses={200: response, **errors(*statuses)},
     )
 
 
@@ -431,13 +442,18 @@ def _series_action(operation_id: str, request: Any, response: Any) -> Any:
         operation_id="liveclass_series_create",
         request=s.SeriesCreateSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.SeriesCreatedSerializer, **errors(400, 403, 409)},
+        responses={201: s.SeriesCreatedSerializer, **errors(400, 403, 409, 429)},
     ),
     pause=_series_action("liveclass_series_pause", s.ReasonSerializer, s.SeriesDetailSerializer),
-    resume=_series_action("liveclass_series_resume", None, s.SeriesCreatedSerializer),
+    resume=_series_action(
+        "liveclass_series_resume", None, s.SeriesCreatedSerializer, throttled=True
+    ),
     cancel=_series_action("liveclass_series_cancel", s.ReasonSerializer, s.SeriesDetailSerializer),
     extend=_series_action(
-        "liveclass_series_extend", s.SeriesExtendSerializer, s.SeriesCreatedSerializer
+        "liveclass_series_extend",
+        s.SeriesExtendSerializer,
+        s.SeriesCreatedSerializer,
+        throttled=True,
     ),
 )
 @extend_schema(tags=["series"])
@@ -447,6 +463,7 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassV
 
     filterset_class = SeriesFilter
     response_serializer_class = s.SeriesDetailSerializer
+    throttle_scopes = {"create": "series", "extend": "series", "resume": "series"}
 
     def get_queryset(self) -> QuerySet[Any]:
         if self.schema_only:

@@ -30,6 +30,8 @@ from .series import (
 )
 from .sessions import (
     cancel_session,
+    check_new_session,
+    check_session_change,
     complete_session,
     complete_sessions,
     create_recurring_sessions,
@@ -57,6 +59,8 @@ __all__ = [
     "cancel_booking",
     "cancel_series",
     "cancel_session",
+    "check_new_session",
+    "check_session_change",
     "check_teacher_row",
     "check_transition",
     "complete_series",

@@ -38,6 +38,7 @@ from ..models import (
     get_session_model,
 )
 from ..policies import get_policy_resolver
+from ..querysets import overdue_requests
 
 Interval = tuple[datetime, datetime]
 
@@ -201,12 +202,16 @@ class TeacherSchedule:
         after: timedelta,
     ) -> None:
         tz = ZoneInfo(self.zone)
-        bookings = get_booking_model().objects.filter(
-            teacher=self.teacher,
-            booking_type=BookingType.ONE_ON_ONE,
-            status__in=ACTIVE_BOOKING_STATUSES,
-            blocked_until_utc__gt=start,
-            blocked_from_utc__lt=end,
+        bookings = (
+            get_booking_model()
+            .objects.filter(
+                teacher=self.teacher,
+                booking_type=BookingType.ONE_ON_ONE,
+                status__in=ACTIVE_BOOKING_STATUSES,
+                blocked_until_utc__gt=start,
+                blocked_from_utc__lt=end,
+            )
+            .exclude(overdue_requests(self.now))
         )
         # Start times only matter for the daily limit; skip converting them otherwise.
         counting = self.policy.max_bookings_per_day is not None
@@ -311,11 +316,14 @@ def free_slots(
     step: timedelta | None = None,
 ) -> list[datetime]:
     """Return the start times of free one-on-one lessons of ``duration`` between ``start`` and
-    ``end`` (UTC), stepping by ``step`` (default: ``duration``) from each window's start."""
+    ``end`` (UTC), stepping by ``step`` (default: ``duration``) from each window's start.
+    ``teacher`` must be a teacher the resolver's ``can_teach`` accepts for ``course``."""
     from .common import require_aware
+    from .rules import require_teacher
 
     require_aware(start, "start")
     require_aware(end, "end")
+    require_teacher(teacher, course)
     step = step or duration
     if duration <= timedelta(0) or step <= timedelta(0):
         raise InvalidInput("duration and step must be positive.", field="duration")

@@ -7,17 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.dispatch import Signal
 from django.utils import timezone
 
-from .. import signals
 from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, BookingType, SessionStatus
 from ..exceptions import (
     AlreadyBooked,
     CancelWindowClosed,
     InvalidInput,
     InvalidTransition,
-    NotAllowed,
     SessionFull,
     SessionNotBookable,
     SlotUnavailable,
@@ -25,100 +22,41 @@ from ..exceptions import (
 from ..models import BookingSeriesItem, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from .availability import TeacherSchedule
-from .common import (
-    is_staff,
-    lock_user,
-    record_event,
-    require_aware,
-    require_manager,
-    same_user,
-    send_after_commit,
+from .common import is_staff, lock_users, require_aware, require_manager, same_user
+from .rules import (
+    check_seats,
+    check_student_totals,
+    limits_for,
+    require_bounded_text,
+    require_may_book,
+    require_teacher,
 )
-from .seats import close_own_entry, lock_sessions, release_seats, settle_if_needed, take_seats
+from .seats import close_own_entry, lock_sessions, release_seats, take_seats
+from .transitions import (
+    TRANSITIONS,
+    announce,
+    approval_deadline,
+    check_transition,
+    settle_session,
+    settle_teacher,
+    transition,
+)
 
 S = BookingStatus
 
-#: SPEC §4: the only status changes there are.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    S.PENDING: frozenset({S.CONFIRMED, S.DECLINED, S.CANCELLED}),
-    S.CONFIRMED: frozenset({S.CANCELLED, S.ATTENDED, S.NO_SHOW, S.RESCHEDULED}),
-}
-
-SIGNAL_FOR_STATUS: dict[str, Signal] = {
-    S.PENDING: signals.booking_requested,
-    S.CONFIRMED: signals.booking_confirmed,
-    S.DECLINED: signals.booking_declined,
-    S.CANCELLED: signals.booking_cancelled,
-    S.RESCHEDULED: signals.booking_rescheduled,
-    S.ATTENDED: signals.booking_attendance_marked,
-    S.NO_SHOW: signals.booking_attendance_marked,
-}
-
-
-def check_transition(current: str, new: str) -> None:
-    """Raise ``invalid_transition`` unless SPEC §4 allows ``current`` → ``new``."""
-    allowed = TRANSITIONS.get(current, frozenset())
-    if new not in allowed:
-        options = ", ".join(sorted(allowed)) or "nothing (it is final)"
-        raise InvalidTransition(
-            f"A {current} booking cannot become {new}; it can become {options}.",
-            status=current,
-        )
-
-
-def _announce(
-    booking: Any, *, actor: Any, old: str, reason: str = "", new_booking: Any = None, **data: Any
-) -> None:
-    """Audit a status change and send its signal after commit."""
-    extra: dict[str, Any] = {}
-    if new_booking is not None:
-        data["new_booking"] = new_booking.pk
-        extra["new_booking"] = new_booking
-    record_event(
-        booking, actor=actor, from_status=old, to_status=booking.status, reason=reason, **data
-    )
-    send_after_commit(
-        SIGNAL_FOR_STATUS[booking.status],
-        type(booking),
-        booking=booking,
-        actor=actor,
-        from_status=old,
-        to_status=booking.status,
-        **extra,
-    )
-
-
-def _transition(
-    booking: Any, new: str, *, actor: Any, reason: str = "", check: Any = None, **fields: Any
-) -> Any:
-    """Lock the booking, check the transition (and ``check(locked)``), apply it, release seats
-    if it stops holding them, audit it and signal it after commit."""
-    model = get_booking_model()
-    # Lock order everywhere: session rows (by pk), then the booking row.
-    lock_sessions(booking.session_id)
-    locked = model.objects.select_for_update().get(pk=booking.pk)
-    check_transition(locked.status, new)
-    if check is not None:
-        check(locked)
-    old = locked.status
-    locked.status = new
-    for name, value in fields.items():
-        setattr(locked, name, value)
-    locked.save(update_fields=["status", *fields, "updated_at"])
-    frees_seats = old in ACTIVE_BOOKING_STATUSES and new not in ACTIVE_BOOKING_STATUSES
-    if frees_seats and locked.session_id is not None:
-        release_seats(locked.session_id, locked.seats_reserved)
-    _announce(locked, actor=actor, old=old, reason=reason)
-    return locked
-
-
-def _require_may_book(actor: Any, student: Any, course: Any, session: Any = None) -> None:
-    """Students book for themselves (staff and the system for anybody), where the resolver's
-    ``can_book`` allows it."""
-    if actor is not None and not (is_staff(actor) or same_user(actor, student.pk)):
-        raise NotAllowed("Students book for themselves.")
-    if not get_policy_resolver().can_book(student, course, session):
-        raise NotAllowed("You may not book this course.")
+__all__ = [
+    "TRANSITIONS",
+    "approve_booking",
+    "book_group_session",
+    "cancel_booking",
+    "check_transition",
+    "create_group_booking",
+    "decline_booking",
+    "mark_attended",
+    "mark_no_show",
+    "request_one_on_one",
+    "reschedule_booking",
+]
 
 
 # Group sessions ----------------------------------------------------------------------------
@@ -130,24 +68,31 @@ def book_group_session(
     """Book ``seats`` seats of a group session for ``student``.
 
     Confirmed at once unless the teacher's policy requires approval for group bookings; a
-    pending booking holds its seats.
+    pending booking holds its seats until it is decided or its approval timeout passes.
     """
-    if not isinstance(seats, int) or seats < 1:
+    if not isinstance(seats, int) or isinstance(seats, bool) or seats < 1:
         raise InvalidInput("A booking reserves at least one seat.", field="seats_reserved")
-    _require_may_book(actor, student, session.course, session)
+    require_bounded_text(student_note=note)
+    require_may_book(actor, student, session.course, session)
+    limits = limits_for(student, session.teacher, session.course)
+    check_seats(limits, seats)
     policy = get_policy_resolver().get_policy(session.teacher, session.course)
     model = get_booking_model()
     # A seat that looks free may be owed to the waitlist: a direct booking never jumps it.
-    settle_if_needed(session.pk, timezone.now())
+    settle_session(session.pk, timezone.now())
     with transaction.atomic():
-        booking = _create_group_booking(
+        # The student's row first (the lock order: users, sessions, bookings): concurrent
+        # requests of one student are counted against the limits one after the other.
+        lock_users(student)
+        check_student_totals(student, limits, timezone.now(), bookings=1)
+        booking = create_group_booking(
             model, student=student, session=session, seats=seats, policy=policy, note=note
         )
-        _announce(booking, actor=actor, old="")
+        announce(booking, actor=actor, old="")
     return booking
 
 
-def _create_group_booking(
+def create_group_booking(
     model: Any,
     *,
     student: Any,
@@ -159,8 +104,9 @@ def _create_group_booking(
     status: str | None = None,
     seat_held: bool = False,
 ) -> Any:
-    """Create a group booking; take its seats unless ``seat_held`` (a waitlist offer holds
-    the seat already)."""
+    """Create a group booking (inside the caller's transaction); take its seats unless
+    ``seat_held`` (a waitlist offer holds the seat already). Pending unless ``policy`` needs
+    no approval for group bookings or ``status`` says otherwise."""
     now = timezone.now()
 
     def already_booked() -> bool:
@@ -201,6 +147,11 @@ def _create_group_booking(
                 end_at_utc=session.end_at_utc,
                 seats_reserved=seats,
                 status=status,
+                approval_expires_at=(
+                    approval_deadline(policy, session.start_at_utc, now)
+                    if status == S.PENDING
+                    else None
+                ),
                 student_note=note,
                 rescheduled_from=rescheduled_from,
             )
@@ -228,12 +179,16 @@ def request_one_on_one(
     note: str = "",
     actor: Any = None,
 ) -> Any:
-    """Request a one-on-one lesson. Pending unless the policy needs no approval."""
+    """Request a one-on-one lesson with a teacher the resolver's ``can_teach`` accepts for
+    ``course``. Pending unless the policy needs no approval."""
     require_aware(start_at_utc, "start_at_utc")
     require_aware(end_at_utc, "end_at_utc")
+    require_bounded_text(student_note=note)
     if same_user(student, teacher.pk):
         raise InvalidInput("A teacher cannot book a lesson with themselves.", field="teacher")
-    _require_may_book(actor, student, course)
+    require_may_book(actor, student, course)
+    require_teacher(teacher, course)
+    settle_teacher(teacher, timezone.now())
     with transaction.atomic():
         booking = _create_one_on_one(
             student=student,
@@ -242,8 +197,9 @@ def request_one_on_one(
             start=start_at_utc,
             end=end_at_utc,
             note=note,
+            limits=limits_for(student, teacher, course),
         )
-        _announce(booking, actor=actor, old="")
+        announce(booking, actor=actor, old="")
     return booking
 
 
@@ -257,15 +213,23 @@ def _create_one_on_one(
     note: str = "",
     rescheduled_from: Any = None,
     status: str | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> Any:
+    """Create a lesson (inside the caller's transaction) under every one-on-one rule; with
+    ``limits``, also under the student's limits (a new request; a reschedule has none)."""
     # One teacher's one-on-one bookings are decided one at a time: the daily limit and the
-    # overlap with group sessions cannot be database constraints.
-    lock_user(teacher)
-    schedule = TeacherSchedule.load(teacher, course, start, end)
+    # overlap with group sessions cannot be database constraints. The student's row too, when
+    # the student's limits are counted.
+    lock_users(teacher, student if limits is not None else None)
+    now = timezone.now()
+    schedule = TeacherSchedule.load(teacher, course, start, end, now=now)
     schedule.check(start, end)
     blocked_from, blocked_until = schedule.blocked_range(start, end)
     if status is None:
         status = S.PENDING if schedule.policy.requires_approval_for_one_on_one else S.CONFIRMED
+    if limits is not None:
+        pending_to = teacher if status == S.PENDING else None
+        check_student_totals(student, limits, now, bookings=1, pending_to=pending_to)
     try:
         with transaction.atomic():
             return get_booking_model().objects.create(
@@ -278,6 +242,9 @@ def _create_one_on_one(
                 blocked_from_utc=blocked_from,
                 blocked_until_utc=blocked_until,
                 status=status,
+                approval_expires_at=(
+                    approval_deadline(schedule.policy, start, now) if status == S.PENDING else None
+                ),
                 student_note=note,
                 rescheduled_from=rescheduled_from,
             )
@@ -291,19 +258,21 @@ def _create_one_on_one(
 
 def approve_booking(booking: Any, *, actor: Any = None, teacher_note: str = "") -> Any:
     """Confirm a pending booking (teacher or staff)."""
+    require_bounded_text(teacher_note=teacher_note)
     require_manager(actor, booking, "approve this booking")
     fields: dict[str, Any] = {"decision_at": timezone.now(), "decided_by": actor}
     if teacher_note:
         fields["teacher_note"] = teacher_note
     with transaction.atomic():
-        return _transition(booking, S.CONFIRMED, actor=actor, **fields)
+        return transition(booking, S.CONFIRMED, actor=actor, **fields)
 
 
 def decline_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Decline a pending booking (teacher or staff); its seats are freed."""
+    require_bounded_text(reason=reason)
     require_manager(actor, booking, "decline this booking")
     with transaction.atomic():
-        return _transition(
+        return transition(
             booking,
             S.DECLINED,
             actor=actor,
@@ -319,6 +288,7 @@ def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
     The student may cancel only until ``cancel_window_hours`` before the start; the teacher and
     staff may cancel any time. Its seats are freed.
     """
+    require_bounded_text(reason=reason)
     now = timezone.now()
     by_student = same_user(actor, booking.student_user_id) and not is_staff(actor)
     if not by_student:
@@ -329,7 +299,7 @@ def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
             _check_cancel_window(locked, now, "cancel")
 
     with transaction.atomic():
-        return _transition(
+        return transition(
             booking,
             S.CANCELLED,
             actor=actor,
@@ -366,7 +336,7 @@ def _mark(booking: Any, status: str, actor: Any) -> Any:
             )
 
     with transaction.atomic():
-        return _transition(booking, status, actor=actor, check=started)
+        return transition(booking, status, actor=actor, check=started)
 
 
 def mark_attended(booking: Any, *, actor: Any = None) -> Any:
@@ -390,19 +360,28 @@ def reschedule_booking(
 ) -> Any:
     """Move a confirmed booking: a lesson to a new time, a group seat to another session.
 
-    Atomic: the new booking is created under the same rules as a new one (the old one's time
-    does not count against it) and the old one becomes ``rescheduled``, pointing forward via
-    ``rescheduled_to``. Returns the new booking, confirmed when the teacher or staff moves it
-    or when the policy needs no approval, pending otherwise.
+    The actor must be allowed to move the booking (its student, inside the cancel window, or
+    who manages it) *and* to book the target: a teacher or staff member moves a seat only
+    into a session they manage. The new booking is made under the rules of a new one for
+    the target — the student's ``can_book``, the target's notice and availability, its
+    policy's approval — except that the old booking's seats and time do not count against
+    it, and that it is confirmed when its manager moves it (their consent is the approval).
+    Atomic: the old booking becomes ``rescheduled``, pointing forward via
+    ``rescheduled_to``. Returns the new booking.
     """
+    require_bounded_text(reason=reason)
     by_student = same_user(actor, booking.student_user_id) and not is_staff(actor)
     if not by_student:
         require_manager(actor, booking, "reschedule this booking")
+        if session is not None:
+            require_manager(actor, session, "move a booking into this session")
     model = get_booking_model()
     resolver = get_policy_resolver()
     now = timezone.now()
     if session is not None:
-        settle_if_needed(session.pk, now)
+        settle_session(session.pk, now)
+    elif booking.booking_type == BookingType.ONE_ON_ONE:
+        settle_teacher(booking.teacher, now)
     with transaction.atomic():
         # Only a seat moves to another session: a lesson's request locks no session (a
         # session lock before the teacher's row lock below could deadlock a group series).
@@ -410,9 +389,8 @@ def reschedule_booking(
         lock_sessions(booking.session_id, session.pk if moving_seat else None)
         old = model.objects.select_for_update().get(pk=booking.pk)
         check_transition(old.status, S.RESCHEDULED)
+        require_may_book(None, old.student_user, old.course, session)
         if by_student:
-            if not resolver.can_book(old.student_user, old.course, session):
-                raise NotAllowed("You may not book this course.")
             _check_cancel_window(old, now, "move")
         # Retire the old booking first, so neither its seats nor its time block the move (and
         # PostgreSQL's exclusion constraint sees no overlap); a failure below rolls this back.
@@ -447,7 +425,7 @@ def reschedule_booking(
             policy = resolver.get_policy(session.teacher, session.course)
             needs_approval = by_student and policy.requires_approval_for_group
             release_seats(old.session_id, old.seats_reserved)
-            new = _create_group_booking(
+            new = create_group_booking(
                 model,
                 student=old.student_user,
                 session=session,
@@ -461,6 +439,6 @@ def reschedule_booking(
         BookingSeriesItem.objects.filter(booking=old).update(
             booking=new, session_id=new.session_id, updated_at=now
         )
-        _announce(old, actor=actor, old=S.CONFIRMED, reason=reason, new_booking=new)
-        _announce(new, actor=actor, old="", reason=reason, rescheduled_from=old.pk)
+        announce(old, actor=actor, old=S.CONFIRMED, reason=reason, new_booking=new)
+        announce(new, actor=actor, old="", reason=reason, rescheduled_from=old.pk)
     return new

@@ -55,17 +55,27 @@ def record_event(
 
 
 def lock_user(user: Any) -> None:
-    """Serialise work for one user (a teacher's bookings) with a row lock on the user.
+    """Serialise work for one user (a teacher's bookings) with a row lock on the user."""
+    lock_users(user)
 
-    On PostgreSQL and MySQL/MariaDB this blocks a concurrent transaction doing the same until
-    this one ends; on SQLite the IMMEDIATE transaction already serialises writers.
+
+def lock_users(*users: Any) -> None:
+    """Row-lock the given users in one statement, in primary-key order: a teacher's row
+    serialises that teacher's one-on-one bookings, a student's row the checks of the student's
+    limits.
+
+    User rows are locked before any session or booking row (the lock order everywhere), and
+    all in one call, so that two transactions never wait on each other. On PostgreSQL and
+    MySQL/MariaDB this blocks a concurrent transaction locking the same rows until this one
+    ends; on SQLite the IMMEDIATE transaction already serialises writers.
     """
     # FOR NO KEY UPDATE on PostgreSQL: it serialises these callers as FOR UPDATE would, but
     # does not block the key-share locks that inserting a row referencing the user takes (a
     # booking of this teacher inserted by a transaction holding a session lock).
     no_key = connection.features.has_select_for_no_key_update
-    users = get_user_model().objects.select_for_update(no_key=no_key)
-    list(users.filter(pk=user.pk).values_list("pk"))
+    pks = sorted({user.pk for user in users if user is not None}, key=str)
+    rows = get_user_model().objects.select_for_update(no_key=no_key).filter(pk__in=pks)
+    list(rows.order_by("pk").values_list("pk"))
 
 
 def is_staff(actor: Any) -> bool:

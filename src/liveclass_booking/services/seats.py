@@ -149,17 +149,10 @@ def settle(session: Any, now: datetime) -> list[Any]:
     return offer_free_seats(session, now)
 
 
-def settle_if_needed(session_pk: Any, now: datetime) -> None:
-    """Before a booking or a join: when the session has an offer past its time or anybody
-    waiting, settle its waitlist in a transaction of its own, so that the seats are passed on
-    even when the request that noticed then fails (``session_full``, ``seats_available``)."""
-    if (
-        SessionWaitlist.objects.filter(session_id=session_pk)
-        .filter(Q(status=W.WAITING) | Q(status=W.OFFERED, offer_expires_at__lte=now))
-        .exists()
-    ):
-        with transaction.atomic():
-            settle(lock_session(session_pk), now)
+def owed_a_seat(now: datetime) -> Q:
+    """Waitlist entries owed a seat before anybody books: a student waiting, or an offer past
+    its time whose seat passes on (as a filter)."""
+    return Q(status=W.WAITING) | Q(status=W.OFFERED, offer_expires_at__lte=now)
 
 
 def close_own_entry(session_pk: Any, student: Any, booking: Any, now: datetime) -> None:

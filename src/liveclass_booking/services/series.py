@@ -60,12 +60,26 @@ from ..models import (
     get_session_model,
 )
 from ..policies import get_policy_resolver
+from ..querysets import overdue_requests
 from ..recurrence import Occurrence, Recurrence, SkippedTime
 from .availability import TeacherSchedule
-from .bookings import SIGNAL_FOR_STATUS, _require_may_book, _transition
-from .common import is_staff, lock_user, require_manager, same_user, send_after_commit
-from .seats import settle_if_needed
-from .waitlist import _entry_fields_reset, leave_waitlist
+from .common import is_staff, lock_user, lock_users, require_manager, same_user, send_after_commit
+from .rules import (
+    check_student_totals,
+    limits_for,
+    require_bounded_text,
+    require_may_book,
+    require_teacher,
+)
+from .transitions import (
+    APPROVAL_TIMEOUT_REASON,
+    SIGNAL_FOR_STATUS,
+    approval_deadline,
+    settle_session,
+    settle_teacher,
+    transition,
+)
+from .waitlist import leave_waitlist, reset_entry
 
 It = SeriesItemStatus
 
@@ -180,10 +194,12 @@ def create_series(
     unknown = set(meeting) - set(MEETING_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    require_bounded_text(student_note=note)
     expansion = rule.expand()
     if same_user(student, teacher.pk):
         raise InvalidInput("A teacher cannot book a series with themselves.", field="teacher")
-    _require_may_book(actor, student, course)
+    require_may_book(actor, student, course)
+    require_teacher(teacher, course)
     series = BookingSeries(
         student_user=student,
         teacher=teacher,
@@ -197,11 +213,11 @@ def create_series(
     results = [_new_result(series, occurrence) for occurrence in expansion.occurrences]
     report = SeriesReport(series, results, expansion.skipped)
     now = timezone.now()
-    if series_type == SeriesType.GROUP_SERIES:
-        _settle_matching_sessions(series, results, now)
+    _settle(series, results, now)
     with transaction.atomic():
         _plan(series, results, now)
         _refuse_failures(report, accept_partial)
+        _check_limits(series, results, now, new_series=True)
         series.save()
         # Waitlist order is the time the locks were granted, as for a single join.
         _write(series, results, actor=actor, note=note, now=timezone.now())
@@ -254,14 +270,16 @@ def _plan(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
         _plan_lessons(series, results, now)
     else:
         # The teacher's row lock orders a group series and the creation of the sessions it
-        # waits for: whichever comes second sees the other (see enrol_waiting_series).
-        lock_user(series.teacher)
+        # waits for: whichever comes second sees the other (see enrol_waiting_series). The
+        # student's row orders the checks of the student's limits.
+        lock_users(series.teacher, series.student_user)
         _plan_seats(series.student_user, series.course, results, _sessions_at(series, results), now)
 
 
 def _plan_lessons(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
-    # One teacher's one-on-one bookings are decided one run at a time (as single requests).
-    lock_user(series.teacher)
+    # One teacher's one-on-one bookings are decided one run at a time (as single requests);
+    # the student's row orders the checks of the student's limits.
+    lock_users(series.teacher, series.student_user)
     schedule = TeacherSchedule.load(
         series.teacher,
         series.course,
@@ -278,7 +296,7 @@ def _plan_lessons(series: Any, results: list[OccurrenceResult], now: datetime) -
         schedule.reserve(item.start_at_utc, item.end_at_utc)
         item.status, item.code, item.booking = It.BOOKED, "", None
         item.blocked = schedule.blocked_range(item.start_at_utc, item.end_at_utc)
-    series.approval_needed = schedule.policy.requires_approval_for_one_on_one
+    series.lesson_policy = schedule.policy
 
 
 def _matching_sessions(teacher_id: Any, course_id: Any, starts: list[datetime]) -> Any:
@@ -290,22 +308,64 @@ def _matching_sessions(teacher_id: Any, course_id: Any, starts: list[datetime]) 
     )
 
 
-def _settle_matching_sessions(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
-    """Settle first the waitlists owed a seat — an offer past its time, or a free seat while
-    students wait — as a single booking does: a series never jumps a queue."""
+def _settle(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
+    """Before planning, as a single booking does: expire the requests past their approval
+    timeout that hold the time or seats wanted (the teacher's lessons; the matching
+    sessions' seats), and settle the waitlists owed a seat — an offer past its time, or a
+    free seat while students wait — so a series never jumps a queue."""
+    if series.type == SeriesType.ONE_ON_ONE_SERIES:
+        settle_teacher(series.teacher, now)
+        return
     starts = [result.item.start_at_utc for result in results]
+    sessions = _matching_sessions(series.teacher_id, series.course_id, starts)
     owed = Q(status=WaitlistStatus.OFFERED, offer_expires_at__lte=now) | Q(
         status=WaitlistStatus.WAITING, session__seats_taken__lt=F("session__capacity")
     )
-    due = (
-        SessionWaitlist.objects.filter(
-            owed, session__in=_matching_sessions(series.teacher_id, series.course_id, starts)
+    due = set(
+        SessionWaitlist.objects.filter(owed, session__in=sessions).values_list(
+            "session_id", flat=True
         )
-        .values_list("session_id", flat=True)
-        .distinct()
     )
-    for session_pk in list(due):
-        settle_if_needed(session_pk, now)
+    due |= set(
+        get_booking_model()
+        .objects.filter(overdue_requests(now), session__in=sessions)
+        .values_list("session_id", flat=True)
+    )
+    for session_pk in sorted(due, key=str):
+        settle_session(session_pk, now)
+
+
+def _check_limits(
+    series: Any, results: list[OccurrenceResult], now: datetime, *, new_series: bool = False
+) -> None:
+    """The student's limits, counted under the locks :func:`_plan` took: the bookings and
+    waitlist entries this run adds, one more active series when it is new, and (a lesson
+    series waiting for approval) one more pending request to the teacher."""
+    student = series.student_user
+    limits = limits_for(student, series.teacher, series.course)
+    bookings = sum(1 for r in results if r.item.status == It.BOOKED and r.item.booking is None)
+    entries = len(
+        {
+            id(r.item.waitlist_entry)
+            for r in results
+            if r.item.status == It.WAITLISTED
+            and (
+                r.item.waitlist_entry.pk is None
+                or r.item.waitlist_entry.status not in OPEN_WAITLIST_STATUSES
+            )
+        }
+    )
+    lesson_policy = getattr(series, "lesson_policy", None)
+    pending = bookings and lesson_policy and lesson_policy.requires_approval_for_one_on_one
+    check_student_totals(
+        student,
+        limits,
+        now,
+        bookings=bookings,
+        entries=entries,
+        series=int(new_series),
+        pending_to=series.teacher if pending else None,
+    )
 
 
 def _sessions_at(series: Any, results: list[OccurrenceResult]) -> dict[datetime, Any]:
@@ -406,16 +466,21 @@ def _write(
     model = get_booking_model()
     to_book = [r for r in results if r.item.status == It.BOOKED and r.item.booking is None]
     lesson = series.type == SeriesType.ONE_ON_ONE_SERIES
-    policy_cache: dict[tuple[Any, Any], bool] = {}
+    policy_cache: dict[tuple[Any, Any], Any] = {}
 
-    def approval_needed(session: Any) -> bool:
+    def policy_of(session: Any) -> Any:
         if lesson:
-            return bool(getattr(series, "approval_needed", True))
+            return series.lesson_policy
         key = (session.teacher_id, session.course_id)
         if key not in policy_cache:
-            policy = get_policy_resolver().get_policy(session.teacher, session.course)
-            policy_cache[key] = policy.requires_approval_for_group
+            policy_cache[key] = get_policy_resolver().get_policy(session.teacher, session.course)
         return policy_cache[key]
+
+    def approval_needed(session: Any) -> bool:
+        policy = policy_of(session)
+        if lesson:
+            return bool(policy.requires_approval_for_one_on_one)
+        return bool(policy.requires_approval_for_group)
 
     students = students or [series.student_user] * len(results)
     student_of = {id(r): person for r, person in zip(results, students, strict=True)}
@@ -424,6 +489,11 @@ def _write(
         item = result.item
         session = item.session
         status = BookingStatus.PENDING if approval_needed(session) else BookingStatus.CONFIRMED
+        deadline = (
+            approval_deadline(policy_of(session), item.start_at_utc, now)
+            if status == BookingStatus.PENDING
+            else None
+        )
         person = student_of[id(result)]
         if lesson:
             blocked_from, blocked_until = item.blocked
@@ -437,6 +507,7 @@ def _write(
                 blocked_from_utc=blocked_from,
                 blocked_until_utc=blocked_until,
                 status=status,
+                approval_expires_at=deadline,
                 student_note=note,
             )
         else:
@@ -450,6 +521,7 @@ def _write(
                 end_at_utc=session.end_at_utc,
                 seats_reserved=1,
                 status=status,
+                approval_expires_at=deadline,
                 student_note=note,
             )
         bookings.append(booking)
@@ -535,7 +607,7 @@ def _write_entries(items: list[Any], now: datetime) -> None:
         if id(entry) in seen:
             continue
         seen.add(id(entry))
-        _entry_fields_reset(entry, now + timedelta(microseconds=offset))
+        reset_entry(entry, now + timedelta(microseconds=offset))
         (rejoined if entry.pk else fresh).append(entry)
     SessionWaitlist.objects.bulk_create(fresh)
     if rejoined:
@@ -655,18 +727,23 @@ def _stop_future(
         if item.status == It.BOOKED:
             if item.booking is None or item.booking.status not in ACTIVE_BOOKING_STATUSES:
                 continue  # cancelled, declined or moved one by one: its own history
-            if item.start_at_utc <= keep_until:
+            if item.booking.approval_is_overdue:  # nobody decided in time: it expires
+                transition(
+                    item.booking, BookingStatus.EXPIRED, actor=None, reason=APPROVAL_TIMEOUT_REASON
+                )
+            elif item.start_at_utc <= keep_until:
                 result.detail = "Inside the cancel window: kept."
                 continue
-            _transition(
-                item.booking,
-                BookingStatus.CANCELLED,
-                actor=actor,
-                reason=reason or f"series {to}",
-                cancelled_by=actor,
-                cancelled_at=now,
-                cancel_reason=reason,
-            )
+            else:
+                transition(
+                    item.booking,
+                    BookingStatus.CANCELLED,
+                    actor=actor,
+                    reason=reason or f"series {to}",
+                    cancelled_by=actor,
+                    cancelled_at=now,
+                    cancel_reason=reason,
+                )
         elif item.status == It.WAITLISTED:
             entry = item.waitlist_entry
             if entry is not None and entry.status in OPEN_WAITLIST_STATUSES:
@@ -684,6 +761,7 @@ def pause_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Pause an active series: its future occurrences' bookings are cancelled (seats and the
     teacher's time freed, waitlists left) and the occurrences marked ``paused``; the booked
     past stays. :func:`resume_series` books them again where still possible."""
+    require_bounded_text(reason=reason)
     _require_party(actor, series, "pause this series")
     now = timezone.now()
     complete_series(now, series=series)
@@ -701,6 +779,8 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
     _require_party(actor, series, "resume this series")
     now = timezone.now()
     complete_series(now, series=series)
+    paused = series.items.filter(status=It.PAUSED, start_at_utc__gt=now)
+    _settle(series, [OccurrenceResult(item) for item in paused], now)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.PAUSED)
         _require_still_bookable(locked)
@@ -710,6 +790,7 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
         results = [OccurrenceResult(item) for item in items]
         report = SeriesReport(locked, results)
         _plan(locked, results, now)
+        _check_limits(locked, results, now, new_series=True)
         _write(locked, results, actor=actor, note="", now=timezone.now())
         locked.status = SeriesStatus.ACTIVE
         locked.save(update_fields=["status", "updated_at"])
@@ -719,6 +800,7 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
 def cancel_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Cancel an active or paused series: only the occurrences still to come are cancelled
     (past ones, their bookings and attendance stay as they were)."""
+    require_bounded_text(reason=reason)
     _require_party(actor, series, "cancel this series")
     now = timezone.now()
     complete_series(now, series=series)
@@ -747,35 +829,41 @@ def extend_series(
         )
     now = timezone.now()
     complete_series(now, series=series)
+    # Settle what the new occurrences need before any lock (users come before sessions in
+    # the lock order; the series row, locked below, comes first of all).
+    _settle(series, _extension(series, occurrence_count, until_date)[0], now)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.ACTIVE)
         _require_still_bookable(locked)
-        rule = replace(
-            Recurrence.of(locked), occurrence_count=occurrence_count, until_date=until_date
-        )
-        expansion = rule.expand()
-        have = locked.items.count()
-        new = expansion.occurrences[have:]
-        if not new:
-            raise InvalidInput(
-                f"The series already has {have} occurrences; this adds none.",
-                field="occurrence_count" if occurrence_count is not None else "until_date",
-            )
-        results = [_new_result(locked, occurrence) for occurrence in new]
-        last_old = locked.items.order_by("-occurrence_index").values_list(
-            "start_at_utc", flat=True
-        )[:1]
-        after = last_old[0] if last_old else None
-        skipped = [s for s in expansion.skipped if after is None or _skipped_after(s, after)]
+        results, skipped = _extension(locked, occurrence_count, until_date)
         report = SeriesReport(locked, results, skipped)
-        if locked.type == SeriesType.GROUP_SERIES:
-            _settle_matching_sessions(locked, results, now)
         _plan(locked, results, now)
         _refuse_failures(report, accept_partial)
+        _check_limits(locked, results, now)
         locked.occurrence_count, locked.until_date = occurrence_count, until_date
         locked.save(update_fields=["occurrence_count", "until_date", "updated_at"])
         _write(locked, results, actor=actor, note="", now=timezone.now())
     return report
+
+
+def _extension(
+    series: Any, occurrence_count: int | None, until_date: date | None
+) -> tuple[list[OccurrenceResult], list[SkippedTime]]:
+    """The occurrences (and the skipped local times) extending ``series`` to
+    ``occurrence_count`` occurrences or to ``until_date`` would add."""
+    rule = replace(Recurrence.of(series), occurrence_count=occurrence_count, until_date=until_date)
+    expansion = rule.expand()
+    have = series.items.count()
+    new = expansion.occurrences[have:]
+    if not new:
+        raise InvalidInput(
+            f"The series already has {have} occurrences; this adds none.",
+            field="occurrence_count" if occurrence_count is not None else "until_date",
+        )
+    last_old = series.items.order_by("-occurrence_index").values_list("start_at_utc", flat=True)[:1]
+    after = last_old[0] if last_old else None
+    skipped = [s for s in expansion.skipped if after is None or _skipped_after(s, after)]
+    return [_new_result(series, occurrence) for occurrence in new], skipped
 
 
 def _skipped_after(skipped: SkippedTime, instant: datetime) -> bool:

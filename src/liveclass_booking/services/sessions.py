@@ -22,6 +22,7 @@ from .common import (
     require_manager,
     send_after_commit,
 )
+from .rules import require_bounded_text
 from .seats import close_waiting, lock_session, offer_free_seats, schedule_offer_expiry
 from .series import enrol_waiting_series
 
@@ -159,6 +160,14 @@ def create_recurring_sessions(
     return sessions, expansion.skipped
 
 
+def check_session_change(session: Any, *, actor: Any = None) -> None:
+    """The rules for changing ``session`` at all: ``actor`` manages it and it is scheduled
+    (the values themselves are checked by :func:`update_session`)."""
+    require_manager(actor, session, "change this session")
+    if session.status != SessionStatus.SCHEDULED:
+        raise InvalidTransition(f"A {session.status} session cannot be changed.")
+
+
 def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
     """Change a scheduled session. Capacity never goes below the seats taken; new times carry
     over to the session's active bookings."""
@@ -213,6 +222,7 @@ def _shorten_offers(session: Any) -> None:
 
 def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Cancel a scheduled session, its active bookings and its waitlist entries (audited)."""
+    require_bounded_text(reason=reason)
     require_manager(actor, session, "cancel this session")
     model = get_session_model()
     booking_model = get_booking_model()

@@ -37,8 +37,9 @@ from ..exceptions import (
 )
 from ..models import SessionWaitlist, get_booking_model
 from ..policies import get_policy_resolver
-from .bookings import _announce, _create_group_booking, _require_may_book
-from .common import is_staff, require_manager, same_user, send_after_commit
+from .bookings import create_group_booking
+from .common import is_staff, lock_users, require_manager, same_user, send_after_commit
+from .rules import check_student_totals, limits_for, require_bounded_text, require_may_book
 from .seats import (
     close_offers,
     close_waiting,
@@ -47,13 +48,14 @@ from .seats import (
     lock_session,
     offer_free_seats,
     settle,
-    settle_if_needed,
 )
+from .transitions import announce, settle_session
 
 W = WaitlistStatus
 
 
-def _entry_fields_reset(entry: Any, now: datetime) -> None:
+def reset_entry(entry: Any, now: datetime) -> None:
+    """Put ``entry`` back at the end of its queue as of ``now`` (a join or a rejoin)."""
     entry.status = W.WAITING
     entry.created_at = now
     entry.offered_at = entry.offer_expires_at = None
@@ -76,10 +78,12 @@ def join_waitlist(*, student: Any, session: Any, actor: Any = None) -> Any:
     when a seat is free (book it instead). Rejoining after leaving or an expired offer starts
     again at the back of the queue.
     """
-    _require_may_book(actor, student, session.course, session)
+    require_may_book(actor, student, session.course, session)
+    limits = limits_for(student, session.teacher, session.course)
     now = timezone.now()
-    settle_if_needed(session.pk, now)
+    settle_session(session.pk, now)
     with transaction.atomic():
+        lock_users(student)  # users before sessions: the lock order everywhere
         locked = lock_session(session.pk)
         # Queue order is the time the lock was granted: a join that waited for it goes
         # behind whoever got in first.
@@ -109,9 +113,10 @@ def join_waitlist(*, student: Any, session: Any, actor: Any = None) -> Any:
                 f"This session has {locked.seats_available} seat(s) free: book it instead.",
                 seats_available=locked.seats_available,
             )
+        check_student_totals(student, limits, now, entries=1)
         if entry is None:
             entry = SessionWaitlist(session=locked, student_user=student)
-        _entry_fields_reset(entry, now)
+        reset_entry(entry, now)
         entry.save()
     return entry
 
@@ -126,7 +131,9 @@ def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
     """
     if actor is not None and not (is_staff(actor) or same_user(actor, entry.student_user_id)):
         raise NotAllowed("Only the student on the waitlist may accept its offer.")
+    require_bounded_text(student_note=note)
     with transaction.atomic():
+        lock_users(entry.student_user)  # users before sessions: the lock order everywhere
         session = lock_session(entry.session_id)
         locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
         now = timezone.now()  # after the wait for the locks
@@ -152,10 +159,12 @@ def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
 def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) -> Any:
     """Book the seat ``entry``'s offer holds (session and entry locked)."""
     student = entry.student_user
-    _require_may_book(actor, student, session.course, session)
+    require_may_book(actor, student, session.course, session)
     _require_bookable(session, now)
+    limits = limits_for(student, session.teacher, session.course)
+    check_student_totals(student, limits, now, bookings=1)
     policy = get_policy_resolver().get_policy(session.teacher, session.course)
-    booking = _create_group_booking(
+    booking = create_group_booking(
         get_booking_model(),
         student=student,
         session=session,
@@ -167,7 +176,7 @@ def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) 
     entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
     entry.save(update_fields=["status", "accepted_at", "booking"])
     link_series_items(entry, booking)
-    _announce(booking, actor=actor, old="", waitlist_entry=entry.pk)
+    announce(booking, actor=actor, old="", waitlist_entry=entry.pk)
     send_after_commit(
         signals.waitlist_accepted, SessionWaitlist, entry=entry, booking=booking, actor=actor
     )

@@ -1,0 +1,177 @@
+"""Who may book what, and how much one account may hold.
+
+* :func:`require_may_book` — students book for themselves, where the resolver's ``can_book``
+  allows it;
+* :func:`require_teacher` — only a teacher the resolver's ``can_teach`` accepts for the course
+  can be booked; unknown, inactive and non-teaching users all get the same answer;
+* :func:`require_bounded_text` — free text (notes, reasons, descriptions) has a length limit;
+* the per-account limits (OWASP API6): :func:`limits_for` asks the resolver's ``get_limits``,
+  and the ``check_*`` functions compare what a student holds with them. The counting checks
+  run inside the write's transaction, after the student's row is locked
+  (:func:`~liveclass_booking.services.common.lock_users`), so concurrent requests of one
+  student are counted one after the other and cannot pass a limit together.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Q
+
+from ..choices import (
+    ACTIVE_BOOKING_STATUSES,
+    OPEN_WAITLIST_STATUSES,
+    BookingStatus,
+    BookingType,
+    SeriesStatus,
+)
+from ..conf import MAX_TEXT_LENGTH
+from ..exceptions import InvalidInput, LimitReached, NotAllowed
+from ..models import BookingSeries, SessionWaitlist, get_booking_model
+from ..policies import get_policy_resolver
+from ..querysets import overdue_requests
+from .common import is_staff, same_user
+
+#: The one answer for a teacher that cannot be booked: no such user, an inactive one, or one
+#: the resolver does not accept for the course (so the API reveals nothing about users).
+NOT_A_TEACHER = "Not a teacher of this course."
+
+
+def require_may_book(actor: Any, student: Any, course: Any, session: Any = None) -> None:
+    """Students book for themselves (staff and the system for anybody), where the resolver's
+    ``can_book`` allows it."""
+    if actor is not None and not (is_staff(actor) or same_user(actor, student.pk)):
+        raise NotAllowed("Students book for themselves.")
+    if not get_policy_resolver().can_book(student, course, session):
+        raise NotAllowed("You may not book this course.")
+
+
+def require_teacher(teacher: Any, course: Any) -> None:
+    """Raise ``invalid`` on the ``teacher`` field unless the resolver's ``can_teach`` accepts
+    ``teacher`` for ``course`` (an inactive user never passes)."""
+    if not getattr(teacher, "is_active", False) or not get_policy_resolver().can_teach(
+        teacher, course
+    ):
+        raise InvalidInput(f"teacher: {NOT_A_TEACHER}", errors={"teacher": [NOT_A_TEACHER]})
+
+
+def require_bounded_text(**fields: Any) -> None:
+    """Raise ``invalid`` naming the first of ``fields`` longer than ``MAX_TEXT_LENGTH``."""
+    for name, value in fields.items():
+        if value is not None and len(str(value)) > MAX_TEXT_LENGTH:
+            message = f"Ensure this field has no more than {MAX_TEXT_LENGTH} characters."
+            raise InvalidInput(f"{name}: {message}", errors={name: [message]})
+
+
+# Per-account limits ------------------------------------------------------------------------
+
+
+def limits_for(student: Any, teacher: Any, course: Any) -> dict[str, Any]:
+    """The limits that apply to ``student`` booking with ``teacher`` for ``course``."""
+    return get_policy_resolver().get_limits(student, teacher, course)
+
+
+def _refuse(limits: dict[str, Any], name: str, held: int, adding: int, what: str) -> None:
+    maximum = limits.get(name)
+    if maximum is not None and held + adding > maximum:
+        raise LimitReached(
+            f"{name} is {maximum}: you hold {held} {what}"
+            + (f" and this would add {adding}." if adding != 1 else "."),
+            limit=name,
+            max=maximum,
+        )
+
+
+def check_seats(limits: dict[str, Any], seats: int) -> None:
+    """One booking reserves at most ``seats_per_booking`` seats."""
+    maximum = limits.get("seats_per_booking")
+    if maximum is not None and seats > maximum:
+        raise LimitReached(
+            f"seats_per_booking is {maximum}: one booking reserves at most {maximum} seat(s); "
+            f"you asked for {seats}.",
+            limit="seats_per_booking",
+            max=maximum,
+        )
+
+
+def _holdings(student: Any, now: datetime, teacher: Any = None) -> dict[str, int]:
+    """What ``student`` holds, in one query: ``active`` bookings (pending and not overdue, or
+    confirmed; not ended) and, with ``teacher``, the pending lesson requests to that teacher
+    (``single`` ones and the ``series`` waiting for approval)."""
+    live = ~overdue_requests(now)
+    active = Q(status__in=ACTIVE_BOOKING_STATUSES, end_at_utc__gt=now) & live
+    counts: dict[str, Any] = {"active": Count("pk", filter=active)}
+    if teacher is not None:
+        pending = (
+            Q(teacher=teacher, booking_type=BookingType.ONE_ON_ONE, status=BookingStatus.PENDING)
+            & live
+        )
+        counts["single"] = Count("pk", filter=pending & Q(series_items__isnull=True))
+        counts["series"] = Count("series_items__series", filter=pending, distinct=True)
+    result: dict[str, int] = (
+        get_booking_model().objects.filter(student_user=student).aggregate(**counts)
+    )
+    return result
+
+
+def check_student_totals(
+    student: Any,
+    limits: dict[str, Any],
+    now: datetime,
+    *,
+    bookings: int = 0,
+    entries: int = 0,
+    series: int = 0,
+    pending_to: Any = None,
+) -> None:
+    """Refuse adding ``bookings`` active bookings, ``entries`` open waitlist entries and
+    ``series`` active series to what ``student`` holds, past the limits; with
+    ``pending_to`` (a teacher), also one more pending lesson request to that teacher past
+    ``pending_requests_per_teacher`` (a series waiting for approval counts as one request).
+    The student's row (and, with ``pending_to``, the teacher's) must be locked by the
+    caller's transaction."""
+    counting_bookings = bookings and limits.get("active_bookings_per_student") is not None
+    counting_requests = (
+        pending_to is not None and limits.get("pending_requests_per_teacher") is not None
+    )
+    if counting_bookings or counting_requests:
+        held = _holdings(student, now, pending_to if counting_requests else None)
+        if counting_bookings:
+            _refuse(
+                limits,
+                "active_bookings_per_student",
+                held["active"],
+                bookings,
+                "active booking(s)",
+            )
+        if counting_requests:
+            _refuse(
+                limits,
+                "pending_requests_per_teacher",
+                held["single"] + held["series"],
+                1,
+                "pending request(s) to this teacher",
+            )
+    if entries and limits.get("open_waitlist_entries_per_student") is not None:
+        held_entries = SessionWaitlist.objects.filter(
+            student_user=student, status__in=OPEN_WAITLIST_STATUSES, session__start_at_utc__gt=now
+        ).count()
+        _refuse(
+            limits,
+            "open_waitlist_entries_per_student",
+            held_entries,
+            entries,
+            "open waitlist entry(ies)",
+        )
+    if series and limits.get("active_series_per_student") is not None:
+        held_series = (
+            BookingSeries.objects.filter(
+                student_user=student,
+                status__in=[SeriesStatus.ACTIVE, SeriesStatus.PAUSED],
+                items__end_at_utc__gt=now,
+            )
+            .distinct()
+            .count()
+        )
+        _refuse(limits, "active_series_per_student", held_series, series, "active series")

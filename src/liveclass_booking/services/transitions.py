@@ -1,0 +1,199 @@
+"""Status changes of bookings: the SPEC §4 table, the one function that applies a change
+(lock, check, save, free seats, audit, signal after commit), and the approval timeout.
+
+A pending booking carries ``approval_expires_at`` (the policy's ``approval_timeout_hours``
+after it was made, never after its start). Past that it reads as ``expired`` at once
+(:attr:`~liveclass_booking.abstract.AbstractLiveClassBooking.current_status`), nothing may
+approve, decline or cancel it, the slot listing ignores it, and every path that would book
+the same seats or time first records the expiry (:func:`expire_due_requests`), so correctness
+never waits for the ``liveclass_booking_expire_requests`` command.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.dispatch import Signal
+from django.utils import timezone
+
+from .. import signals
+from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, BookingType
+from ..exceptions import InvalidTransition
+from ..models import SessionWaitlist, get_booking_model, get_session_model
+from ..policies import get_policy_resolver
+from ..querysets import overdue_requests
+from .common import record_event, send_after_commit
+from .seats import lock_session, lock_sessions, owed_a_seat, release_seats, settle
+
+S = BookingStatus
+
+#: SPEC §4: the only status changes there are (``expired``: the approval timeout passed).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.CONFIRMED, S.DECLINED, S.CANCELLED, S.EXPIRED}),
+    S.CONFIRMED: frozenset({S.CANCELLED, S.ATTENDED, S.NO_SHOW, S.RESCHEDULED}),
+}
+
+SIGNAL_FOR_STATUS: dict[str, Signal] = {
+    S.PENDING: signals.booking_requested,
+    S.CONFIRMED: signals.booking_confirmed,
+    S.DECLINED: signals.booking_declined,
+    S.CANCELLED: signals.booking_cancelled,
+    S.RESCHEDULED: signals.booking_rescheduled,
+    S.ATTENDED: signals.booking_attendance_marked,
+    S.NO_SHOW: signals.booking_attendance_marked,
+    S.EXPIRED: signals.booking_expired,
+}
+
+#: The reason recorded on a booking that expired undecided.
+APPROVAL_TIMEOUT_REASON = "approval timeout"
+
+
+def check_transition(current: str, new: str) -> None:
+    """Raise ``invalid_transition`` unless SPEC §4 allows ``current`` → ``new``."""
+    allowed = TRANSITIONS.get(current, frozenset())
+    if new not in allowed:
+        options = ", ".join(sorted(allowed - {S.EXPIRED})) or "nothing (it is final)"
+        raise InvalidTransition(
+            f"A {current} booking cannot become {new}; it can become {options}.",
+            status=current,
+        )
+
+
+def announce(
+    booking: Any, *, actor: Any, old: str, reason: str = "", new_booking: Any = None, **data: Any
+) -> None:
+    """Audit a status change and send its signal after commit."""
+    extra: dict[str, Any] = {}
+    if new_booking is not None:
+        data["new_booking"] = new_booking.pk
+        extra["new_booking"] = new_booking
+    record_event(
+        booking, actor=actor, from_status=old, to_status=booking.status, reason=reason, **data
+    )
+    send_after_commit(
+        SIGNAL_FOR_STATUS[booking.status],
+        type(booking),
+        booking=booking,
+        actor=actor,
+        from_status=old,
+        to_status=booking.status,
+        **extra,
+    )
+
+
+def transition(
+    booking: Any, new: str, *, actor: Any, reason: str = "", check: Any = None, **fields: Any
+) -> Any:
+    """Lock the booking, check the transition (and ``check(locked)``), apply it, release seats
+    if it stops holding them, audit it and signal it after commit.
+
+    A pending booking past its approval timeout counts as ``expired``: only the expiry itself
+    may still be recorded."""
+    model = get_booking_model()
+    # Lock order everywhere: session rows (by pk), then the booking row.
+    lock_sessions(booking.session_id)
+    locked = model.objects.select_for_update().get(pk=booking.pk)
+    current = locked.status if new == S.EXPIRED else locked.current_status
+    check_transition(current, new)
+    if check is not None:
+        check(locked)
+    old = locked.status
+    locked.status = new
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.save(update_fields=["status", *fields, "updated_at"])
+    frees_seats = old in ACTIVE_BOOKING_STATUSES and new not in ACTIVE_BOOKING_STATUSES
+    if frees_seats and locked.session_id is not None:
+        release_seats(locked.session_id, locked.seats_reserved)
+    announce(locked, actor=actor, old=old, reason=reason)
+    return locked
+
+
+# The approval timeout ----------------------------------------------------------------------
+
+
+def approval_deadline(policy: Any, start: datetime, now: datetime) -> datetime:
+    """When a request made ``now`` for a booking starting at ``start`` expires undecided: the
+    policy's ``approval_timeout_hours`` later, but never after the start."""
+    return min(now + timedelta(hours=policy.approval_timeout_hours), start)
+
+
+def expire_due_requests(
+    now: datetime | None = None, *, session_pk: Any = None, teacher: Any = None
+) -> int:
+    """Record the expiry of every pending booking past its approval timeout (or only those of
+    one session, or one teacher's lessons): each becomes ``expired`` — audited, signalled
+    (``booking_expired``), its seats offered to the waitlist — in a transaction of its own, so
+    it stays done even when the request that noticed it then fails. Returns how many."""
+    now = now or timezone.now()
+    due = get_booking_model().objects.filter(overdue_requests(now))
+    if session_pk is not None:
+        due = due.filter(session_id=session_pk)
+    if teacher is not None:
+        due = due.filter(teacher=teacher, booking_type=BookingType.ONE_ON_ONE)
+    expired = 0
+    for booking in due.order_by("pk"):
+        with transaction.atomic():
+            try:
+                transition(booking, S.EXPIRED, actor=None, reason=APPROVAL_TIMEOUT_REASON)
+            except InvalidTransition:  # decided meanwhile
+                continue
+        expired += 1
+    return expired
+
+
+def give_deadlines(now: datetime | None = None) -> int:
+    """Give pending bookings that have no approval deadline (made before the timeout existed)
+    one: a full timeout from ``now``, never after the start. Returns how many."""
+    now = now or timezone.now()
+    model = get_booking_model()
+    resolver = get_policy_resolver()
+    rows = list(
+        model.objects.filter(status=S.PENDING, approval_expires_at__isnull=True).select_related(
+            "teacher", "course"
+        )
+    )
+    for booking in rows:
+        policy = resolver.get_policy(booking.teacher, booking.course)
+        deadline = approval_deadline(policy, booking.start_at_utc, now)
+        model.objects.filter(pk=booking.pk, approval_expires_at__isnull=True).update(
+            approval_expires_at=deadline
+        )
+    return len(rows)
+
+
+def settle_session(session_pk: Any, now: datetime) -> None:
+    """Before anything takes a seat of a session: expire its requests past their approval
+    timeout and bring its waitlist up to date (offers past their time expire, free seats go
+    to the students waiting), so freed seats go to whoever they are owed. Each in a
+    transaction of its own, so that it stays done even when the request that noticed then
+    fails (``session_full``, ``seats_available``). One query when there is nothing to do."""
+    overdue = get_booking_model().objects.filter(overdue_requests(now), session_id=OuterRef("pk"))
+    owed = SessionWaitlist.objects.filter(owed_a_seat(now), session_id=OuterRef("pk"))
+    flags = (
+        get_session_model()
+        .objects.filter(pk=session_pk)
+        .values_list(Exists(overdue), Exists(owed))
+        .first()
+    )
+    if flags is None:
+        return
+    has_overdue, has_owed = flags
+    if has_overdue:
+        expire_due_requests(now, session_pk=session_pk)
+    if has_owed:
+        with transaction.atomic():
+            settle(lock_session(session_pk), now)
+
+
+def settle_teacher(teacher: Any, now: datetime) -> None:
+    """Before a teacher's time is booked: expire their lesson requests past their approval
+    timeout, so the time (and the database's overlap constraint) is free again."""
+    lessons = get_booking_model().objects.filter(
+        overdue_requests(now), teacher=teacher, booking_type=BookingType.ONE_ON_ONE
+    )
+    if lessons.exists():
+        expire_due_requests(now, teacher=teacher)
