@@ -79,4 +79,4 @@ SPECTACULAR_SETTINGS = {"TITLE": "liveclass_booking (test project)", "VERSION": 
 
 # The write throttles are on by default; the suite sends many requests per user within a
 # minute (and freezes the clock), so they are off here and tested on their own.
-LIVECLASS_BOOKING_THROTTLE_RATES = {"book": None, "waitlist": None, "series": None, "sessions": None}
+LIVECLASS_BOOKING_THROTTLE_RATES = dict.fromkeys(["book", "waitlist", "series", "sessions"])

@@ -5,53 +5,109 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('swapped', '0001_initial'),
+        ("swapped", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='booking',
-            name='swapped_booking_status_valid',
+            model_name="booking",
+            name="swapped_booking_status_valid",
         ),
         migrations.AddField(
-            model_name='booking',
-            name='approval_expires_at',
-            field=models.DateTimeField(blank=True, editable=False, help_text="A pending booking not decided by then expires by itself (the policy's approval timeout, never after the start).", null=True, verbose_name='approval expires at'),
+            model_name="booking",
+            name="approval_expires_at",
+            field=models.DateTimeField(
+                blank=True,
+                editable=False,
+                help_text="A pending booking not decided by then expires by itself (the policy's approval timeout, never after the start).",
+                null=True,
+                verbose_name="approval expires at",
+            ),
         ),
         migrations.AlterField(
-            model_name='booking',
-            name='cancel_reason',
-            field=models.TextField(blank=True, validators=[django.core.validators.MaxLengthValidator(5000)], verbose_name='cancel reason'),
+            model_name="booking",
+            name="cancel_reason",
+            field=models.TextField(
+                blank=True,
+                validators=[django.core.validators.MaxLengthValidator(5000)],
+                verbose_name="cancel reason",
+            ),
         ),
         migrations.AlterField(
-            model_name='booking',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('declined', 'Declined'), ('cancelled', 'Cancelled'), ('attended', 'Attended'), ('no_show', 'No-show'), ('rescheduled', 'Rescheduled'), ('expired', 'Expired (not decided in time)')], default='pending', max_length=20, verbose_name='status'),
+            model_name="booking",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("confirmed", "Confirmed"),
+                    ("declined", "Declined"),
+                    ("cancelled", "Cancelled"),
+                    ("attended", "Attended"),
+                    ("no_show", "No-show"),
+                    ("rescheduled", "Rescheduled"),
+                    ("expired", "Expired (not decided in time)"),
+                ],
+                default="pending",
+                max_length=20,
+                verbose_name="status",
+            ),
         ),
         migrations.AlterField(
-            model_name='booking',
-            name='student_note',
-            field=models.TextField(blank=True, validators=[django.core.validators.MaxLengthValidator(5000)], verbose_name='student note'),
+            model_name="booking",
+            name="student_note",
+            field=models.TextField(
+                blank=True,
+                validators=[django.core.validators.MaxLengthValidator(5000)],
+                verbose_name="student note",
+            ),
         ),
         migrations.AlterField(
-            model_name='booking',
-            name='teacher_note',
-            field=models.TextField(blank=True, validators=[django.core.validators.MaxLengthValidator(5000)], verbose_name='teacher note'),
+            model_name="booking",
+            name="teacher_note",
+            field=models.TextField(
+                blank=True,
+                validators=[django.core.validators.MaxLengthValidator(5000)],
+                verbose_name="teacher note",
+            ),
         ),
         migrations.AlterField(
-            model_name='classsession',
-            name='capacity',
-            field=models.PositiveIntegerField(validators=[django.core.validators.MaxValueValidator(10000)], verbose_name='capacity'),
+            model_name="classsession",
+            name="capacity",
+            field=models.PositiveIntegerField(
+                validators=[django.core.validators.MaxValueValidator(10000)],
+                verbose_name="capacity",
+            ),
         ),
         migrations.AlterField(
-            model_name='classsession',
-            name='description',
-            field=models.TextField(blank=True, validators=[django.core.validators.MaxLengthValidator(5000)], verbose_name='description'),
+            model_name="classsession",
+            name="description",
+            field=models.TextField(
+                blank=True,
+                validators=[django.core.validators.MaxLengthValidator(5000)],
+                verbose_name="description",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='booking',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'confirmed', 'declined', 'cancelled', 'attended', 'no_show', 'rescheduled', 'expired'])), name='swapped_booking_status_valid', violation_error_message='status must be one of: pending, confirmed, declined, cancelled, attended, no_show, rescheduled, expired.'),
+            model_name="booking",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "pending",
+                            "confirmed",
+                            "declined",
+                            "cancelled",
+                            "attended",
+                            "no_show",
+                            "rescheduled",
+                            "expired",
+                        ],
+                    )
+                ),
+                name="swapped_booking_status_valid",
+                violation_error_message="status must be one of: pending, confirmed, declined, cancelled, attended, no_show, rescheduled, expired.",
+            ),
         ),
     ]
