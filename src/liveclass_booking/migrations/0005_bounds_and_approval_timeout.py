@@ -29,6 +29,19 @@ BOUNDS = {
 
 
 def bring_rows_inside_bounds(apps, schema_editor):
+    postgres = schema_editor.connection.vendor == "postgresql"
+    if postgres:
+        # Check foreign keys at once, so no trigger events are pending when the constraints
+        # are added to the tables just updated (PostgreSQL refuses to alter those).
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    try:
+        _bring_rows_inside_bounds(apps, schema_editor)
+    finally:
+        if postgres:
+            schema_editor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def _bring_rows_inside_bounds(apps, schema_editor):
     from django.utils import timezone
 
     from liveclass_booking.conf import booking_settings
