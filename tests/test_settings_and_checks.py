@@ -141,6 +141,10 @@ class TestChecks:
             {"requires_approval_for_group": 1},
             {"max_bookings_per_day": 0},
             {"buffer_after_minutes": True},
+            {"buffer_after_minutes": 1441},
+            {"min_notice_hours": 2**31},
+            {"max_bookings_per_day": 1001},
+            {"approval_timeout_hours": 0},
         ],
     )
     def test_invalid_default_policy_is_e005(self, policy: Any) -> None:
@@ -150,6 +154,37 @@ class TestChecks:
     def test_valid_partial_default_policy_is_accepted(self) -> None:
         policy = {"max_bookings_per_day": 3, "requires_approval_for_one_on_one": False}
         with override_settings(LIVECLASS_BOOKING_DEFAULT_POLICY=policy):
+            assert ids(check_settings()) == []
+
+    @pytest.mark.parametrize(
+        "limits",
+        [
+            ["seats_per_booking"],
+            {"seats": 3},
+            {"seats_per_booking": 0},
+            {"seats_per_booking": "3"},
+            {"active_series_per_student": True},
+        ],
+    )
+    def test_invalid_limits_are_e009(self, limits: Any) -> None:
+        with override_settings(LIVECLASS_BOOKING_LIMITS=limits):
+            assert ids(check_settings()) == ["liveclass_booking.E009"]
+
+    def test_partial_limits_and_none_are_accepted(self) -> None:
+        limits = {"seats_per_booking": 4, "active_series_per_student": None}
+        with override_settings(LIVECLASS_BOOKING_LIMITS=limits):
+            assert ids(check_settings()) == []
+
+    @pytest.mark.parametrize(
+        "rates", [["book"], {"bookings": "3/min"}, {"book": "fast"}, {"book": "0/min"}]
+    )
+    def test_invalid_throttle_rates_are_e010(self, rates: Any) -> None:
+        with override_settings(LIVECLASS_BOOKING_THROTTLE_RATES=rates):
+            assert ids(check_settings()) == ["liveclass_booking.E010"]
+
+    def test_throttle_rates_and_none_are_accepted(self) -> None:
+        rates = {"book": "5/hour", "series": None, "sessions": "100/day"}
+        with override_settings(LIVECLASS_BOOKING_THROTTLE_RATES=rates):
             assert ids(check_settings()) == []
 
     @pytest.mark.parametrize("ttl", [3600, timedelta(0), timedelta(hours=-1)])
