@@ -101,6 +101,24 @@ def run_service(
         model_admin.message_user(request, f"{succeeded} {done}.", level=messages.SUCCESS)
 
 
+def checked_form(base: Any, check: Callable[[Any], None]) -> Any:
+    """``base`` (an admin form class) with ``check(instance)`` run after the form's own
+    validation: a domain error of the services becomes a form error, so the admin says what
+    the API would and saves nothing."""
+
+    class CheckedForm(base):
+        def _post_clean(self) -> None:
+            super()._post_clean()
+            if self._errors:  # the fields themselves are wrong: nothing more to check
+                return
+            try:
+                check(self.instance)
+            except BookingError as exc:
+                self.add_error(None, f"{exc.detail} ({exc.code})")
+
+    return CheckedForm
+
+
 class CourseAdmin(admin.ModelAdmin):
     list_display = ("title", "created_at")
     search_fields = ("title", "description")
@@ -149,25 +167,16 @@ class LiveClassSessionAdmin(admin.ModelAdmin):
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
-        base = super().get_form(request, obj, change=change, **kwargs)
         original = copy.copy(obj) if obj is not None else None
 
-        class CheckedForm(base):  # type: ignore[valid-type,misc]
-            def _post_clean(self) -> None:
-                super()._post_clean()
-                if self._errors:  # the fields themselves are wrong: nothing more to check
-                    return
-                # The services' rules, as form errors: who may create or change the session,
-                # can_teach, a future start, a scheduled session.
-                try:
-                    if original is None:
-                        services.check_new_session(self.instance, actor=request.user)
-                    else:
-                        services.check_session_change(original, actor=request.user)
-                except BookingError as exc:
-                    self.add_error(None, f"{exc.detail} ({exc.code})")
+        def check(session: Any) -> None:
+            # Who may create or change the session, can_teach, a future start, scheduled.
+            if original is None:
+                services.check_new_session(session, actor=request.user)
+            else:
+                services.check_session_change(original, actor=request.user)
 
-        return CheckedForm
+        return checked_form(super().get_form(request, obj, change=change, **kwargs), check)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """Create and change sessions through the services (never ``obj.save()``): a new
@@ -296,18 +305,12 @@ class TeacherRowAdmin(admin.ModelAdmin):
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
-        base = super().get_form(request, obj, change=change, **kwargs)
         original = copy.copy(obj) if obj is not None else None
 
-        class CheckedForm(base):  # type: ignore[valid-type,misc]
-            def _post_clean(self) -> None:
-                super()._post_clean()
-                try:
-                    services.check_teacher_row(self.instance, actor=request.user, original=original)
-                except BookingError as exc:
-                    self.add_error(None, exc.detail)
+        def check(row: Any) -> None:
+            services.check_teacher_row(row, actor=request.user, original=original)
 
-        return CheckedForm
+        return checked_form(super().get_form(request, obj, change=change, **kwargs), check)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         services.delete_teacher_row(obj, actor=request.user)
