@@ -386,6 +386,8 @@ def reschedule_booking(
         # Only a seat moves to another session: a lesson's request locks no session (a
         # session lock before the teacher's row lock below could deadlock a group series).
         moving_seat = session is not None and booking.booking_type == BookingType.GROUP_SESSION
+        if booking.booking_type == BookingType.ONE_ON_ONE:
+            lock_users(booking.teacher)  # users before bookings: the lock order everywhere
         lock_sessions(booking.session_id, session.pk if moving_seat else None)
         old = model.objects.select_for_update().get(pk=booking.pk)
         check_transition(old.status, S.RESCHEDULED)
