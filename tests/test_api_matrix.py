@@ -1477,6 +1477,36 @@ class Grower:
     def waitlist_behind(self, n: int) -> dict[str, Any]:
         return self.waitlist(n, behind=True)
 
+    def series(self, n: int) -> dict[str, Any]:
+        """``n`` series of ``student`` with ``teacher``, of both types and every status, each
+        with an occurrence (finished for some: they read as completed)."""
+        types = ["one_on_one_series", "group_series"]
+        statuses = ["active", "paused", "cancelled", "completed"]
+        for i in range(self.made, n):
+            series = BookingSeries.objects.create(
+                student_user=self.cast["student"],
+                teacher=self.teacher,
+                course=self.course,
+                type=types[i % 2],
+                status=statuses[i % 4],
+                frequency="weekly",
+                start_date=date(2027, 1, 6),
+                start_time=time(9),
+                timezone="UTC",
+                duration_minutes=60,
+                occurrence_count=1,
+            )
+            start = NOW + timedelta(days=2 if i % 3 else -2, hours=i)
+            BookingSeriesItem.objects.create(
+                series=series,
+                occurrence_index=1,
+                start_at_utc=start,
+                end_at_utc=start + HOUR,
+                status="awaiting_session",
+            )
+        self.made = n
+        return {}
+
     def slots(self, n: int) -> dict[str, Any]:
         """``n`` free 15-minute starts on Wednesday; with more than one, a busier teacher too:
         other windows, lessons and sessions on the same day outside the free window."""
@@ -1539,6 +1569,9 @@ class Grower:
         pytest.param("waitlist-list", "student", Grower.waitlist_behind, id="waitlist-student"),
         pytest.param("waitlist-list", "teacher", Grower.waitlist, id="waitlist-teacher"),
         pytest.param("waitlist-list", "staff", Grower.waitlist, id="waitlist-staff"),
+        pytest.param("series-list", "student", Grower.series, id="series-student"),
+        pytest.param("series-list", "teacher", Grower.series, id="series-teacher"),
+        pytest.param("series-list", "staff", Grower.series, id="series-staff"),
     ],
 )
 def test_list_queries_do_not_grow_with_items(
