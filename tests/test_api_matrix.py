@@ -265,8 +265,9 @@ def queues(w: World) -> None:
 
 
 def waiting_entry(w: World) -> Any:
-    """``W1``: student first in the queue of the teacher's full session, no offer."""
-    queues(w)
+    """``W1``: student first in the queue of the teacher's full session ``SW1``, no offer."""
+    w.objects["SW1"] = full_session(w, "teacher", NOW + timedelta(days=6))
+    w.objects["W1"] = join(w, "student", w.SW1)
     return w.W1
 
 
@@ -322,20 +323,22 @@ def all_series(w: World) -> None:
 
 
 def active_series(w: World) -> Any:
-    """``R1``: student's two pending Wednesday lessons with the teacher, both more than 24 h
-    ahead (outside the cancel window)."""
-    return series_of(w, "student", "teacher", weekly("WE", date(2027, 1, 6), 9))
+    """``R1``: student's series of two pending Wednesday 09:00 UTC lessons with the teacher,
+    both more than 24 h ahead (outside the default cancel window)."""
+    w.objects["R1"] = series_of(w, "student", "teacher", weekly("WE", date(2027, 1, 6), 9))
+    return w.R1
 
 
 def paused_series(w: World) -> Any:
+    """``R1`` paused by its student: both lessons cancelled, both occurrences paused."""
     series = services.pause_series(active_series(w), actor=w.users["student"])
     assert series.status == "paused"
     return series
 
 
-def fresh_series_soon(w: World) -> Any:
-    """The student's series whose first lesson is on Wednesday and whose second is a week
-    later; with a policy of 72 h cancel window the first is inside it, the second is not."""
+def series_inside_window(w: World) -> Any:
+    """``R1`` under a 72 h cancel window (the teacher's default policy): its first lesson, in
+    49 h, is inside the window; its second, a week later, is not."""
     TeacherBookingPolicy.objects.filter(pk=w.P1.pk).update(cancel_window_hours=72)
     return active_series(w)
 
@@ -413,6 +416,8 @@ def run_for_teacher_body(w: World) -> dict[str, Any]:
 
 
 def join_body(w: World) -> dict[str, Any]:
+    """The teacher's full session ``SQ``: nobody holds a seat or an entry in it yet but the
+    filler."""
     w.objects["SQ"] = full_session(w, "teacher", NOW + timedelta(days=6))
     return {"session": as_json(w.SQ.pk)}
 
@@ -1074,7 +1079,7 @@ ENDPOINTS = [
         "post",
         "series-pause",
         PARTIES,
-        target=fresh_series_soon,
+        target=series_inside_window,
         done=paused_by_role,
     ),
     Endpoint(
