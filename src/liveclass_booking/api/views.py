@@ -6,7 +6,6 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -15,7 +14,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,7 +40,9 @@ from ..recurrence import Recurrence
 from ..services import idempotency
 from . import serializers as s
 from .errors import exception_handler
+from .fields import NotCanonical, canonical_pk
 from .filters import BookingFilter, SeriesFilter, SessionFilter, WaitlistFilter
+from .parsers import JSONParser
 from .schema import errors, extend_schema, extend_schema_view, header_parameter
 
 IDEMPOTENCY_KEY_PARAMETER = header_parameter(
@@ -87,10 +87,16 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
         return exception_handler
 
     def get_object(self) -> Any:
+        """The object of a detail route; an id not given exactly as its key renders (``02``,
+        ``+2``, ``２``, an upper-case UUID) is a 404 like the id of a missing object."""
+        lookup = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field)
+        opts = self.get_queryset().model._meta
+        field = opts.pk if self.lookup_field == "pk" else opts.get_field(self.lookup_field)
         try:
-            return super().get_object()
-        except (ValueError, TypeError, OverflowError, DjangoValidationError) as exc:
-            raise NotFound() from exc
+            canonical_pk(field, lookup)
+        except NotCanonical:
+            raise NotFound() from None
+        return super().get_object()
 
     def create_once(self, request: Request, scope: str, produce: Any) -> Response:
         """Answer a POST that creates something, honouring an ``Idempotency-Key`` header.
