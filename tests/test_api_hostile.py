@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.apps import apps
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, event, given, settings
@@ -38,11 +37,10 @@ from liveclass_booking.api import urls as api_urls
 from liveclass_booking.models import (
     TeacherAvailability,
     TeacherBookingPolicy,
-    get_booking_model,
     get_course_model,
-    get_session_model,
 )
 from liveclass_booking.recurrence import Recurrence
+from tests.conftest import app_row_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -233,18 +231,6 @@ def queryset_model(route: Route, user: Any) -> Any:
     view.kwargs = {}
     view.format_kwarg = None
     return view.get_queryset().model
-
-
-def row_counts() -> dict[str, int]:
-    """How many rows each model of the app has (the idempotency keys included), and the
-    swapped ones."""
-    models = {
-        *apps.get_app_config("liveclass_booking").get_models(),
-        get_course_model(),
-        get_session_model(),
-        get_booking_model(),
-    }
-    return {model._meta.label: model._default_manager.count() for model in models}
 
 
 # Hostile values ----------------------------------------------------------------------------
@@ -543,11 +529,11 @@ def test_no_request_yields_a_server_error(
     else:
         body = hostile_body(draw, world, route.body_fields(action))
         payload = json.dumps(body, allow_nan=True).encode()
-    before = row_counts()
+    before = app_row_counts()
     client = client_for(world.users[role])
     response = client.generic(method.upper(), url, payload, content_type=content_type, **extra)
     event(f"{method.upper()} {outcome(response)}")
     problems = list(is_safe(response))
     assert not problems, (method, url, payload[:300], problems, response.content[:300])
     if response.status_code >= 400:
-        assert row_counts() == before, (method, url, payload[:300], response.content[:300])
+        assert app_row_counts() == before, (method, url, payload[:300], response.content[:300])
