@@ -134,22 +134,22 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     create=extend_schema(
         operation_id="liveclass_sessions_create",
         request=s.SessionCreateSerializer,
-        responses={201: s.SessionSerializer, **errors(400)},
+        responses={201: s.SessionSerializer, **errors(400, 413)},
     ),
     partial_update=extend_schema(
         operation_id="liveclass_sessions_partial_update",
         request=s.SessionUpdateSerializer,
-        responses={200: s.SessionSerializer, **errors(400, 404, 409)},
+        responses={200: s.SessionSerializer, **errors(400, 404, 409, 413)},
     ),
     cancel=extend_schema(
         operation_id="liveclass_sessions_cancel",
         request=s.ReasonSerializer,
-        responses={200: s.SessionSerializer, **errors(400, 404, 409)},
+        responses={200: s.SessionSerializer, **errors(400, 404, 409, 413)},
     ),
     recurring=extend_schema(
         operation_id="liveclass_sessions_create_recurring",
         request=s.SessionRunSerializer,
-        responses={201: s.SessionRunCreatedSerializer, **errors(400, 403)},
+        responses={201: s.SessionRunCreatedSerializer, **errors(400, 403, 413)},
     ),
 )
 @extend_schema(tags=["sessions"])
@@ -219,10 +219,11 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
 
 def _booking_action(operation_id: str, request: Any, created: bool = False) -> Any:
     code = 201 if created else 200
+    statuses = (400, 404, 409) if request is None else (400, 404, 409, 413)
     return extend_schema(
         operation_id=operation_id,
         request=request,
-        responses={code: s.BookingSerializer, **errors(400, 404, 409)},
+        responses={code: s.BookingSerializer, **errors(*statuses)},
     )
 
 
@@ -239,7 +240,7 @@ def _booking_action(operation_id: str, request: Any, created: bool = False) -> A
         operation_id="liveclass_bookings_create",
         request=s.BookingCreateSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.BookingSerializer, **errors(400, 409)},
+        responses={201: s.BookingSerializer, **errors(400, 409, 413)},
     ),
     approve=_booking_action("liveclass_bookings_approve", s.ApproveSerializer),
     decline=_booking_action("liveclass_bookings_decline", s.ReasonSerializer),
@@ -351,12 +352,12 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         operation_id="liveclass_waitlist_join",
         request=s.WaitlistJoinSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.WaitlistEntrySerializer, **errors(400, 403, 409)},
+        responses={201: s.WaitlistEntrySerializer, **errors(400, 403, 409, 413)},
     ),
     accept=extend_schema(
         operation_id="liveclass_waitlist_accept",
         request=s.WaitlistAcceptSerializer,
-        responses={201: s.BookingSerializer, **errors(400, 403, 404, 409)},
+        responses={201: s.BookingSerializer, **errors(400, 403, 404, 409, 413)},
     ),
     leave=extend_schema(
         operation_id="liveclass_waitlist_leave",
@@ -417,10 +418,11 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
 
 
 def _series_action(operation_id: str, request: Any, response: Any) -> Any:
+    statuses = (400, 403, 404, 409) if request is None else (400, 403, 404, 409, 413)
     return extend_schema(
         operation_id=operation_id,
         request=request,
-        responses={200: response, **errors(400, 403, 404, 409)},
+        responses={200: response, **errors(*statuses)},
     )
 
 
@@ -437,7 +439,7 @@ def _series_action(operation_id: str, request: Any, response: Any) -> Any:
         operation_id="liveclass_series_create",
         request=s.SeriesCreateSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.SeriesCreatedSerializer, **errors(400, 403, 409)},
+        responses={201: s.SeriesCreatedSerializer, **errors(400, 403, 409, 413)},
     ),
     pause=_series_action("liveclass_series_pause", s.ReasonSerializer, s.SeriesDetailSerializer),
     resume=_series_action("liveclass_series_resume", None, s.SeriesCreatedSerializer),
@@ -572,14 +574,15 @@ def _teacher_rows(name: str, serializer: Any) -> Any:
             operation_id=f"liveclass_{name}_retrieve", responses={200: serializer, **errors(404)}
         ),
         create=extend_schema(
-            operation_id=f"liveclass_{name}_create", responses={201: serializer, **errors(400)}
+            operation_id=f"liveclass_{name}_create", responses={201: serializer, **errors(400, 413)}
         ),
         update=extend_schema(
-            operation_id=f"liveclass_{name}_update", responses={200: serializer, **errors(400, 404)}
+            operation_id=f"liveclass_{name}_update",
+            responses={200: serializer, **errors(400, 404, 413)},
         ),
         partial_update=extend_schema(
             operation_id=f"liveclass_{name}_partial_update",
-            responses={200: serializer, **errors(400, 404)},
+            responses={200: serializer, **errors(400, 404, 413)},
         ),
         destroy=extend_schema(
             operation_id=f"liveclass_{name}_destroy", responses={204: None, **errors(404)}
