@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -49,6 +50,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip_pg)
+
+
+def app_row_counts() -> dict[str, int]:
+    """How many rows each model of the app has (the idempotency keys included), and the
+    swapped-in course, session and booking models."""
+    models = {
+        *apps.get_app_config("liveclass_booking").get_models(),
+        get_course_model(),
+        get_session_model(),
+        get_booking_model(),
+    }
+    return {model._meta.label: model._default_manager.count() for model in models}
 
 
 @pytest.fixture

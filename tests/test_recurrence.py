@@ -249,3 +249,91 @@ def test_the_cap_is_configurable() -> None:
 def test_a_bad_cap_is_a_system_check_error() -> None:
     ids = {message.id for message in run_checks()}
     assert "liveclass_booking.E008" in ids
+
+
+# Hostile rules: expansion raises nothing but ``invalid`` and stays bounded --------------------
+
+RRULE_NAMES = ["FREQ", "INTERVAL", "WKST", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS"]
+RRULE_NAMES += ["BYYEARDAY", "BYWEEKNO", "BYEASTER", "COUNT", "BYHOUR", "X-NAME"]
+RRULE_VALUES = st.one_of(
+    st.sampled_from(["DAILY", "WEEKLY", "MONTHLY", "YEARLY", "HOURLY", "MO", "2TU", "-1FR"]),
+    st.integers(-1000, 1000).map(str),
+    st.lists(st.integers(-400, 400).map(str), min_size=1, max_size=4).map(",".join),
+    st.sampled_from(["99999999999999999999", "１", "1_0", " 1", "", "+5", "53MO", "0"]),
+    st.text(max_size=5),
+)
+
+
+@st.composite
+def rrule_texts(draw: st.DrawFn) -> str:
+    parts = [f"FREQ={draw(st.sampled_from(['DAILY', 'WEEKLY', 'MONTHLY', 'YEARLY']))}"]
+    for name in draw(st.lists(st.sampled_from(RRULE_NAMES), max_size=4)):
+        parts.append(f"{name}={draw(RRULE_VALUES)}")
+    return ";".join(draw(st.permutations(parts)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rrule_texts(),
+    st.sampled_from([date(2028, 2, 29), date(1900, 1, 1), date(2199, 12, 31), date(2027, 1, 31)]),
+    st.one_of(st.none(), st.integers(1, 5)),
+)
+def test_any_custom_rule_expands_or_is_invalid_quickly(
+    text: str, start: date, count: int | None
+) -> None:
+    rule = Recurrence(
+        frequency="custom",
+        start_date=start,
+        start_time=time(12),
+        timezone="Europe/Berlin",
+        duration_minutes=60,
+        rrule=text,
+        occurrence_count=count,
+        until_date=None if count else date(2199, 12, 31),
+    )
+    started = datetime.now(UTC)
+    try:
+        expansion = rule.expand()
+    except InvalidInput as exc:
+        errors = exc.data["errors"]
+    else:
+        errors = {}
+        assert expansion.occurrences
+        assert all(o.start.year < 2200 for o in expansion.occurrences)
+    assert set(errors) <= {"rrule", "occurrence_count", "until_date"}
+    assert datetime.now(UTC) - started < timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"start_date": date(1899, 12, 31)}, "start_date"),
+        ({"start_date": date(2200, 1, 1)}, "start_date"),
+        ({"start_date": date(9999, 12, 31)}, "start_date"),
+        ({"occurrence_count": None, "until_date": date(9999, 12, 31)}, "until_date"),
+        ({"frequency": "custom", "rrule": "FREQ=DAILY;INTERVAL=0"}, "rrule"),
+        ({"frequency": "custom", "rrule": "FREQ=DAILY;BYEASTER=0"}, "rrule"),
+        ({"frequency": "custom", "rrule": "FREQ=MONTHLY;BYSETPOS=400"}, "rrule"),
+    ],
+)
+def test_dates_and_rule_parts_out_of_range_are_invalid(changes: dict, field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        berlin(**changes).expand()
+    assert field in caught.value.data["errors"]
+
+
+@pytest.mark.parametrize("frequency", ["weekly", "monthly"])
+def test_a_rule_starting_on_29_february_expands(frequency: str) -> None:
+    rule = berlin(frequency=frequency, start_date=date(2028, 2, 29), occurrence_count=3)
+    starts = [o.start.date() for o in rule.expand().occurrences]
+    assert starts[0] == date(2028, 2, 29)
+    if frequency == "monthly":  # the 29th of each month
+        assert starts == [date(2028, 2, 29), date(2028, 3, 29), date(2028, 4, 29)]
+
+
+def test_expansion_stops_at_the_end_of_the_supported_dates() -> None:
+    five = berlin(start_date=date(2199, 12, 1), occurrence_count=5).expand().occurrences
+    assert five[-1].start.date() == date(2199, 12, 29)
+    with pytest.raises(InvalidInput) as caught:
+        berlin(start_date=date(2199, 12, 1), occurrence_count=6).expand()  # no 2200
+    assert "occurrence_count" in caught.value.data["errors"]

@@ -16,21 +16,31 @@ first instant.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule as du
 
+from . import timebounds
 from .choices import DAY_CODES, Frequency
 from .conf import booking_settings
 from .exceptions import InvalidInput
 from .validators import is_valid_timezone
 
-#: Expansion stops this many years after the start date, whatever the rule says: a guard
+#: Expansion stops this many years after the start date (and at the end of the supported
+#: dates, :data:`~liveclass_booking.timebounds.LATEST_DATE`), whatever the rule says: a guard
 #: against rules that never (or almost never) match, not a limit anybody should reach.
 HORIZON_YEARS = 50
+
+#: The Gregorian calendar repeats itself, weekdays and leap years included, every 400 years.
+CALENDAR_CYCLE_YEARS = 400
+
+#: The largest ``INTERVAL`` of a custom RRULE.
+MAX_RRULE_INTERVAL = 1000
 
 #: RRULE parts a custom rule may not use: the start, the end and the time of day come from
 #: the series' own fields, and a live class repeats at most daily.
@@ -43,6 +53,48 @@ FORBIDDEN_RRULE_PARTS = {
     "BYSECOND": "the time of day is start_time",
 }
 ALLOWED_RRULE_FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+
+_NUMBER = r"[+-]?[0-9]{1,4}"
+_DAY = rf"(?:{_NUMBER})?(?:{'|'.join(DAY_CODES)})"
+
+
+def _numbers(low: int, high: int, signed: bool = True) -> tuple[str, Any]:
+    """A comma-separated list of whole numbers in ``low..high`` (and ``-high..-low``)."""
+
+    def valid(value: str) -> bool:
+        number = int(value)
+        return low <= number <= high or (signed and -high <= number <= -low)
+
+    return rf"{_NUMBER}(?:,{_NUMBER})*", lambda value: all(map(valid, value.split(",")))
+
+
+def _days(value: str) -> bool:
+    ordinals = [re.sub("[A-Z]+$", "", day) for day in value.split(",")]
+    return all(not n or 1 <= abs(int(n)) <= 53 for n in ordinals)
+
+
+#: The parts a custom RRULE may use, with the RFC 5545 form and range of their values.
+RRULE_PARTS: dict[str, tuple[str, Any]] = {
+    "FREQ": ("|".join(ALLOWED_RRULE_FREQUENCIES), lambda value: True),
+    "INTERVAL": _numbers(1, MAX_RRULE_INTERVAL, signed=False),
+    "WKST": ("|".join(DAY_CODES), lambda value: True),
+    "BYDAY": (rf"{_DAY}(?:,{_DAY})*", _days),
+    "BYMONTHDAY": _numbers(1, 31),
+    "BYMONTH": _numbers(1, 12, signed=False),
+    "BYYEARDAY": _numbers(1, 366),
+    "BYWEEKNO": _numbers(1, 53),
+    "BYSETPOS": _numbers(1, 366),
+}
+_RRULE_RANGES = {
+    "INTERVAL": f"1 to {MAX_RRULE_INTERVAL}",
+    "BYMONTHDAY": "±1 to ±31",
+    "BYMONTH": "1 to 12",
+    "BYYEARDAY": "±1 to ±366",
+    "BYWEEKNO": "±1 to ±53",
+    "BYSETPOS": "±1 to ±366",
+    "BYDAY": "day codes, each with an optional ordinal ±1 to ±53 (2TU, -1FR)",
+    "WKST": "a day code",
+}
 _WEEKDAYS = dict(zip(DAY_CODES, (du.MO, du.TU, du.WE, du.TH, du.FR, du.SA, du.SU), strict=True))
 
 
@@ -103,12 +155,22 @@ def parse_rrule(text: str) -> dict[str, str]:
             raise _fail(f"“{piece}” is not a NAME=VALUE part of an RRULE.", "rrule")
         if name in FORBIDDEN_RRULE_PARTS:
             raise _fail(f"{name} is not allowed here: {FORBIDDEN_RRULE_PARTS[name]}.", "rrule")
+        if name not in RRULE_PARTS:
+            raise _fail(
+                f"{name} is not an RRULE part this rule may use; use {', '.join(RRULE_PARTS)}.",
+                "rrule",
+            )
         parts[name] = value.strip().upper()
     if parts.get("FREQ") not in ALLOWED_RRULE_FREQUENCIES:
         raise _fail(
             f"FREQ must be one of {', '.join(ALLOWED_RRULE_FREQUENCIES)}.",
             "rrule",
         )
+    for name, value in parts.items():
+        pattern, in_range = RRULE_PARTS[name]
+        if not re.fullmatch(pattern, value, flags=re.ASCII) or not in_range(value):
+            message = f"{name}={value} is not valid: {name} takes {_RRULE_RANGES[name]}."
+            raise _fail(message, "rrule")
     return parts
 
 
@@ -179,6 +241,13 @@ class Recurrence:
                 f"occurrence_count must be between 1 and {cap} (the configured maximum).",
                 "occurrence_count",
             )
+        for name in ("start_date", "until_date"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    timebounds.check_date(value)
+                except timebounds.OutOfRange as exc:
+                    raise _fail(str(exc), name) from None
         if self.until_date is not None and self.until_date < self.start_date:
             raise _fail("until_date cannot be before start_date.", "until_date")
         unknown = [code for code in self.days if code not in DAY_CODES]
@@ -208,13 +277,11 @@ class Recurrence:
                 )
 
     def _rule(self, dtstart: datetime, until: datetime) -> du.rrule:
+        """The dateutil rule from naive wall-time ``dtstart`` to ``until`` (inclusive)."""
         if self.frequency == Frequency.CUSTOM:
             parts = parse_rrule(self.rrule)
             text = ";".join(f"{name}={value}" for name, value in parts.items())
-            try:
-                rule = du.rrulestr(text, dtstart=dtstart)
-            except (ValueError, TypeError, KeyError, IndexError) as exc:
-                raise _fail(f"The RRULE cannot be read: {exc}.", "rrule") from exc
+            rule = du.rrulestr(text, dtstart=dtstart)
             if not isinstance(rule, du.rrule):
                 raise _fail("Give a single RRULE.", "rrule")
             return rule.replace(until=until)
@@ -229,31 +296,46 @@ class Recurrence:
             until=until,
         )
 
+    def _local_times(self) -> Iterator[datetime]:
+        """The naive local wall times the rule names, from the start date to the last day
+        (``until_date``, capped by the horizon), in order."""
+        horizon = timebounds.add_years(self.start_date, HORIZON_YEARS)
+        last_day = min(self.until_date or horizon, horizon, timebounds.LATEST_DATE)
+        # dateutil walks a rule period by period and looks at UNTIL only in a period that
+        # matches, so a rule that stops matching (FEB with BYMONTHDAY=30, a BYSETPOS past
+        # every set) would be walked day by day up to the year 9999. The rule is walked
+        # instead in naive wall time moved by whole calendar cycles to end in the last cycle
+        # before 9999, where dateutil stops by itself, and moved back: at most one cycle is
+        # walked past the last day.
+        shift = (MAXYEAR - last_day.year) // CALENDAR_CYCLE_YEARS * CALENDAR_CYCLE_YEARS
+        dtstart = datetime.combine(
+            self.start_date.replace(year=self.start_date.year + shift), self.start_time
+        )
+        until = datetime.combine(last_day.replace(year=last_day.year + shift), time.max)
+        try:
+            for moved in self._rule(dtstart, until):
+                yield moved.replace(year=moved.year - shift)
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+            field_name = "rrule" if self.frequency == Frequency.CUSTOM else "start_date"
+            raise _fail(f"This rule cannot be expanded: {exc}.", field_name) from exc
+
     def expand(self, *, first_index: int = 1) -> Expansion:
         """Validate the rule and return its occurrences in order, numbered from
         ``first_index``, with the local times it had to skip. Raise ``invalid`` when the rule
         gives more occurrences than ``LIVECLASS_BOOKING_SERIES_MAX_OCCURRENCES`` or none."""
         self.validate()
         tz = ZoneInfo(self.timezone)
-        dtstart = datetime.combine(self.start_date, self.start_time, tzinfo=tz)
-        horizon = self.start_date.replace(year=self.start_date.year + HORIZON_YEARS)
-        last_day = min(self.until_date or horizon, horizon)
-        # dateutil wants UNTIL in UTC when DTSTART is aware; the end of the last local day.
-        until = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=tz)
-        until = until.astimezone(UTC) - timedelta(microseconds=1)
         cap = booking_settings.SERIES_MAX_OCCURRENCES
         wanted = self.occurrence_count
         result = Expansion()
         duration = self.duration
-        for local in self._rule(dtstart, until):
-            # dateutil puts the wall time on each date; a time the zone skips does not
-            # survive the round trip through UTC.
+        for wall in self._local_times():
+            local = wall.replace(tzinfo=tz)
+            # A wall time the zone skips does not survive the round trip through UTC.
             start = local.astimezone(UTC)
-            if start.astimezone(tz).replace(tzinfo=None) != local.replace(tzinfo=None):
+            if start.astimezone(tz).replace(tzinfo=None) != wall:
                 result.skipped.append(SkippedTime(local.date(), local.time(), self.timezone))
                 continue
-            if wanted is not None and len(result.occurrences) >= wanted:
-                break
             if len(result.occurrences) >= cap:
                 raise _fail(
                     f"This rule gives more than {cap} occurrences, the configured maximum; "
@@ -262,6 +344,8 @@ class Recurrence:
                 )
             index = first_index + len(result.occurrences)
             result.occurrences.append(Occurrence(index, start, start + duration))
+            if wanted is not None and len(result.occurrences) >= wanted:
+                break
         if wanted is not None and len(result.occurrences) < wanted:
             raise _fail(
                 f"This rule gives only {len(result.occurrences)} occurrences in the "

@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from ..exceptions import BookingError
+from .parsers import BodyTooLarge
 
 #: The code of an API error this module does not know more about.
 FALLBACK_CODE = "error"
@@ -26,6 +28,7 @@ DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [
     (exceptions.UnsupportedMediaType, "unsupported_media_type"),
     (exceptions.Throttled, "throttled"),
     (exceptions.ParseError, "invalid"),
+    (BodyTooLarge, "too_large"),
 ]
 
 
@@ -71,6 +74,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):  # raised by Django before any parser runs
+        exc = BodyTooLarge()
     if not isinstance(exc, exceptions.APIException):
         return None
     set_rollback()

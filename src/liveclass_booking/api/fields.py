@@ -3,15 +3,67 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
+from django.db import models
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from .. import timebounds
 from .schema import extend_schema_field
+
+
+class NotCanonical(ValueError):
+    """A value that is not a primary key exactly as the key renders."""
+
+
+def canonical_pk(pk_field: models.Field[Any, Any], value: Any) -> Any:
+    """Return the primary-key value ``value`` names if it is given exactly as the key renders
+    (``str(pk_field.to_python(value)) == value`` for text; a JSON number only for an integer
+    key, never a bool or a float) and can exist in the column; else raise :class:`NotCanonical`.
+
+    So ``02``, ``+2``, ``2.0``, ``1_0``, `` 2`` and a full-width ``２`` name nothing, as does
+    a number beyond the column's range or an upper-case or brace-wrapped UUID.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise NotCanonical(value)
+    if isinstance(value, str) and "\x00" in value:  # no key holds NUL; PostgreSQL refuses it
+        raise NotCanonical(value)
+    try:
+        python = pk_field.to_python(value)
+        pk_field.run_validators(python)  # an integer column's range, a text column's length
+    except (DjangoValidationError, ValueError, TypeError, OverflowError):
+        raise NotCanonical(value) from None
+    if isinstance(value, str):
+        canonical = str(python) == value
+    else:
+        canonical = type(python) is int and python == value
+    if not canonical:
+        raise NotCanonical(value)
+    return python
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField[Any]):
+    """A related object named by its primary key, given exactly as the key renders (see
+    :func:`canonical_pk`). Anything else is ``invalid`` like the id of a missing object."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        queryset = self.get_queryset()
+        assert queryset is not None
+        try:
+            pk = canonical_pk(queryset.model._meta.pk, data)
+        except NotCanonical:
+            if isinstance(data, bool) or not isinstance(data, int | str):
+                self.fail("incorrect_type", data_type=type(data).__name__)
+            self.fail("does_not_exist", pk_value=data)
+        try:
+            return queryset.get(pk=pk)
+        except ObjectDoesNotExist:
+            self.fail("does_not_exist", pk_value=data)
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -20,7 +72,7 @@ class AwareDateTimeField(serializers.DateTimeField):
     default_error_messages = {
         "naive_datetime": "Give an offset, e.g. 2027-01-04T17:00:00+01:00 or ...Z.",
         "invalid": "Datetime has wrong format. Use ISO 8601 with an offset.",
-        "out_of_range": "Datetime is out of range in UTC.",
+        "out_of_range": timebounds.INSTANT_MESSAGE,
     }
 
     def to_internal_value(self, value: Any) -> datetime:
@@ -39,14 +91,27 @@ class AwareDateTimeField(serializers.DateTimeField):
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.fail("naive_datetime")
         try:
-            return parsed.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+            return timebounds.to_utc(parsed)
+        except timebounds.OutOfRange:
             self.fail("out_of_range")
 
     def to_representation(self, value: Any) -> Any:
         if value is None:
             return None
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class BoundedDateField(serializers.DateField):
+    """An ISO 8601 date inside the supported range (see :mod:`liveclass_booking.timebounds`)."""
+
+    default_error_messages = {"out_of_range": timebounds.DATE_MESSAGE}
+
+    def to_internal_value(self, value: Any) -> date:
+        day = super().to_internal_value(value)
+        try:
+            return timebounds.check_date(day)
+        except timebounds.OutOfRange:
+            self.fail("out_of_range")
 
 
 LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"

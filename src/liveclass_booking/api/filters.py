@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import django_filters
 from django import forms
+from django.db import models
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django_filters.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 
 from ..choices import (
     BookingStatus,
@@ -21,6 +22,8 @@ from ..choices import (
 )
 from ..models import BookingSeries, SessionWaitlist, get_booking_model, get_session_model
 from ..querysets import overdue_requests
+from ..timebounds import OutOfRange, to_utc
+from .fields import NotCanonical, canonical_pk
 
 
 class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -40,16 +43,54 @@ class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
         result = super().to_python(value)
         if result is None:
             return None
-        # In UTC: PostgreSQL refuses offsets beyond 15:59, which ISO 8601 and Python allow.
+        # In UTC (PostgreSQL refuses offsets beyond 15:59, which ISO 8601 and Python allow)
+        # and inside the supported range.
         try:
-            return result.astimezone(UTC)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
-            message = "Datetime is out of range in UTC."
-            raise forms.ValidationError(message, code="invalid") from None
+            return to_utc(result)
+        except OutOfRange as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
 
 
 class AwareIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = AwareIsoDateTimeField
+
+
+class CanonicalModelChoiceField(django_filters.fields.ModelChoiceField):
+    """An object named by its key exactly as the key renders (see
+    :func:`~liveclass_booking.api.fields.canonical_pk`); anything else is not a choice."""
+
+    def to_python(self, value: Any) -> Any:
+        if value not in self.empty_values and not (
+            self.null_label is not None and value == self.null_value
+        ):
+            opts = self.queryset.model._meta
+            field = opts.get_field(self.to_field_name) if self.to_field_name else opts.pk
+            try:
+                canonical_pk(field, value)
+            except NotCanonical:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"], code="invalid_choice"
+                ) from None
+        return super().to_python(value)
+
+
+class CanonicalModelChoiceFilter(django_filters.ModelChoiceFilter):
+    field_class = CanonicalModelChoiceField
+
+
+class FilterSet(django_filters.FilterSet):
+    """What the filter sets here share: a filter on a foreign key takes the id strictly."""
+
+    FILTER_DEFAULTS = {
+        **FILTER_FOR_DBFIELD_DEFAULTS,
+        **{
+            field: {
+                **FILTER_FOR_DBFIELD_DEFAULTS[field],
+                "filter_class": CanonicalModelChoiceFilter,
+            }
+            for field in (models.ForeignKey, models.OneToOneField)
+        },
+    }
 
 
 def start_range() -> tuple[AwareIsoDateTimeFilter, AwareIsoDateTimeFilter]:
@@ -60,7 +101,7 @@ def start_range() -> tuple[AwareIsoDateTimeFilter, AwareIsoDateTimeFilter]:
     )
 
 
-class SessionFilter(django_filters.FilterSet):
+class SessionFilter(FilterSet):
     start_after, start_before = start_range()
     status = django_filters.ChoiceFilter(choices=SessionStatus.choices)
     has_free_seats = django_filters.BooleanFilter(method="filter_free_seats")
@@ -77,7 +118,7 @@ class SessionFilter(django_filters.FilterSet):
         return queryset.filter(seats_taken__gte=F("capacity"))
 
 
-class BookingFilter(django_filters.FilterSet):
+class BookingFilter(FilterSet):
     start_after, start_before = start_range()
     status = django_filters.MultipleChoiceFilter(
         choices=BookingStatus.choices, method="filter_status"
@@ -100,7 +141,7 @@ class BookingFilter(django_filters.FilterSet):
         return queryset.filter(wanted)
 
 
-class WaitlistFilter(django_filters.FilterSet):
+class WaitlistFilter(FilterSet):
     status = django_filters.MultipleChoiceFilter(
         choices=WaitlistStatus.choices, method="filter_status"
     )
@@ -123,7 +164,7 @@ class WaitlistFilter(django_filters.FilterSet):
         return queryset.filter(wanted)
 
 
-class SeriesFilter(django_filters.FilterSet):
+class SeriesFilter(FilterSet):
     status = django_filters.MultipleChoiceFilter(
         choices=SeriesStatus.choices, method="filter_status"
     )

@@ -79,6 +79,7 @@ DESCRIPTIONS = {
     409: "Conflict: `session_full`, `session_not_bookable`, `slot_unavailable`, "
     "`daily_limit_reached`, `already_booked`, `invalid_transition`, `offer_expired`, "
     "`idempotency_conflict`, `limit_reached` (with `limit` and `max`).",
+    413: "The body is larger than the host's `DATA_UPLOAD_MAX_MEMORY_SIZE`: `too_large`.",
     429: "Too many requests: `throttled`; the `Retry-After` header says how many seconds to wait.",
 }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import models
@@ -34,32 +34,57 @@ from ..policies import get_policy_resolver
 from ..recurrence import Recurrence
 from ..services.rules import NOT_A_TEACHER
 from ..validators import validate_timezone
-from .fields import AwareDateTimeField, LocalTimeField, OptionalURLField
+from .fields import (
+    AwareDateTimeField,
+    BoundedDateField,
+    LocalTimeField,
+    OptionalURLField,
+    StrictPrimaryKeyRelatedField,
+)
 from .schema import named_choice_field
 
 MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
 
+_M = TypeVar("_M", bound=models.Model)
 
-def _user_field(**kwargs: Any) -> serializers.PrimaryKeyRelatedField[Any]:
-    return serializers.PrimaryKeyRelatedField(
+
+class ModelSerializer(serializers.ModelSerializer[_M]):
+    """What the model serializers here share: a field taking an id takes it strictly, a date
+    only inside the supported range."""
+
+    serializer_related_field = StrictPrimaryKeyRelatedField
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateField: BoundedDateField,
+    }
+
+
+def _user_field(**kwargs: Any) -> StrictPrimaryKeyRelatedField:
+    return StrictPrimaryKeyRelatedField(
         queryset=get_user_model().objects.filter(is_active=True), **kwargs
     )
 
 
-def _teacher_field(**kwargs: Any) -> serializers.PrimaryKeyRelatedField[Any]:
+def _teacher_field(**kwargs: Any) -> StrictPrimaryKeyRelatedField:
     """The teacher of a lesson, series or slot listing: an unknown or inactive user gets the
     same answer as a user who does not teach the course (the services check ``can_teach``)."""
     messages = {"does_not_exist": NOT_A_TEACHER}
     return _user_field(error_messages=messages, **kwargs)
 
 
-def _course_field(**kwargs: Any) -> serializers.PrimaryKeyRelatedField[Any]:
-    return serializers.PrimaryKeyRelatedField(
+def _course_field(**kwargs: Any) -> StrictPrimaryKeyRelatedField:
+    return StrictPrimaryKeyRelatedField(
         queryset=get_course_model()._default_manager.all(), **kwargs
     )
 
 
-class SessionSerializer(serializers.ModelSerializer[Any]):
+def _session_field(**kwargs: Any) -> StrictPrimaryKeyRelatedField:
+    return StrictPrimaryKeyRelatedField(
+        queryset=get_session_model().objects.select_related("course", "teacher"), **kwargs
+    )
+
+
+class SessionSerializer(ModelSerializer[Any]):
     course: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         read_only=True
     )
@@ -121,7 +146,7 @@ class SessionUpdateSerializer(SessionSerializer):
         read_only_fields = ("teacher", "timezone_snapshot", "seats_taken", "status")
 
 
-class BookingSerializer(serializers.ModelSerializer[Any]):
+class BookingSerializer(ModelSerializer[Any]):
     start_at_utc = AwareDateTimeField(read_only=True)
     end_at_utc = AwareDateTimeField(read_only=True)
     decision_at = AwareDateTimeField(read_only=True, allow_null=True)
@@ -169,10 +194,7 @@ class BookingSerializer(serializers.ModelSerializer[Any]):
 
 class BookingCreateSerializer(serializers.Serializer[Any]):
     booking_type = serializers.ChoiceField(choices=BookingType.choices)
-    session = serializers.PrimaryKeyRelatedField(
-        queryset=get_session_model().objects.select_related("course", "teacher"),
-        required=False,
-    )
+    session = _session_field(required=False)
     seats_reserved = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY, default=1)
     teacher = _teacher_field(required=False)
     course = _course_field(required=False)
@@ -202,14 +224,11 @@ class ApproveSerializer(serializers.Serializer[Any]):
 class RescheduleSerializer(serializers.Serializer[Any]):
     start_at_utc = AwareDateTimeField(required=False)
     end_at_utc = AwareDateTimeField(required=False)
-    session = serializers.PrimaryKeyRelatedField(
-        queryset=get_session_model().objects.select_related("course", "teacher"),
-        required=False,
-    )
+    session = _session_field(required=False)
     reason = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
-class PolicySerializer(serializers.ModelSerializer[TeacherBookingPolicy]):
+class PolicySerializer(ModelSerializer[TeacherBookingPolicy]):
     teacher = _user_field(required=False)
     course = _course_field(required=False, allow_null=True)
 
@@ -233,9 +252,9 @@ class PolicySerializer(serializers.ModelSerializer[TeacherBookingPolicy]):
         validators: list[Any] = []
 
 
-class AvailabilitySerializer(serializers.ModelSerializer[TeacherAvailability]):
+class AvailabilitySerializer(ModelSerializer[TeacherAvailability]):
     serializer_field_mapping = {
-        **serializers.ModelSerializer.serializer_field_mapping,
+        **ModelSerializer.serializer_field_mapping,
         models.TimeField: LocalTimeField,
     }
     teacher = _user_field(required=False)
@@ -274,7 +293,7 @@ class SlotSerializer(serializers.Serializer[Any]):
     end_at_utc = AwareDateTimeField(read_only=True)
 
 
-class WaitlistEntrySerializer(serializers.ModelSerializer[SessionWaitlist]):
+class WaitlistEntrySerializer(ModelSerializer[SessionWaitlist]):
     """A place in a session's waitlist. ``status`` reads ``expired`` as soon as an offer's
     time is up; ``position`` is the place in line while waiting (1 = next), else null."""
 
@@ -309,9 +328,7 @@ class WaitlistEntrySerializer(serializers.ModelSerializer[SessionWaitlist]):
 
 
 class WaitlistJoinSerializer(serializers.Serializer[Any]):
-    session = serializers.PrimaryKeyRelatedField(
-        queryset=get_session_model().objects.select_related("course", "teacher")
-    )
+    session = _session_field()
 
 
 class WaitlistAcceptSerializer(serializers.Serializer[Any]):
@@ -333,14 +350,14 @@ class RecurrenceSerializer(serializers.Serializer[Any]):
         max_length=20,
         help_text="Comma-separated MO,TU,WE,TH,FR,SA,SU (weekly and biweekly).",
     )
-    start_date = serializers.DateField(help_text="Local date of the first possible occurrence.")
+    start_date = BoundedDateField(help_text="Local date of the first possible occurrence.")
     start_time = LocalTimeField(help_text="Local wall time, kept across DST changes.")
     timezone = serializers.CharField(max_length=64, validators=[validate_timezone])
     duration_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
     occurrence_count = serializers.IntegerField(
         min_value=1, required=False, allow_null=True, default=None
     )
-    until_date = serializers.DateField(required=False, allow_null=True, default=None)
+    until_date = BoundedDateField(required=False, allow_null=True, default=None)
     rrule = serializers.CharField(
         allow_blank=True,
         default="",
@@ -370,11 +387,11 @@ class SeriesCreateSerializer(RecurrenceSerializer):
 
 class SeriesExtendSerializer(serializers.Serializer[Any]):
     occurrence_count = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    until_date = serializers.DateField(required=False, allow_null=True)
+    until_date = BoundedDateField(required=False, allow_null=True)
     accept_partial = serializers.BooleanField(default=False)
 
 
-class SeriesItemSerializer(serializers.ModelSerializer[BookingSeriesItem]):
+class SeriesItemSerializer(ModelSerializer[BookingSeriesItem]):
     """One occurrence. ``status`` is where it stands in the series; a ``booked`` occurrence's
     own state is ``booking_status`` (pending, confirmed, cancelled, attended, …)."""
 
@@ -402,7 +419,7 @@ class SeriesItemSerializer(serializers.ModelSerializer[BookingSeriesItem]):
         return str(obj.booking.status) if obj.booking_id else None
 
 
-class SeriesSerializer(serializers.ModelSerializer[BookingSeries]):
+class SeriesSerializer(ModelSerializer[BookingSeries]):
     """A series. ``status`` reads ``completed`` once the last occurrence has ended."""
 
     status = named_choice_field(

@@ -6,7 +6,6 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch, QuerySet
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -15,7 +14,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,7 +41,9 @@ from ..recurrence import Recurrence
 from ..services import idempotency
 from . import serializers as s
 from .errors import exception_handler
+from .fields import NotCanonical, canonical_pk
 from .filters import BookingFilter, SeriesFilter, SessionFilter, WaitlistFilter
+from .parsers import JSONParser
 from .schema import errors, extend_schema, extend_schema_view, header_parameter
 from .throttling import WriteRateThrottle
 
@@ -93,10 +93,16 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
         return exception_handler
 
     def get_object(self) -> Any:
+        """The object of a detail route; an id not given exactly as its key renders (``02``,
+        ``+2``, ``２``, an upper-case UUID) is a 404 like the id of a missing object."""
+        lookup = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field)
+        opts = self.get_queryset().model._meta
+        field = opts.pk if self.lookup_field == "pk" else opts.get_field(self.lookup_field)
         try:
-            return super().get_object()
-        except (ValueError, TypeError, OverflowError, DjangoValidationError) as exc:
-            raise NotFound() from exc
+            canonical_pk(field, lookup)
+        except NotCanonical:
+            raise NotFound() from None
+        return super().get_object()
 
     def create_once(self, request: Request, scope: str, produce: Any) -> Response:
         """Answer a POST that creates something, honouring an ``Idempotency-Key`` header.
@@ -134,22 +140,22 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     create=extend_schema(
         operation_id="liveclass_sessions_create",
         request=s.SessionCreateSerializer,
-        responses={201: s.SessionSerializer, **errors(400, 429)},
+        responses={201: s.SessionSerializer, **errors(400, 413, 429)},
     ),
     partial_update=extend_schema(
         operation_id="liveclass_sessions_partial_update",
         request=s.SessionUpdateSerializer,
-        responses={200: s.SessionSerializer, **errors(400, 404, 409)},
+        responses={200: s.SessionSerializer, **errors(400, 404, 409, 413)},
     ),
     cancel=extend_schema(
         operation_id="liveclass_sessions_cancel",
         request=s.ReasonSerializer,
-        responses={200: s.SessionSerializer, **errors(400, 404, 409)},
+        responses={200: s.SessionSerializer, **errors(400, 404, 409, 413)},
     ),
     recurring=extend_schema(
         operation_id="liveclass_sessions_create_recurring",
         request=s.SessionRunSerializer,
-        responses={201: s.SessionRunCreatedSerializer, **errors(400, 403, 429)},
+        responses={201: s.SessionRunCreatedSerializer, **errors(400, 403, 413, 429)},
     ),
 )
 @extend_schema(tags=["sessions"])
@@ -220,7 +226,11 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
 
 def _booking_action(operation_id: str, request: Any, created: bool = False) -> Any:
     code = 201 if created else 200
-    statuses = (400, 404, 409, 429) if created else (400, 404, 409)
+    statuses: tuple[int, ...] = (400, 404, 409)
+    if request is not None:
+        statuses += (413,)  # a body over the size limit
+    if created:
+        statuses += (429,)  # the write throttle
     return extend_schema(
         operation_id=operation_id,
         request=request,
@@ -241,7 +251,7 @@ def _booking_action(operation_id: str, request: Any, created: bool = False) -> A
         operation_id="liveclass_bookings_create",
         request=s.BookingCreateSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.BookingSerializer, **errors(400, 409, 429)},
+        responses={201: s.BookingSerializer, **errors(400, 409, 413, 429)},
     ),
     approve=_booking_action("liveclass_bookings_approve", s.ApproveSerializer),
     decline=_booking_action("liveclass_bookings_decline", s.ReasonSerializer),
@@ -354,12 +364,12 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         operation_id="liveclass_waitlist_join",
         request=s.WaitlistJoinSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.WaitlistEntrySerializer, **errors(400, 403, 409, 429)},
+        responses={201: s.WaitlistEntrySerializer, **errors(400, 403, 409, 413, 429)},
     ),
     accept=extend_schema(
         operation_id="liveclass_waitlist_accept",
         request=s.WaitlistAcceptSerializer,
-        responses={201: s.BookingSerializer, **errors(400, 403, 404, 409, 429)},
+        responses={201: s.BookingSerializer, **errors(400, 403, 404, 409, 413, 429)},
     ),
     leave=extend_schema(
         operation_id="liveclass_waitlist_leave",
@@ -421,7 +431,11 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
 
 
 def _series_action(operation_id: str, request: Any, response: Any, throttled: bool = False) -> Any:
-    statuses = (400, 403, 404, 409, 429) if throttled else (400, 403, 404, 409)
+    statuses: tuple[int, ...] = (400, 403, 404, 409)
+    if request is not None:
+        statuses += (413,)  # a body over the size limit
+    if throttled:
+        statuses += (429,)  # the write throttle
     return extend_schema(
         operation_id=operation_id,
         request=request,
@@ -442,7 +456,7 @@ def _series_action(operation_id: str, request: Any, response: Any, throttled: bo
         operation_id="liveclass_series_create",
         request=s.SeriesCreateSerializer,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.SeriesCreatedSerializer, **errors(400, 403, 409, 429)},
+        responses={201: s.SeriesCreatedSerializer, **errors(400, 403, 409, 413, 429)},
     ),
     pause=_series_action("liveclass_series_pause", s.ReasonSerializer, s.SeriesDetailSerializer),
     resume=_series_action(
@@ -583,14 +597,15 @@ def _teacher_rows(name: str, serializer: Any) -> Any:
             operation_id=f"liveclass_{name}_retrieve", responses={200: serializer, **errors(404)}
         ),
         create=extend_schema(
-            operation_id=f"liveclass_{name}_create", responses={201: serializer, **errors(400)}
+            operation_id=f"liveclass_{name}_create", responses={201: serializer, **errors(400, 413)}
         ),
         update=extend_schema(
-            operation_id=f"liveclass_{name}_update", responses={200: serializer, **errors(400, 404)}
+            operation_id=f"liveclass_{name}_update",
+            responses={200: serializer, **errors(400, 404, 413)},
         ),
         partial_update=extend_schema(
             operation_id=f"liveclass_{name}_partial_update",
-            responses={200: serializer, **errors(400, 404)},
+            responses={200: serializer, **errors(400, 404, 413)},
         ),
         destroy=extend_schema(
             operation_id=f"liveclass_{name}_destroy", responses={204: None, **errors(404)}
