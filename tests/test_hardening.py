@@ -728,3 +728,53 @@ class TestThrottles:
                 format="json",
             )
         assert (first.status_code, second.status_code, third.status_code) == (201, 201, 429)
+
+
+class TestAdminTeacherRows:
+    def test_an_availability_exception_needs_a_teacher_who_teaches(
+        self, client: Any, staff: Any, student: Any, teacher: Any
+    ) -> None:
+        from liveclass_booking.models import AvailabilityException
+
+        client.force_login(staff)
+        add = reverse("admin:liveclass_booking_availabilityexception_add")
+        body = {"date": "2027-01-06", "kind": "unavailable", "timezone": "UTC", "reason": ""}
+        refused = client.post(add, {**body, "teacher": student.pk})
+        assert refused.status_code == 200
+        assert "may not teach this course. (not_allowed)" in refused.content.decode()
+        assert not AvailabilityException.objects.exists()
+        assert client.post(add, {**body, "teacher": teacher.pk}).status_code == 302
+        assert AvailabilityException.objects.get().teacher_id == teacher.pk
+
+    def test_a_policy_saved_in_the_admin_goes_through_the_service(
+        self, client: Any, staff: Any, teacher: Any
+    ) -> None:
+        client.force_login(staff)
+        response = client.post(
+            reverse("admin:liveclass_booking_teacherbookingpolicy_add"),
+            {
+                "teacher": teacher.pk,
+                "requires_approval_for_one_on_one": "on",
+                "min_notice_hours": 8761,
+                "cancel_window_hours": 24,
+                "buffer_before_minutes": 0,
+                "buffer_after_minutes": 0,
+                "approval_timeout_hours": 48,
+            },
+        )
+        assert response.status_code == 200  # the bound is a form error
+        assert not TeacherBookingPolicy.objects.exists()
+        response = client.post(
+            reverse("admin:liveclass_booking_teacherbookingpolicy_add"),
+            {
+                "teacher": teacher.pk,
+                "requires_approval_for_one_on_one": "on",
+                "min_notice_hours": 12,
+                "cancel_window_hours": 24,
+                "buffer_before_minutes": 0,
+                "buffer_after_minutes": 0,
+                "approval_timeout_hours": 6,
+            },
+        )
+        assert response.status_code == 302
+        assert TeacherBookingPolicy.objects.get(teacher=teacher).approval_timeout_hours == 6

@@ -271,6 +271,9 @@ class LiveClassBookingAdmin(NoAddDeleteMixin, admin.ModelAdmin):
         "cancelled_by",
         "cancelled_at",
         "cancel_reason",
+        "student_note",
+        "teacher_note",
+        "approval_expires_at",
         "rescheduled_from",
         "created_at",
         "updated_at",
@@ -300,7 +303,8 @@ class LiveClassBookingAdmin(NoAddDeleteMixin, admin.ModelAdmin):
 
 
 class TeacherRowAdmin(admin.ModelAdmin):
-    """Policies and availability: who may manage a row is the service's rule, as in the API."""
+    """Policies, availability and its exceptions: who may manage a row is the service's rule,
+    and rows are saved and deleted through the services, as in the API."""
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -310,7 +314,14 @@ class TeacherRowAdmin(admin.ModelAdmin):
         def check(row: Any) -> None:
             services.check_teacher_row(row, actor=request.user, original=original)
 
-        return checked_form(super().get_form(request, obj, change=change, **kwargs), check)
+        form = checked_form(super().get_form(request, obj, change=change, **kwargs), check)
+        form.original_row = original  # the row as stored, for save_model
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Save through the service, as the API does (checks, validation, save)."""
+        original = getattr(form, "original_row", None)
+        services.save_teacher_row(obj, actor=request.user, original=original)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         services.delete_teacher_row(obj, actor=request.user)
@@ -388,6 +399,9 @@ class BookingSeriesAdmin(NoAddDeleteMixin, admin.ModelAdmin):
         "type",
         "status",
         *Recurrence.RULE_FIELDS,
+        "default_meeting_link",
+        "default_meeting_id",
+        "default_meeting_passcode",
         "created_at",
         "updated_at",
     )
@@ -536,7 +550,7 @@ class TeacherAvailabilityAdmin(TeacherRowAdmin):
 
 
 @admin.register(AvailabilityException)
-class AvailabilityExceptionAdmin(admin.ModelAdmin):
+class AvailabilityExceptionAdmin(TeacherRowAdmin):
     list_display = ("teacher", "date", "kind", "start_time", "end_time", "timezone", "reason")
     list_filter = ("kind",)
     search_fields = ("reason", *user_search_fields("teacher"))
