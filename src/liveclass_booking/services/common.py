@@ -54,11 +54,6 @@ def record_event(
     )
 
 
-def lock_user(user: Any) -> None:
-    """Serialise work for one user (a teacher's bookings) with a row lock on the user."""
-    lock_users(user)
-
-
 def lock_users(*users: Any) -> None:
     """Row-lock the given users in one statement, in primary-key order: a teacher's row
     serialises that teacher's one-on-one bookings, a student's row the checks of the student's

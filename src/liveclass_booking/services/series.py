@@ -63,7 +63,7 @@ from ..policies import get_policy_resolver
 from ..querysets import overdue_requests
 from ..recurrence import Occurrence, Recurrence, SkippedTime
 from .availability import TeacherSchedule
-from .common import is_staff, lock_user, lock_users, require_manager, same_user, send_after_commit
+from .common import is_staff, lock_users, require_manager, same_user, send_after_commit
 from .rules import (
     check_student_totals,
     limits_for,
@@ -639,7 +639,7 @@ def enrol_waiting_series(sessions: list[Any]) -> int:
     if not sessions:
         return 0
     teacher, course_id = sessions[0].teacher, sessions[0].course_id
-    lock_user(teacher)
+    lock_users(teacher)
     # Lock the items only (not their series rows: an extend holds its series, then waits
     # for the teacher lock held here).
     of = ("self",) if connection.features.has_select_for_update_of else ()
