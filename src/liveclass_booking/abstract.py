@@ -25,9 +25,11 @@ from .choices import (
     ACTIVE_BOOKING_STATUSES,
     BookingStatus,
     BookingType,
+    DeliveryStatus,
     ExceptionKind,
     Frequency,
     MeetingProvider,
+    NotificationKind,
     SeriesItemStatus,
     SeriesStatus,
     SeriesType,
@@ -1085,3 +1087,139 @@ class AbstractIdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}:{self.key}"
+
+
+class AbstractNotificationEvent(models.Model):
+    """One outbox row: something people must hear about, written in the transaction of the
+    change that caused it. ``data`` carries what changed; ``recipients`` who should hear it
+    (user primary keys, as text). The dispatcher turns it into deliveries."""
+
+    Kind = NotificationKind
+
+    kind = models.CharField(_("kind"), max_length=40, choices=NotificationKind.choices)
+    booking = models.ForeignKey(
+        BOOKING_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("booking"),
+    )
+    session = models.ForeignKey(
+        SESSION_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("session"),
+    )
+    waitlist_entry = models.ForeignKey(
+        "liveclass_booking.SessionWaitlist",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("waitlist entry"),
+    )
+    series = models.ForeignKey(
+        "liveclass_booking.BookingSeries",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("series"),
+    )
+    actor = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+        help_text=_("Who made the change; empty: the system."),
+    )
+    recipients = models.JSONField(_("recipients"), default=list, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    key = models.CharField(
+        _("key"),
+        max_length=200,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text=_("Set on events that may exist only once, such as one reminder."),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    expanded_at = models.DateTimeField(
+        _("deliveries made at"),
+        null=True,
+        blank=True,
+        help_text=_("When the dispatcher made this event's deliveries; empty: not yet."),
+    )
+
+    class Meta:
+        abstract = True
+        ordering = ("created_at", "pk")
+        verbose_name = _("notification event")
+        verbose_name_plural = _("notification events")
+        indexes = [models.Index(fields=["expanded_at", "created_at"])]
+        constraints = [_choices_constraint("kind", NotificationKind)]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+
+class AbstractNotificationDelivery(models.Model):
+    """One (event, recipient, channel): claimed by one dispatcher at a time (a lease), sent at
+    most once unless a dispatcher dies between sending and recording it."""
+
+    Status = DeliveryStatus
+
+    event = models.ForeignKey(
+        "liveclass_booking.NotificationEvent",
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("event"),
+    )
+    recipient = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("recipient"),
+    )
+    channel = models.CharField(_("channel"), max_length=30, default="email")
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=DeliveryStatus.choices,
+        default=DeliveryStatus.PENDING,
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    claimed_until = models.DateTimeField(
+        _("claimed until"),
+        null=True,
+        blank=True,
+        help_text=_("A dispatcher holds this delivery until then (its lease)."),
+    )
+    claim_token = models.CharField(_("claim token"), max_length=40, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ("created_at", "pk")
+        verbose_name = _("notification delivery")
+        verbose_name_plural = _("notification deliveries")
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "recipient", "channel"],
+                name=_name("event_recipient_channel_uniq"),
+                violation_error_message=_("This event already goes to this recipient."),
+            ),
+            _choices_constraint("status", DeliveryStatus),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.kind} → {self.recipient_id} ({self.channel})"

@@ -99,3 +99,34 @@ class ExceptionKind(models.TextChoices):
 
 #: RFC 5545 day codes in Monday-first order, as ``BookingSeries.days_of_week`` stores them.
 DAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+class NotificationKind(models.TextChoices):
+    """What an outbox event tells people (see docs/notifications.md for the recipients)."""
+
+    BOOKING_REQUESTED = "booking_requested", _("Booking requested")
+    BOOKING_CONFIRMED = "booking_confirmed", _("Booking confirmed")
+    BOOKING_DECLINED = "booking_declined", _("Booking declined")
+    BOOKING_CANCELLED = "booking_cancelled", _("Booking cancelled")
+    BOOKING_RESCHEDULED = "booking_rescheduled", _("Booking rescheduled")
+    BOOKING_EXPIRED = "booking_expired", _("Request expired undecided")
+    ATTENDANCE_MARKED = "attendance_marked", _("Attendance marked")
+    SESSION_CANCELLED = "session_cancelled", _("Session cancelled")
+    SESSION_MOVED = "session_moved", _("Session moved")
+    SESSION_DETAILS_CHANGED = "session_details_changed", _("Meeting details changed")
+    WAITLIST_OFFERED = "waitlist_offered", _("Waitlist seat offered")
+    WAITLIST_OFFER_EXPIRED = "waitlist_offer_expired", _("Waitlist offer expired")
+    WAITLIST_CLOSED = "waitlist_closed", _("Waitlist closed")
+    WAITLIST_ACCEPTED = "waitlist_accepted", _("Waitlist offer accepted")
+    SERIES_CREATED = "series_created", _("Series created")
+    SERIES_PAUSED = "series_paused", _("Series paused")
+    SERIES_RESUMED = "series_resumed", _("Series resumed")
+    SERIES_CANCELLED = "series_cancelled", _("Series cancelled")
+    REMINDER = "reminder", _("Reminder")
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed (retries used up)")
+    SKIPPED = "skipped", _("Skipped (opted out or no longer due)")

@@ -22,6 +22,8 @@ from .abstract import (
     AbstractIdempotencyKey,
     AbstractLiveClassBooking,
     AbstractLiveClassSession,
+    AbstractNotificationDelivery,
+    AbstractNotificationEvent,
     AbstractSessionWaitlist,
     AbstractTeacherAvailability,
     AbstractTeacherBookingPolicy,
@@ -37,6 +39,8 @@ __all__ = [
     "IdempotencyKey",
     "LiveClassBooking",
     "LiveClassSession",
+    "NotificationDelivery",
+    "NotificationEvent",
     "SessionWaitlist",
     "TeacherAvailability",
     "TeacherBookingPolicy",
@@ -98,6 +102,16 @@ class BookingEvent(AbstractBookingEvent):
 
 class IdempotencyKey(AbstractIdempotencyKey):
     class Meta(AbstractIdempotencyKey.Meta):
+        pass
+
+
+class NotificationEvent(AbstractNotificationEvent):
+    class Meta(AbstractNotificationEvent.Meta):
+        pass
+
+
+class NotificationDelivery(AbstractNotificationDelivery):
+    class Meta(AbstractNotificationDelivery.Meta):
         pass
 
 

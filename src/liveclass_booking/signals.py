@@ -29,3 +29,7 @@ waitlist_offer_expired = Signal()
 waitlist_accepted = Signal()
 waitlist_closed = Signal()
 series_created = Signal()
+
+#: Internal: outbox events were committed (``sender`` is the event model, ``count`` how
+#: many). The app connects the enqueueing of the dispatcher task to it.
+outbox_written = Signal()

@@ -9,7 +9,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, BookingType, SessionStatus
+from ..choices import (
+    ACTIVE_BOOKING_STATUSES,
+    BookingStatus,
+    BookingType,
+    NotificationKind,
+    SessionStatus,
+)
 from ..exceptions import (
     AlreadyBooked,
     CancelWindowClosed,
@@ -23,6 +29,7 @@ from ..models import BookingSeriesItem, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from .availability import TeacherSchedule
 from .common import is_staff, lock_users, require_aware, require_manager, same_user
+from .outbox import write
 from .rules import (
     check_seats,
     check_student_totals,
@@ -36,6 +43,7 @@ from .transitions import (
     TRANSITIONS,
     announce,
     approval_deadline,
+    booking_notice,
     check_transition,
     settle_session,
     settle_teacher,
@@ -441,6 +449,20 @@ def reschedule_booking(
         BookingSeriesItem.objects.filter(booking=old).update(
             booking=new, session_id=new.session_id, updated_at=now
         )
-        announce(old, actor=actor, old=S.CONFIRMED, reason=reason, new_booking=new)
-        announce(new, actor=actor, old="", reason=reason, rescheduled_from=old.pk)
+        announce(old, actor=actor, old=S.CONFIRMED, reason=reason, new_booking=new, notice=False)
+        announce(new, actor=actor, old="", reason=reason, rescheduled_from=old.pk, notice=False)
+        write(
+            [
+                booking_notice(
+                    new,
+                    actor=actor,
+                    old="",
+                    reason=reason,
+                    kind=NotificationKind.BOOKING_RESCHEDULED,
+                    old_booking=old.pk,
+                    old_start=old.start_at_utc,
+                    old_end=old.end_at_utc,
+                )
+            ]
+        )
     return new

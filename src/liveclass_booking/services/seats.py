@@ -22,12 +22,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import signals
-from ..choices import OPEN_WAITLIST_STATUSES, SessionStatus, WaitlistStatus
+from ..choices import OPEN_WAITLIST_STATUSES, NotificationKind, SessionStatus, WaitlistStatus
 from ..conf import booking_settings
 from ..models import BookingSeriesItem, SessionWaitlist, get_session_model
 from .common import send_after_commit
+from .outbox import outbox_event, write
 
 W = WaitlistStatus
+K = NotificationKind
 logger = logging.getLogger("liveclass_booking")
 
 
@@ -108,7 +110,30 @@ def offer_free_seats(session: Any, now: datetime | None = None) -> list[Any]:
         entry.session = session
         send_after_commit(signals.waitlist_offered, SessionWaitlist, entry=entry)
         transaction.on_commit(partial(schedule_offer_expiry, entry.pk, expires))
+    _tell_students(K.WAITLIST_OFFERED, session, entries, now, offer_expires_at=expires)
     return entries
+
+
+def _tell_students(
+    kind: str, session: Any, entries: list[Any], now: datetime, actor: Any = None, **data: Any
+) -> None:
+    """One outbox event per waitlist entry, to its student, in one statement."""
+    write(
+        [
+            outbox_event(
+                kind,
+                recipients=[entry.student_user_id],
+                session=session,
+                waitlist_entry=entry,
+                actor=actor,
+                at=now,
+                start=session.start_at_utc,
+                end=session.end_at_utc,
+                **data,
+            )
+            for entry in entries
+        ]
+    )
 
 
 def close_offers(session: Any, entries: list[Any], now: datetime, *, actor: Any = None) -> None:
@@ -123,6 +148,7 @@ def close_offers(session: Any, entries: list[Any], now: datetime, *, actor: Any 
     for entry in entries:
         entry.status, entry.expired_at = W.EXPIRED, now
         send_after_commit(signals.waitlist_offer_expired, SessionWaitlist, entry=entry, actor=actor)
+    _tell_students(K.WAITLIST_OFFER_EXPIRED, session, entries, now, actor=actor)
 
 
 def drop_held_seats(session: Any, seats: int) -> None:
@@ -197,7 +223,9 @@ def schedule_offer_expiry(entry_pk: Any, at: datetime) -> None:
 
 def close_waiting(session: Any, now: datetime, *, reason: str, actor: Any = None) -> int:
     """Close every waiting entry and open offer of the locked ``session`` (it was cancelled
-    or has started) and tell each student through ``waitlist_closed``. Returns how many.
+    or has started) and tell each student through ``waitlist_closed`` (the signal; the outbox
+    event only when the session started: a cancelled session's one event tells everybody).
+    Returns how many.
 
     Seats held by open offers are not given back: a cancelled session drops all its seats,
     and a started one has no open offers (they end at the start at the latest)."""
@@ -220,4 +248,6 @@ def close_waiting(session: Any, now: datetime, *, reason: str, actor: Any = None
             reason=reason,
             previous_status=previous,
         )
+    if reason != "session_cancelled":
+        _tell_students(K.WAITLIST_CLOSED, session, entries, now, actor=actor, reason=reason)
     return len(entries)

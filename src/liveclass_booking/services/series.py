@@ -35,6 +35,7 @@ from ..choices import (
     OPEN_WAITLIST_STATUSES,
     BookingStatus,
     BookingType,
+    NotificationKind,
     SeriesItemStatus,
     SeriesStatus,
     SeriesType,
@@ -64,6 +65,7 @@ from ..querysets import overdue_requests
 from ..recurrence import Occurrence, Recurrence, SkippedTime
 from .availability import TeacherSchedule
 from .common import is_staff, lock_users, require_manager, same_user, send_after_commit
+from .outbox import notify, write
 from .rules import (
     check_student_totals,
     limits_for,
@@ -75,6 +77,7 @@ from .transitions import (
     APPROVAL_TIMEOUT_REASON,
     SIGNAL_FOR_STATUS,
     approval_deadline,
+    booking_notice,
     settle_session,
     settle_teacher,
     transition,
@@ -221,10 +224,32 @@ def create_series(
         series.save()
         # Waitlist order is the time the locks were granted, as for a single join.
         _write(series, results, actor=actor, note=note, now=timezone.now())
+        _tell_series(NotificationKind.SERIES_CREATED, series, actor=actor, report=report)
         send_after_commit(
             signals.series_created, BookingSeries, series=series, report=report, actor=actor
         )
     return report
+
+
+def _tell_series(
+    kind: str, series: Any, *, actor: Any, report: SeriesReport | None = None, reason: str = ""
+) -> None:
+    """The outbox event of a series change, to its student and teacher; ``report`` adds the
+    summary (how many occurrences were booked, waitlisted, skipped, ...) and the first one."""
+    summary: dict[str, Any] = {}
+    if report is not None:
+        summary["counts"] = report.counts
+        booked = [r.item for r in report.occurrences if r.item.booking is not None]
+        if booked:
+            summary["first_start"] = booked[0].start_at_utc
+    notify(
+        kind,
+        recipients=[series.student_user_id, series.teacher_id],
+        series=series,
+        actor=actor,
+        reason=reason,
+        **summary,
+    )
 
 
 def _validate(series: Any) -> None:
@@ -670,6 +695,13 @@ def enrol_waiting_series(sessions: list[Any]) -> int:
     students = [item.series.student_user for item in items]
     _plan_seats(None, items[0].series.course, results, by_start, now, students=students)
     _write(items[0].series, results, actor=None, note="", now=now, students=students)
+    write(
+        [
+            booking_notice(item.booking, actor=None, old="", series=item.series_id)
+            for item in items
+            if item.booking is not None
+        ]
+    )
     return len(items)
 
 
@@ -739,6 +771,7 @@ def _stop_future(
                     item.booking,
                     BookingStatus.CANCELLED,
                     actor=actor,
+                    notice=False,  # the series event tells both parties
                     reason=reason or f"series {to}",
                     cancelled_by=actor,
                     cancelled_at=now,
@@ -770,6 +803,7 @@ def pause_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
         _stop_future(locked, actor=actor, now=now, to=It.PAUSED, reason=reason)
         locked.status = SeriesStatus.PAUSED
         locked.save(update_fields=["status", "updated_at"])
+        _tell_series(NotificationKind.SERIES_PAUSED, locked, actor=actor, reason=reason)
     return locked
 
 
@@ -794,6 +828,7 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
         _write(locked, results, actor=actor, note="", now=timezone.now())
         locked.status = SeriesStatus.ACTIVE
         locked.save(update_fields=["status", "updated_at"])
+        _tell_series(NotificationKind.SERIES_RESUMED, locked, actor=actor, report=report)
     return report
 
 
@@ -809,6 +844,7 @@ def cancel_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
         _stop_future(locked, actor=actor, now=now, to=It.CANCELLED, reason=reason)
         locked.status = SeriesStatus.CANCELLED
         locked.save(update_fields=["status", "updated_at"])
+        _tell_series(NotificationKind.SERIES_CANCELLED, locked, actor=actor, reason=reason)
     return locked
 
 

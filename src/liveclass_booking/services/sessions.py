@@ -11,17 +11,24 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import signals
-from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, SessionStatus, WaitlistStatus
+from ..choices import (
+    ACTIVE_BOOKING_STATUSES,
+    OPEN_WAITLIST_STATUSES,
+    BookingStatus,
+    NotificationKind,
+    SessionStatus,
+    WaitlistStatus,
+)
 from ..exceptions import InvalidInput, InvalidTransition, NotAllowed
-from ..models import SessionWaitlist, get_booking_model, get_session_model
+from ..models import BookingEvent, SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from ..recurrence import Recurrence, SkippedTime
 from .common import (
-    record_event,
     require_aware,
     require_manager,
     send_after_commit,
 )
+from .outbox import notify
 from .rules import require_bounded_text
 from .seats import close_waiting, lock_session, offer_free_seats, schedule_offer_expiry
 from .series import enrol_waiting_series
@@ -185,8 +192,10 @@ def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
         locked = lock_session(session.pk)
         if locked.status != SessionStatus.SCHEDULED:
             raise InvalidTransition(f"A {locked.status} session cannot be changed.")
+        before = {name: getattr(locked, name) for name in changes}
         for name, value in changes.items():
             setattr(locked, name, value)
+        changed = {name for name in changes if getattr(locked, name) != before[name]}
         if locked.capacity < locked.seats_taken:
             raise InvalidInput(
                 f"capacity cannot go below the {locked.seats_taken} seats already taken.",
@@ -202,7 +211,54 @@ def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
             get_booking_model().objects.filter(
                 session=locked, status__in=ACTIVE_BOOKING_STATUSES
             ).update(start_at_utc=locked.start_at_utc, end_at_utc=locked.end_at_utc)
+        _tell_session_change(locked, before, changed, actor=actor, now=now)
     return locked
+
+
+#: Session fields whose change people booked or waiting are told about.
+MEETING_FIELDS = frozenset({"meeting_provider", "meeting_link", "meeting_id", "meeting_passcode"})
+
+
+def _audience(session: Any) -> tuple[dict[str, Any], list[Any]]:
+    """Who a change of ``session`` concerns: its active bookings by student (two queries,
+    however many there are) and the students on its waitlist."""
+    booked = {
+        str(student): pk
+        for pk, student in get_booking_model()
+        .objects.filter(session_id=session.pk, status__in=ACTIVE_BOOKING_STATUSES)
+        .values_list("pk", "student_user_id")
+    }
+    waiting = list(
+        SessionWaitlist.objects.filter(
+            session_id=session.pk, status__in=OPEN_WAITLIST_STATUSES
+        ).values_list("student_user_id", flat=True)
+    )
+    return booked, waiting
+
+
+def _tell_session_change(
+    session: Any, before: dict[str, Any], changed: set[str], *, actor: Any, now: datetime
+) -> None:
+    """One outbox event for a moved session or changed meeting details, to every student
+    booked or waiting (and the teacher when someone else made the change)."""
+    moved = bool({"start_at_utc", "end_at_utc"} & changed)
+    if not moved and not MEETING_FIELDS & changed:
+        return
+    booked, waiting = _audience(session)
+    teacher = [] if actor is not None and actor.pk == session.teacher_id else [session.teacher_id]
+    notify(
+        NotificationKind.SESSION_MOVED if moved else NotificationKind.SESSION_DETAILS_CHANGED,
+        recipients=[*booked, *waiting, *teacher],
+        session=session,
+        actor=actor,
+        at=now,
+        start=session.start_at_utc,
+        end=session.end_at_utc,
+        old_start=before.get("start_at_utc", session.start_at_utc),
+        old_end=before.get("end_at_utc", session.end_at_utc),
+        changed=sorted(changed),
+        bookings=booked,
+    )
 
 
 def _shorten_offers(session: Any) -> None:
@@ -236,29 +292,33 @@ def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
                 session=locked, status__in=ACTIVE_BOOKING_STATUSES
             )
         )
+        booked, waiting = _audience(locked)
+        # One UPDATE and one INSERT, however many bookings the session has.
+        booking_model.objects.filter(pk__in=[b.pk for b in bookings]).update(
+            status=BookingStatus.CANCELLED,
+            cancelled_by=actor,
+            cancelled_at=now,
+            cancel_reason=reason,
+            updated_at=now,
+        )
+        BookingEvent.objects.bulk_create(
+            [
+                BookingEvent(
+                    booking=booking,
+                    actor=actor,
+                    from_status=booking.status,
+                    to_status=BookingStatus.CANCELLED,
+                    reason=reason,
+                    at=now,
+                    data={"session_cancelled": True},
+                )
+                for booking in bookings
+            ]
+        )
         for booking in bookings:
             old = booking.status
             booking.status = BookingStatus.CANCELLED
-            booking.cancelled_by = actor
-            booking.cancelled_at = now
-            booking.cancel_reason = reason
-            booking.save(
-                update_fields=[
-                    "status",
-                    "cancelled_by",
-                    "cancelled_at",
-                    "cancel_reason",
-                    "updated_at",
-                ]
-            )
-            record_event(
-                booking,
-                actor=actor,
-                from_status=old,
-                to_status=BookingStatus.CANCELLED,
-                reason=reason,
-                session_cancelled=True,
-            )
+            booking.cancelled_by, booking.cancelled_at, booking.cancel_reason = actor, now, reason
             send_after_commit(
                 signals.booking_cancelled,
                 booking_model,
@@ -267,6 +327,18 @@ def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
                 from_status=old,
                 to_status=BookingStatus.CANCELLED,
             )
+        teacher = [] if actor is not None and actor.pk == locked.teacher_id else [locked.teacher_id]
+        notify(
+            NotificationKind.SESSION_CANCELLED,
+            recipients=[*booked, *waiting, *teacher],
+            session=locked,
+            actor=actor,
+            at=now,
+            reason=reason,
+            start=locked.start_at_utc,
+            end=locked.end_at_utc,
+            bookings=booked,
+        )
         # The session's seats all go (seats_taken becomes 0 below), held offers included.
         close_waiting(locked, now, reason="session_cancelled", actor=actor)
         model.objects.filter(pk=locked.pk).update(

@@ -20,15 +20,17 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import signals
-from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, BookingType
+from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, BookingType, NotificationKind
 from ..exceptions import InvalidTransition
 from ..models import SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from ..querysets import overdue_requests
 from .common import record_event, send_after_commit
+from .outbox import outbox_event, write
 from .seats import lock_session, lock_sessions, owed_a_seat, release_seats, settle
 
 S = BookingStatus
+K = NotificationKind
 
 #: SPEC §4: the only status changes there are (``expired``: the approval timeout passed).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -62,10 +64,53 @@ def check_transition(current: str, new: str) -> None:
         )
 
 
+#: The outbox event of a status change, and who hears it (``student``, ``teacher``).
+NOTICE_FOR_STATUS: dict[str, tuple[str, tuple[str, ...]]] = {
+    S.PENDING: (K.BOOKING_REQUESTED, ("student", "teacher")),
+    S.CONFIRMED: (K.BOOKING_CONFIRMED, ("student", "teacher")),
+    S.DECLINED: (K.BOOKING_DECLINED, ("student",)),
+    S.CANCELLED: (K.BOOKING_CANCELLED, ("student", "teacher")),
+    S.RESCHEDULED: (K.BOOKING_RESCHEDULED, ("student", "teacher")),
+    S.ATTENDED: (K.ATTENDANCE_MARKED, ("student",)),
+    S.NO_SHOW: (K.ATTENDANCE_MARKED, ("student",)),
+    S.EXPIRED: (K.BOOKING_EXPIRED, ("student", "teacher")),
+}
+
+
+def booking_notice(
+    booking: Any, *, actor: Any, old: str, reason: str = "", kind: str = "", **data: Any
+) -> Any:
+    """The outbox event telling the booking's parties about its change to its status (or
+    ``kind``), with the times and meeting details as they are now."""
+    default_kind, parties = NOTICE_FOR_STATUS[booking.status]
+    people = {"student": booking.student_user_id, "teacher": booking.teacher_id}
+    return outbox_event(
+        kind or default_kind,
+        recipients=[people[party] for party in parties],
+        booking=booking,
+        session=booking.session_id,
+        actor=actor,
+        from_status=old,
+        to_status=booking.status,
+        reason=reason,
+        start=booking.start_at_utc,
+        end=booking.end_at_utc,
+        **data,
+    )
+
+
 def announce(
-    booking: Any, *, actor: Any, old: str, reason: str = "", new_booking: Any = None, **data: Any
+    booking: Any,
+    *,
+    actor: Any,
+    old: str,
+    reason: str = "",
+    new_booking: Any = None,
+    notice: bool = True,
+    **data: Any,
 ) -> None:
-    """Audit a status change and send its signal after commit."""
+    """Audit a status change, write its outbox event (unless ``notice`` is False: the caller
+    tells people otherwise) and send its signal after commit."""
     extra: dict[str, Any] = {}
     if new_booking is not None:
         data["new_booking"] = new_booking.pk
@@ -73,6 +118,8 @@ def announce(
     record_event(
         booking, actor=actor, from_status=old, to_status=booking.status, reason=reason, **data
     )
+    if notice:
+        write([booking_notice(booking, actor=actor, old=old, reason=reason)])
     send_after_commit(
         SIGNAL_FOR_STATUS[booking.status],
         type(booking),
@@ -85,7 +132,14 @@ def announce(
 
 
 def transition(
-    booking: Any, new: str, *, actor: Any, reason: str = "", check: Any = None, **fields: Any
+    booking: Any,
+    new: str,
+    *,
+    actor: Any,
+    reason: str = "",
+    check: Any = None,
+    notice: bool = True,
+    **fields: Any,
 ) -> Any:
     """Lock the booking, check the transition (and ``check(locked)``), apply it, release seats
     if it stops holding them, audit it and signal it after commit.
@@ -108,7 +162,7 @@ def transition(
     frees_seats = old in ACTIVE_BOOKING_STATUSES and new not in ACTIVE_BOOKING_STATUSES
     if frees_seats and locked.session_id is not None:
         release_seats(locked.session_id, locked.seats_reserved)
-    announce(locked, actor=actor, old=old, reason=reason)
+    announce(locked, actor=actor, old=old, reason=reason, notice=notice)
     return locked
 
 

@@ -23,6 +23,7 @@ from .. import signals
 from ..choices import (
     ACTIVE_BOOKING_STATUSES,
     OPEN_WAITLIST_STATUSES,
+    NotificationKind,
     SessionStatus,
     WaitlistStatus,
 )
@@ -39,6 +40,7 @@ from ..models import SessionWaitlist, get_booking_model
 from ..policies import get_policy_resolver
 from .bookings import create_group_booking
 from .common import is_staff, lock_users, require_manager, same_user, send_after_commit
+from .outbox import write
 from .rules import check_student_totals, limits_for, require_bounded_text, require_may_book
 from .seats import (
     close_offers,
@@ -49,7 +51,7 @@ from .seats import (
     offer_free_seats,
     settle,
 )
-from .transitions import announce, settle_session
+from .transitions import announce, booking_notice, settle_session
 
 W = WaitlistStatus
 
@@ -176,7 +178,18 @@ def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) 
     entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
     entry.save(update_fields=["status", "accepted_at", "booking"])
     link_series_items(entry, booking)
-    announce(booking, actor=actor, old="", waitlist_entry=entry.pk)
+    announce(booking, actor=actor, old="", waitlist_entry=entry.pk, notice=False)
+    write(
+        [
+            booking_notice(
+                booking,
+                actor=actor,
+                old="",
+                kind=NotificationKind.WAITLIST_ACCEPTED,
+                waitlist_entry=entry,
+            )
+        ]
+    )
     send_after_commit(
         signals.waitlist_accepted, SessionWaitlist, entry=entry, booking=booking, actor=actor
     )

@@ -1,0 +1,84 @@
+"""The transactional outbox: the one writer of notification events.
+
+Services call :func:`notify` in the transaction of the change that someone must hear about,
+so the event commits or rolls back with the change. The event carries what changed (in
+``data``) and who should hear it (``recipients``); the dispatcher
+(:mod:`liveclass_booking.notifications`) turns it into deliveries later. Nothing is written
+when ``LIVECLASS_BOOKING_NOTIFIER`` is ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from .. import signals
+from ..choices import NotificationKind
+from ..conf import booking_settings
+from ..models import NotificationEvent
+from ..timebounds import calendar_sequence
+from .common import send_after_commit
+
+K = NotificationKind
+
+
+def _pk(value: Any) -> Any:
+    return getattr(value, "pk", value)
+
+
+def outbox_event(
+    kind: str,
+    *,
+    recipients: Iterable[Any],
+    booking: Any = None,
+    session: Any = None,
+    waitlist_entry: Any = None,
+    series: Any = None,
+    actor: Any = None,
+    key: str | None = None,
+    at: datetime | None = None,
+    **data: Any,
+) -> NotificationEvent:
+    """Build (not save) one outbox event. ``recipients`` are users or user primary keys
+    (repeats and ``None`` dropped); ``data`` must be JSON-serialisable (datetimes are)."""
+    at = at or timezone.now()
+    seen: dict[str, None] = {}
+    for person in recipients:
+        if person is not None:
+            seen.setdefault(str(_pk(person)), None)
+    data.setdefault("sequence", calendar_sequence(at))
+    return NotificationEvent(
+        kind=kind,
+        booking_id=_pk(booking),
+        session_id=_pk(session),
+        waitlist_entry_id=_pk(waitlist_entry),
+        series_id=_pk(series),
+        actor_id=_pk(actor),
+        recipients=list(seen),
+        data=data,
+        key=key,
+        created_at=at,
+    )
+
+
+def notifications_enabled() -> bool:
+    return booking_settings.NOTIFIER is not None
+
+
+def write(events: list[NotificationEvent]) -> None:
+    """Save ``events`` in one statement, in the caller's transaction, and announce after
+    commit that there is work (``outbox_written``: the tasks module enqueues the dispatcher).
+    Writes nothing when notifications are off."""
+    if not events or not notifications_enabled():
+        return
+    NotificationEvent.objects.bulk_create(events)
+    send_after_commit(signals.outbox_written, NotificationEvent, count=len(events))
+
+
+def notify(kind: str, **fields: Any) -> None:
+    """Write one outbox event (see :func:`outbox_event` for the fields)."""
+    if notifications_enabled():
+        write([outbox_event(kind, **fields)])
