@@ -80,3 +80,13 @@ SPECTACULAR_SETTINGS = {"TITLE": "liveclass_booking (test project)", "VERSION": 
 # The write throttles are on by default; the suite sends many requests per user within a
 # minute (and freezes the clock), so they are off here and tested on their own.
 LIVECLASS_BOOKING_THROTTLE_RATES = dict.fromkeys(["book", "waitlist", "series", "sessions"])
+
+# Outbox events enqueue a dispatcher pass on commit. Here the queue only records it (tests
+# run the dispatcher themselves, or switch to the immediate backend to test the enqueueing).
+try:
+    import django.tasks  # noqa: F401
+
+    _TASKS_PACKAGE = "django.tasks"
+except ImportError:
+    _TASKS_PACKAGE = "django_tasks"
+TASKS = {"default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.dummy.DummyBackend"}}

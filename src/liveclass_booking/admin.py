@@ -30,6 +30,8 @@ from .models import (
     BookingSeriesItem,
     Course,
     IdempotencyKey,
+    NotificationDelivery,
+    NotificationEvent,
     SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
@@ -37,6 +39,7 @@ from .models import (
     get_course_model,
     get_session_model,
 )
+from .notifications import retry_deliveries
 from .querysets import with_queue_positions
 from .recurrence import Recurrence
 
@@ -577,6 +580,68 @@ class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_superuser)
+
+
+class NotificationDeliveryInline(admin.TabularInline):
+    model = NotificationDelivery
+    extra = 0
+    can_delete = False
+    fields = ("recipient", "channel", "status", "attempts", "next_attempt_at", "sent_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(NotificationEvent)
+class NotificationEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The outbox: what happened and who should hear it (written by the services)."""
+
+    list_display = ("created_at", "kind", "booking", "session", "series", "actor", "expanded_at")
+    list_filter = ("kind", ("expanded_at", admin.EmptyFieldListFilter))
+    date_hierarchy = "created_at"
+    list_select_related = ("actor",)
+    raw_id_fields = ("booking", "session", "waitlist_entry", "series", "actor")
+    inlines = [NotificationDeliveryInline]
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """One message to one person: its status, attempts and last error; failed ones can be
+    sent again (the dispatcher picks them up on its next pass)."""
+
+    list_display = (
+        "created_at",
+        "event",
+        "recipient",
+        "channel",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+    )
+    list_filter = ("status", "channel", "event__kind")
+    search_fields = ("last_error", *user_search_fields("recipient"))
+    date_hierarchy = "created_at"
+    list_select_related = ("event", "recipient")
+    actions = ["retry"]
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        opts = self.model._meta
+        return bool(request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}"))
+
+    @admin.action(
+        description="Send the selected failed or skipped deliveries again",
+        permissions=["retry"],
+    )
+    def retry(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        count = retry_deliveries(list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request,
+            f"{count} delivery(ies) queued again; sent ones are never repeated.",
+            level=messages.SUCCESS,
+        )
 
 
 def _register_swappable() -> None:

@@ -10,4 +10,14 @@ class LiveClassBookingConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system checks on import.
-        from . import checks  # noqa: F401
+        from . import (
+            checks,  # noqa: F401
+            signals,
+            tasks,
+        )
+
+        # Committed outbox events enqueue a dispatcher pass (connected here, so that the
+        # services never import the tasks module).
+        signals.outbox_written.connect(
+            tasks.enqueue_dispatch, dispatch_uid="liveclass_booking.enqueue_dispatch"
+        )

@@ -73,6 +73,11 @@ DEFAULT_THROTTLE_RATES: dict[str, str | None] = {
 }
 
 
+#: When reminders go out before a confirmed booking starts (``LIVECLASS_BOOKING_REMINDER_OFFSETS``;
+#: the resolver's ``get_reminder_offsets`` may choose per teacher and course).
+DEFAULT_REMINDER_OFFSETS: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=1))
+
+
 def install_model_setting_defaults() -> None:
     """Write the default model settings onto Django settings where the host set none."""
     for name, default in MODEL_SETTING_DEFAULTS.items():
@@ -151,6 +156,31 @@ class LiveClassBookingSettings:
     @property
     def NOTIFIER(self) -> str | None:
         value = self._get("NOTIFIER", "liveclass_booking.notifications.EmailNotifier")
+        return str(value) if value else None
+
+    @property
+    def REMINDER_OFFSETS(self) -> list[timedelta]:
+        value = self._get("REMINDER_OFFSETS", DEFAULT_REMINDER_OFFSETS)
+        return list(value)
+
+    @property
+    def NOTIFICATION_MAX_ATTEMPTS(self) -> int:
+        value: int = self._get("NOTIFICATION_MAX_ATTEMPTS", 5)
+        return value
+
+    @property
+    def NOTIFICATION_RETRY_DELAY(self) -> timedelta:
+        value: timedelta = self._get("NOTIFICATION_RETRY_DELAY", timedelta(minutes=1))
+        return value
+
+    @property
+    def NOTIFICATION_LEASE(self) -> timedelta:
+        value: timedelta = self._get("NOTIFICATION_LEASE", timedelta(minutes=5))
+        return value
+
+    @property
+    def CALENDAR_DOMAIN(self) -> str | None:
+        value = self._get("CALENDAR_DOMAIN", None)
         return str(value) if value else None
 
     @property

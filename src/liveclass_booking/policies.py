@@ -7,6 +7,7 @@ require an enrollment. :func:`get_policy_resolver` returns the configured instan
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -135,6 +136,32 @@ class DefaultPolicyResolver:
         if isinstance(candidate, str) and is_valid_timezone(candidate):
             return candidate
         return settings.TIME_ZONE if is_valid_timezone(settings.TIME_ZONE) else "UTC"
+
+    def get_user_language(self, user: Any) -> str:
+        """Return the language code messages to ``user`` are written in: a ``user.language``
+        (or ``language_code``) attribute when set, else ``LANGUAGE_CODE``."""
+        for name in ("language", "language_code"):
+            candidate = getattr(user, name, None)
+            if isinstance(candidate, str) and candidate:
+                return candidate
+        return str(settings.LANGUAGE_CODE)
+
+    def notification_recipients(self, event: Any, users: list[Any]) -> list[Any]:
+        """Return who hears ``event`` (a ``NotificationEvent``): ``users`` are the people
+        the library chose (see docs/notifications.md). Default: those of them who are
+        active. Override to add people (a guardian, a course assistant) or remove some."""
+        return [user for user in users if getattr(user, "is_active", True)]
+
+    def wants_notification(self, user: Any, kind: str, channel: str) -> bool:
+        """Return whether ``user`` wants messages of ``kind`` on ``channel`` (an opt-out per
+        kind). A delivery nobody wants is recorded as ``skipped``. Default: yes."""
+        return True
+
+    def get_reminder_offsets(self, booking: Any) -> list[timedelta]:
+        """Return how long before ``booking`` starts its reminders go out (an empty list:
+        none). Default: ``LIVECLASS_BOOKING_REMINDER_OFFSETS``. Offsets beyond the largest
+        of that setting are not looked for."""
+        return booking_settings.REMINDER_OFFSETS
 
 
 @lru_cache(maxsize=8)

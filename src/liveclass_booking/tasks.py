@@ -1,6 +1,11 @@
 """Background work for a Django tasks backend: ``django.tasks`` on Django 6.0+, the
 ``django-tasks`` backport (the ``tasks`` extra) on Django 5.2.
 
+Whenever outbox events commit, :func:`enqueue_dispatch` enqueues :data:`dispatch_notifications`
+(one dispatcher pass) on ``LIVECLASS_BOOKING_TASK_BACKEND``. Any backend works; without one
+(or with a worker stopped) the ``liveclass_booking_dispatch`` command does the same work, and
+a later pass catches up with everything missed.
+
 When a waitlist offer is made, :func:`defer_offer_expiry` enqueues :data:`expire_offer` to
 run when the offer ends, on the backend named by ``LIVECLASS_BOOKING_TASK_BACKEND``, if that
 backend supports deferred tasks (``supports_defer``). Nothing depends on it running: an offer
@@ -11,10 +16,13 @@ past its time is treated as expired whenever it is read or claimed, and the
 from __future__ import annotations
 
 import importlib
+import logging
 from datetime import datetime
 from typing import Any
 
 from .conf import booking_settings
+
+logger = logging.getLogger("liveclass_booking")
 
 
 def _framework() -> Any:
@@ -46,6 +54,32 @@ def expire_offer(entry_pk: str) -> bool:
 if task is not None:
     # The worker finds the task by this module path, so the task object keeps the name.
     expire_offer = task(backend=booking_settings.TASK_BACKEND)(expire_offer)
+
+
+def dispatch_notifications() -> str:
+    """One dispatcher pass (see :func:`liveclass_booking.notifications.dispatch`)."""
+    from .notifications import dispatch
+
+    return str(dispatch())
+
+
+if task is not None:
+    dispatch_notifications = task(backend=booking_settings.TASK_BACKEND)(dispatch_notifications)
+
+
+def enqueue_dispatch(**kwargs: Any) -> bool:
+    """Receiver of ``outbox_written``: enqueue a dispatcher pass. Best effort: the events are
+    committed, and a broken queue must neither fail the change nor lose them (the command or
+    the next pass sends them). Returns whether a task was enqueued."""
+    if task is None or task_backends is None:
+        return False
+    job: Any = dispatch_notifications  # the task object (the name is reassigned above)
+    try:
+        job.using(backend=booking_settings.TASK_BACKEND).enqueue()
+    except Exception:
+        logger.exception("Could not enqueue the notification dispatcher")
+        return False
+    return True
 
 
 def defer_offer_expiry(entry_pk: Any, at: datetime) -> bool:

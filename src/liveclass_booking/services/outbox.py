@@ -68,13 +68,14 @@ def notifications_enabled() -> bool:
     return booking_settings.NOTIFIER is not None
 
 
-def write(events: list[NotificationEvent]) -> None:
+def write(events: list[NotificationEvent], *, ignore_conflicts: bool = False) -> None:
     """Save ``events`` in one statement, in the caller's transaction, and announce after
     commit that there is work (``outbox_written``: the tasks module enqueues the dispatcher).
-    Writes nothing when notifications are off."""
+    Writes nothing when notifications are off. ``ignore_conflicts``: an event whose ``key``
+    exists already is dropped (reminders written by two dispatchers at once)."""
     if not events or not notifications_enabled():
         return
-    NotificationEvent.objects.bulk_create(events)
+    NotificationEvent.objects.bulk_create(events, ignore_conflicts=ignore_conflicts)
     send_after_commit(signals.outbox_written, NotificationEvent, count=len(events))
 
 

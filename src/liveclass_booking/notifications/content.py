@@ -1,0 +1,187 @@
+"""What a message says: the template context of one (event, recipient), built from what the
+event carries (times, reasons, what changed) and the rows it names (titles, names, links)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from ..choices import BookingStatus, NotificationKind
+from ..models import BookingSeries, NotificationEvent, get_booking_model
+from ..policies import get_policy_resolver
+
+K = NotificationKind
+
+#: Data keys holding instants (stored as ISO 8601 text in the event).
+INSTANT_KEYS = ("start", "end", "old_start", "old_end", "offer_expires_at", "first_start")
+
+#: Kinds whose message carries the booking's calendar entry, and its iCalendar status.
+CALENDAR_STATUS: dict[str, str] = {
+    K.BOOKING_REQUESTED: "TENTATIVE",
+    K.BOOKING_CONFIRMED: "CONFIRMED",
+    K.BOOKING_RESCHEDULED: "",  # follows the new booking's status
+    K.WAITLIST_ACCEPTED: "",
+    K.SESSION_MOVED: "",
+    K.SESSION_DETAILS_CHANGED: "",
+    K.BOOKING_DECLINED: "CANCELLED",
+    K.BOOKING_CANCELLED: "CANCELLED",
+    K.BOOKING_EXPIRED: "CANCELLED",
+    K.SESSION_CANCELLED: "CANCELLED",
+}
+
+
+@dataclass
+class Message:
+    """One (event, recipient): everything a notifier needs to tell that person."""
+
+    event: NotificationEvent
+    recipient: Any
+    channel: str
+    zone: str
+    language: str
+    booking: Any = None
+    session: Any = None
+    series: Any = None
+    entry: Any = None
+    data: dict[str, Any] = field(default_factory=dict)
+    #: The recipient's own booking the message is about (for session events, theirs).
+    own_booking: Any = None
+    #: A stable id for this message (the same on a repeated attempt).
+    message_id: str = ""
+
+    @property
+    def kind(self) -> str:
+        return str(self.event.kind)
+
+    @property
+    def role(self) -> str:
+        """``teacher`` when the recipient teaches what the event is about, else ``student``."""
+        teacher_id = None
+        for obj in (self.booking, self.session, self.series):
+            if obj is not None:
+                teacher_id = obj.teacher_id
+                break
+        return "teacher" if teacher_id == self.recipient.pk else "student"
+
+    @property
+    def calendar_status(self) -> str:
+        """The iCalendar status of the attached entry, or "" when the message has none."""
+        if self.kind not in CALENDAR_STATUS or self.own_booking is None:
+            return ""
+        status = CALENDAR_STATUS[self.kind]
+        if status:
+            return status
+        current = self.data.get("to_status") or self.own_booking.status
+        if self.kind in (K.SESSION_MOVED, K.SESSION_DETAILS_CHANGED):
+            current = self.own_booking.status
+        return "TENTATIVE" if current == BookingStatus.PENDING else "CONFIRMED"
+
+    @property
+    def title(self) -> str:
+        if self.session is not None:
+            return str(self.session.title)
+        course = None
+        for obj in (self.booking, self.series):
+            if obj is not None:
+                course = obj.course
+                break
+        return str(course) if course is not None else ""
+
+    @property
+    def meeting_link(self) -> str:
+        if self.session is not None and self.session.meeting_link:
+            return str(self.session.meeting_link)
+        if self.series is not None:
+            return str(self.series.default_meeting_link)
+        return ""
+
+    def context(self) -> dict[str, Any]:
+        """The template context (times are aware; the templates render them in ``zone``)."""
+        return {
+            "kind": self.kind,
+            "event": self.event,
+            "recipient": self.recipient,
+            "recipient_name": display_name(self.recipient),
+            "role": self.role,
+            "actor": self.event.actor,
+            "actor_name": display_name(self.event.actor) if self.event.actor else "",
+            "booking": self.own_booking or self.booking,
+            "session": self.session,
+            "series": self.series,
+            "entry": self.entry,
+            "title": self.title,
+            "teacher_name": display_name(self._teacher()),
+            "student_name": display_name(self._student()),
+            "meeting_link": self.meeting_link,
+            "meeting_id": getattr(self.session, "meeting_id", ""),
+            "meeting_passcode": getattr(self.session, "meeting_passcode", ""),
+            "zone": self.zone,
+            **self.data,
+        }
+
+    def _student(self) -> Any:
+        for obj in (self.own_booking, self.booking, self.series, self.entry):
+            if obj is not None:
+                return obj.student_user
+        return None
+
+    def _teacher(self) -> Any:
+        for obj in (self.booking, self.session, self.series):
+            if obj is not None:
+                return obj.teacher
+        return None
+
+
+def display_name(user: Any) -> str:
+    if user is None:
+        return ""
+    full = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    return str(full or user.get_username())
+
+
+def event_data(event: NotificationEvent) -> dict[str, Any]:
+    """The event's data with its instants parsed back into aware datetimes."""
+    data = dict(event.data)
+    for key in INSTANT_KEYS:
+        value = data.get(key)
+        if isinstance(value, str):
+            data[key] = parse_datetime(value)
+    return data
+
+
+def build_message(
+    event: NotificationEvent, recipient: Any, channel: str, message_id: str
+) -> Message:
+    """The message of ``event`` for ``recipient``: its rows, the recipient's zone and
+    language, and (for session events) the recipient's own booking."""
+    resolver = get_policy_resolver()
+    data = event_data(event)
+    booking = event.booking
+    own = booking
+    bookings = data.get("bookings") or {}
+    if own is None and str(recipient.pk) in bookings:
+        own = (
+            get_booking_model()
+            .objects.select_related("teacher", "student_user", "course")
+            .filter(pk=bookings[str(recipient.pk)])
+            .first()
+        )
+    series = event.series
+    if series is None and booking is not None:
+        series = BookingSeries.objects.filter(items__booking=booking).first()
+    return Message(
+        event=event,
+        recipient=recipient,
+        channel=channel,
+        zone=resolver.get_user_timezone(recipient),
+        language=resolver.get_user_language(recipient),
+        booking=booking,
+        session=event.session,
+        series=series,
+        entry=event.waitlist_entry,
+        data=data,
+        own_booking=own,
+        message_id=message_id,
+    )

@@ -1,0 +1,135 @@
+"""Reminders before confirmed bookings start.
+
+Offsets come from the resolver's ``get_reminder_offsets`` (default
+``LIVECLASS_BOOKING_REMINDER_OFFSETS``: 24 hours and 1 hour). A whole number of days is
+counted on the recipient's wall clock (the reminder of a 10:00 class one day before is at
+10:00 the day before, also across a daylight-saving change); the rest of an offset is
+elapsed time. Each (booking, recipient, offset, start) becomes at most one outbox event (a
+unique key), so a reminder is sent once, a moved booking gets reminders for its new time, and
+a booking made after an offset's moment gets no late reminder for it. When a dispatcher has
+not run for a while and several offsets are due at once, only the nearest to the start is
+sent; the others are recorded as passed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.utils.dateparse import parse_datetime
+
+from ..choices import BookingStatus, BookingType, NotificationKind
+from ..conf import booking_settings
+from ..models import NotificationEvent, get_booking_model
+from ..policies import get_policy_resolver
+from ..services.outbox import outbox_event, write
+
+
+def reminder_moment(start: datetime, offset: timedelta, zone: str) -> datetime:
+    """When the reminder ``offset`` before ``start`` is due for someone living in ``zone``:
+    whole days back on that zone's wall clock (a wall time that does not exist that day moves
+    forward by the gap), then the rest of the offset as elapsed time. Aware, in UTC."""
+    tz = ZoneInfo(zone)
+    rest = offset - timedelta(days=offset.days)
+    wall = start.astimezone(tz).replace(tzinfo=None) - timedelta(days=offset.days)
+    moment = wall.replace(tzinfo=tz).astimezone(UTC)
+    # A wall time in a spring-forward gap, read with fold=0, lands after the gap.
+    return moment - rest
+
+
+def reminder_key(booking: Any, recipient_pk: Any, offset: timedelta) -> str:
+    """The unique key of one reminder. Group sessions remind their teacher once per session,
+    not once per booking."""
+    seconds = int(offset.total_seconds())
+    start = int(booking.start_at_utc.timestamp())
+    if booking.booking_type == BookingType.GROUP_SESSION and recipient_pk == booking.teacher_id:
+        return f"reminder:s{booking.session_id}:{recipient_pk}:{seconds}:{start}"
+    return f"reminder:b{booking.pk}:{recipient_pk}:{seconds}:{start}"
+
+
+def confirmed_since(booking: Any) -> datetime:
+    """When the booking became confirmed (its decision, or its creation)."""
+    return booking.decision_at or booking.created_at
+
+
+def queue_due_reminders(now: datetime) -> int:
+    """Write the outbox events of the reminders due at ``now`` that are not written yet.
+    Returns how many were written (passed ones included)."""
+    offsets = booking_settings.REMINDER_OFFSETS
+    if not offsets:
+        return 0
+    resolver = get_policy_resolver()
+    horizon = max(offsets) + timedelta(days=1)  # a wall-clock day may be 25 hours
+    bookings = (
+        get_booking_model()
+        .objects.filter(
+            status=BookingStatus.CONFIRMED,
+            start_at_utc__gt=now,
+            start_at_utc__lte=now + horizon,
+        )
+        .select_related("teacher", "student_user")
+        .order_by("start_at_utc", "pk")
+    )
+    zones: dict[Any, str] = {}
+    planned: dict[str, Any] = {}
+    for booking in bookings:
+        own = [o for o in resolver.get_reminder_offsets(booking) if o <= max(offsets)]
+        for person in (booking.student_user, booking.teacher):
+            if person.pk not in zones:
+                zones[person.pk] = resolver.get_user_timezone(person)
+            due = sorted(
+                (
+                    (offset, moment)
+                    for offset in own
+                    if (moment := reminder_moment(booking.start_at_utc, offset, zones[person.pk]))
+                    <= now
+                    and moment >= confirmed_since(booking)
+                ),
+                key=lambda pair: pair[0],
+            )
+            for index, (offset, moment) in enumerate(due):
+                key = reminder_key(booking, person.pk, offset)
+                group_teacher = key.startswith("reminder:s")
+                planned.setdefault(
+                    key,
+                    outbox_event(
+                        NotificationKind.REMINDER,
+                        # Only the offset nearest the start is sent; earlier ones have passed.
+                        recipients=[person.pk] if index == 0 else [],
+                        booking=None if group_teacher else booking,
+                        session=booking.session_id,
+                        key=key,
+                        at=now,
+                        start=booking.start_at_utc,
+                        end=booking.end_at_utc,
+                        offset_seconds=int(offset.total_seconds()),
+                        due_at=moment,
+                        passed=index > 0,
+                    ),
+                )
+    if not planned:
+        return 0
+    written = set(
+        NotificationEvent.objects.filter(key__in=list(planned)).values_list("key", flat=True)
+    )
+    fresh = [event for key, event in planned.items() if key not in written]
+    write(fresh, ignore_conflicts=True)
+    return len(fresh)
+
+
+def reminder_still_due(event: NotificationEvent, now: datetime) -> bool:
+    """A reminder goes out only while what it reminds of still stands: the booking (or, for a
+    group teacher, a booking of the session) confirmed, at the same start, still to come."""
+    start = parse_datetime(str(event.data.get("start", "")))
+    if start is None or start <= now:
+        return False
+    # The event's JSON keeps milliseconds: compare within one.
+    found = get_booking_model().objects.filter(
+        status=BookingStatus.CONFIRMED,
+        start_at_utc__gte=start,
+        start_at_utc__lt=start + timedelta(milliseconds=1),
+    )
+    if event.booking_id is not None:
+        return bool(found.filter(pk=event.booking_id).exists())
+    return bool(found.filter(session_id=event.session_id).exists())
