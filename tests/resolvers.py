@@ -54,3 +54,20 @@ class BigGroupsForTeacher(DefaultPolicyResolver):
         if teacher.get_username() == "teacher":
             return {**limits, "seats_per_booking": 50}
         return limits
+
+
+class PeopleAbroad(DefaultPolicyResolver):
+    """Users live in the zones and speak the languages named in ``ZONES`` and ``LANGUAGES``
+    (by username); a user whose first name is "quiet" opts out of reminders."""
+
+    ZONES = {"student": "America/New_York", "other": "Australia/Sydney", "teacher": "Europe/Berlin"}
+    LANGUAGES: dict[str, str] = {}
+
+    def get_user_timezone(self, user: Any) -> str:
+        return self.ZONES.get(user.get_username()) or super().get_user_timezone(user)
+
+    def get_user_language(self, user: Any) -> str:
+        return self.LANGUAGES.get(user.get_username()) or super().get_user_language(user)
+
+    def wants_notification(self, user: Any, kind: str, channel: str) -> bool:
+        return not (user.first_name == "quiet" and kind == "reminder")

@@ -30,12 +30,14 @@ def reminder_moment(start: datetime, offset: timedelta, zone: str) -> datetime:
     """When the reminder ``offset`` before ``start`` is due for someone living in ``zone``:
     whole days back on that zone's wall clock (a wall time that does not exist that day moves
     forward by the gap), then the rest of the offset as elapsed time. Aware, in UTC."""
-    tz = ZoneInfo(zone)
     rest = offset - timedelta(days=offset.days)
-    wall = start.astimezone(tz).replace(tzinfo=None) - timedelta(days=offset.days)
-    moment = wall.replace(tzinfo=tz).astimezone(UTC)
-    # A wall time in a spring-forward gap, read with fold=0, lands after the gap.
-    return moment - rest
+    if offset.days:
+        tz = ZoneInfo(zone)
+        wall = start.astimezone(tz).replace(tzinfo=None) - timedelta(days=offset.days)
+        # Read with fold=0: a wall time the change skipped lands after the gap, a repeated
+        # one is its first occurrence.
+        start = wall.replace(tzinfo=tz).astimezone(UTC)
+    return start - rest
 
 
 def reminder_key(booking: Any, recipient_pk: Any, offset: timedelta) -> str:

@@ -1,0 +1,549 @@
+"""Notifications: every event kind reaches the right people with the right message.
+
+The services write outbox events in the transaction of each change; :func:`dispatch` turns
+them into deliveries and mails. Here mail goes to Django's in-memory outbox (what is said);
+tests/test_notification_delivery.py delivers to a real SMTP server (that it arrives, once).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from email import message_from_string
+from typing import Any
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from icalendar import Calendar
+
+from liveclass_booking import services
+from liveclass_booking.choices import DeliveryStatus
+from liveclass_booking.choices import NotificationKind as K
+from liveclass_booking.models import (
+    NotificationDelivery,
+    NotificationEvent,
+    SessionWaitlist,
+    TeacherAvailability,
+    TeacherBookingPolicy,
+    get_booking_model,
+)
+from liveclass_booking.notifications import dispatch
+from liveclass_booking.recurrence import Recurrence
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)  # a Monday
+START = datetime(2027, 3, 10, 17, 0, tzinfo=UTC)  # 18:00 in Berlin, 12:00 in New York
+ABROAD = "tests.resolvers.PeopleAbroad"
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Any:
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture(autouse=True)
+def abroad(settings: Any) -> None:
+    settings.LIVECLASS_BOOKING_POLICY_RESOLVER = ABROAD
+
+
+@pytest.fixture
+def people(student: Any, other_student: Any, teacher: Any) -> dict[str, Any]:
+    """Zones by username: see tests.resolvers.PeopleAbroad."""
+    return {"student": student, "other": other_student, "teacher": teacher}
+
+
+@pytest.fixture
+def group(make_session: Any, people: Any) -> Any:
+    return make_session(
+        start_at_utc=START,
+        capacity=1,
+        title="Algebra & Co",
+        meeting_link="https://meet.example.com/algebra",
+    )
+
+
+def sent() -> list[Any]:
+    """Run the dispatcher; return the mails it sent, and empty the outbox."""
+    mail.outbox.clear()
+    dispatch()
+    out = list(mail.outbox)
+    mail.outbox.clear()
+    return out
+
+
+def by_recipient(mails: list[Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for message in mails:
+        (address,) = message.to
+        assert address not in found, f"two mails to {address}"
+        found[address] = message
+    return found
+
+
+def calendars(message: Any) -> list[Calendar]:
+    """The .ics attachments, parsed back with icalendar."""
+    return [Calendar.from_ical(content) for _name, content, _type in message.attachments]
+
+
+def only_event(message: Any) -> tuple[Calendar, Any]:
+    (cal,) = calendars(message)
+    (event,) = cal.walk("VEVENT")
+    return cal, event
+
+
+class TestBookingEvents:
+    def test_confirmed_booking_tells_student_and_teacher_in_their_zones(
+        self, group: Any, people: Any
+    ) -> None:
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        student_mail = mails["s@example.com"]
+        assert student_mail.subject == "Booking confirmed: Algebra & Co"
+        assert "Your booking for Algebra & Co is confirmed." in student_mail.body
+        # 17:00 UTC is 12:00 in New York (EST) and 18:00 in Berlin (CET), zone named.
+        assert "Wednesday 10 March 2027, 12:00 – 13:00 (America/New_York)" in student_mail.body
+        assert "18:00 – 19:00 (Europe/Berlin)" in mails["t@example.com"].body
+        assert "https://meet.example.com/algebra" in student_mail.body
+        html = student_mail.alternatives[0]
+        assert html[1] == "text/html"
+        assert "Algebra &amp; Co" in html[0]
+        assert 'href="https://meet.example.com/algebra"' in html[0]
+        cal, event = only_event(student_mail)
+        assert cal["METHOD"] == "REQUEST"
+        assert event["STATUS"] == "CONFIRMED"
+        assert str(event["UID"]) == f"booking-{booking.pk}@testserver"
+        assert event.decoded("DTSTART") == START
+        assert event.decoded("DTEND") == START + timedelta(hours=1)
+        assert str(event["URL"]) == "https://meet.example.com/algebra"
+        assert student_mail.extra_headers["Message-ID"].startswith("<liveclass-booking.")
+
+    def test_request_waits_for_the_teacher_then_approval_and_decline(
+        self, group: Any, people: Any, make_session: Any
+    ) -> None:
+        TeacherBookingPolicy.objects.create(
+            teacher=people["teacher"], requires_approval_for_group=True
+        )
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        mails = by_recipient(sent())
+        assert mails["t@example.com"].subject == "Request waiting for approval: Algebra & Co"
+        assert "student asks to book Algebra & Co" in mails["t@example.com"].body
+        assert "teacher's approval" in mails["s@example.com"].body
+        _cal, event = only_event(mails["s@example.com"])
+        assert event["STATUS"] == "TENTATIVE"
+        first_sequence = int(event["SEQUENCE"])
+
+        services.approve_booking(booking, actor=people["teacher"])
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        _cal, event = only_event(mails["s@example.com"])
+        assert event["STATUS"] == "CONFIRMED"
+        assert int(event["SEQUENCE"]) >= first_sequence
+
+        other = make_session(start_at_utc=START + timedelta(days=1), title="Geometry")
+        second = services.book_group_session(
+            student=people["student"], session=other, actor=people["student"]
+        )
+        sent()
+        services.decline_booking(second, actor=people["teacher"], reason="Full term")
+        (declined,) = sent()
+        assert declined.to == ["s@example.com"]
+        assert "Reason: Full term" in declined.body
+        cal, event = only_event(declined)
+        assert cal["METHOD"] == "CANCEL"
+        assert str(event["UID"]) == f"booking-{second.pk}@testserver"
+
+    def test_cancellation_names_who_cancelled_and_cancels_the_calendar_entry(
+        self, group: Any, people: Any, clock: Any
+    ) -> None:
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        (request,) = [m for m in sent() if m.to == ["s@example.com"]]
+        _cal, first = only_event(request)
+        clock.shift(timedelta(minutes=5))
+        services.cancel_booking(booking, actor=people["teacher"], reason="Ill")
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        assert "was cancelled by teacher" in mails["s@example.com"].body
+        cal, event = only_event(mails["s@example.com"])
+        assert cal["METHOD"] == "CANCEL"
+        assert event["UID"] == first["UID"]
+        assert int(event["SEQUENCE"]) > int(first["SEQUENCE"])
+
+    def test_reschedule_sends_the_new_time_and_cancels_the_old_entry(
+        self, group: Any, people: Any, make_session: Any
+    ) -> None:
+        later = make_session(start_at_utc=START + timedelta(days=7), title="Algebra & Co")
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        sent()
+        new = services.reschedule_booking(booking, actor=people["teacher"], session=later)
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        body = mails["s@example.com"].body
+        assert "has moved from Wednesday 10 March 2027, 12:00" in body
+        assert "Wednesday 17 March 2027, 13:00" in body  # New York: daylight time by then
+        invite, cancel = calendars(mails["s@example.com"])
+        assert invite["METHOD"] == "REQUEST"
+        assert cancel["METHOD"] == "CANCEL"
+        assert str(invite.walk("VEVENT")[0]["UID"]) == f"booking-{new.pk}@testserver"
+        assert str(cancel.walk("VEVENT")[0]["UID"]) == f"booking-{booking.pk}@testserver"
+
+    def test_expired_request_tells_both(self, group: Any, people: Any, clock: Any) -> None:
+        TeacherBookingPolicy.objects.create(
+            teacher=people["teacher"], requires_approval_for_group=True, approval_timeout_hours=2
+        )
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        sent()
+        clock.shift(timedelta(hours=3))
+        call_command("liveclass_booking_expire_requests", stdout=None)
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        assert "not decided in time" in mails["s@example.com"].body
+        assert only_event(mails["s@example.com"])[0]["METHOD"] == "CANCEL"
+
+    def test_attendance_tells_the_student_only(self, group: Any, people: Any, clock: Any) -> None:
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        sent()
+        clock.move_to(START + timedelta(minutes=70))
+        services.mark_no_show(booking, actor=people["teacher"])
+        (message,) = [m for m in sent() if m.subject.startswith("Attendance")]
+        assert message.to == ["s@example.com"]
+        assert "recorded as absent" in message.body
+        assert message.attachments == []
+
+
+class TestSessionEvents:
+    def test_cancelling_a_session_tells_everyone_booked_or_waiting_once(
+        self, group: Any, people: Any, staff: Any
+    ) -> None:
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        services.join_waitlist(student=people["other"], session=group, actor=people["other"])
+        sent()
+        services.cancel_session(group, actor=staff, reason="Snow")
+        mails = by_recipient(sent())
+        # Booked and waiting students, and the teacher (someone else cancelled).
+        assert set(mails) == {"s@example.com", "o@example.com", "t@example.com"}
+        assert all(m.subject == "Cancelled: Algebra & Co" for m in mails.values())
+        assert "Reason: Snow" in mails["o@example.com"].body
+        cal, event = only_event(mails["s@example.com"])
+        assert cal["METHOD"] == "CANCEL"
+        assert str(event["UID"]) == f"booking-{booking.pk}@testserver"
+        assert mails["o@example.com"].attachments == []  # waiting: no calendar entry
+        assert NotificationEvent.objects.filter(kind=K.SESSION_CANCELLED).count() == 1
+        assert not NotificationEvent.objects.filter(kind=K.BOOKING_CANCELLED).exists()
+
+    def test_moving_a_session_sends_the_new_time(self, group: Any, people: Any) -> None:
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        services.join_waitlist(student=people["other"], session=group, actor=people["other"])
+        sent()
+        services.update_session(
+            group,
+            actor=people["teacher"],
+            start_at_utc=START + timedelta(hours=2),
+            end_at_utc=START + timedelta(hours=3),
+        )
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "o@example.com"}  # the teacher moved it
+        assert "has moved from Wednesday 10 March 2027, 12:00" in mails["s@example.com"].body
+        assert "14:00 – 15:00 (America/New_York)" in mails["s@example.com"].body
+        # Sydney: 04:00 next morning (daylight time until April).
+        assert "Thursday 11 March 2027, 06:00 – 07:00 (Australia/Sydney)" in (
+            mails["o@example.com"].body
+        )
+        _cal, event = only_event(mails["s@example.com"])
+        assert event.decoded("DTSTART") == START + timedelta(hours=2)
+
+    def test_new_meeting_details_and_nothing_for_other_edits(self, group: Any, people: Any) -> None:
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        sent()
+        services.update_session(group, actor=people["teacher"], description="Bring a pencil")
+        assert sent() == []
+        services.update_session(
+            group, actor=people["teacher"], meeting_link="https://meet.example.com/new"
+        )
+        (message,) = sent()
+        assert message.subject == "New meeting details: Algebra & Co"
+        assert "https://meet.example.com/new" in message.body
+
+
+class TestWaitlistEvents:
+    def test_offer_with_its_end_then_accepted(self, group: Any, people: Any) -> None:
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        entry = services.join_waitlist(
+            student=people["other"], session=group, actor=people["other"]
+        )
+        sent()
+        services.cancel_booking(booking, actor=people["student"])
+        mails = by_recipient(sent())
+        offer = mails["o@example.com"]
+        assert offer.subject == "A seat is free for you: Algebra & Co"
+        # The offer ends 12 hours later: 21:00 UTC is 08:00 next day in Sydney.
+        assert "held for you until Tuesday 2 March 2027, 08:00 (Australia/Sydney)" in offer.body
+        entry.refresh_from_db()
+        services.accept_offer(entry, actor=people["other"])
+        mails = by_recipient(sent())
+        assert set(mails) == {"o@example.com", "t@example.com"}
+        assert "You took the seat offered to you" in mails["o@example.com"].body
+        assert only_event(mails["o@example.com"])[0]["METHOD"] == "REQUEST"
+        assert (
+            not NotificationEvent.objects.filter(kind=K.BOOKING_CONFIRMED)
+            .exclude(booking=booking)
+            .exists()
+        )
+
+    def test_offer_expired_and_waitlist_closed(
+        self, group: Any, people: Any, clock: Any, user_model: Any
+    ) -> None:
+        third = user_model.objects.create_user(username="third", email="x@example.com")
+        fourth = user_model.objects.create_user(username="fourth", email="y@example.com")
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        services.join_waitlist(student=people["other"], session=group, actor=people["other"])
+        services.join_waitlist(student=third, session=group, actor=third)
+        services.join_waitlist(student=fourth, session=group, actor=fourth)
+        services.cancel_booking(booking, actor=people["student"])
+        sent()
+        clock.shift(timedelta(hours=13))
+        services.expire_due_offers()
+        mails = by_recipient(sent())
+        assert mails["o@example.com"].subject == "Seat offer expired: Algebra & Co"
+        assert mails["x@example.com"].subject == "A seat is free for you: Algebra & Co"
+        clock.move_to(START + timedelta(minutes=1))
+        services.expire_due_offers()
+        mails = by_recipient(sent())
+        # The open offer ended at the start; the student still waiting hears it closed.
+        assert mails["x@example.com"].subject == "Seat offer expired: Algebra & Co"
+        assert mails["y@example.com"].subject == "Waitlist closed: Algebra & Co"
+        assert "has started" in mails["y@example.com"].body
+
+
+def open_all_week(teacher: Any) -> None:
+    for weekday in range(7):
+        TeacherAvailability.objects.create(
+            teacher=teacher,
+            weekday=weekday,
+            start_time=time(8),
+            end_time=time(22),
+            timezone="Europe/Berlin",
+        )
+
+
+class TestSeriesEvents:
+    def test_series_created_paused_resumed_cancelled(self, people: Any, course: Any) -> None:
+        open_all_week(people["teacher"])
+        rule = Recurrence(
+            frequency="weekly",
+            start_date=START.date(),
+            start_time=time(17),
+            timezone="Europe/Berlin",
+            duration_minutes=60,
+            occurrence_count=4,
+        )
+        report = services.create_series(
+            student=people["student"],
+            teacher=people["teacher"],
+            course=course,
+            series_type="one_on_one_series",
+            rule=rule,
+            actor=people["student"],
+            default_meeting_link="https://meet.example.com/series",
+        )
+        mails = by_recipient(sent())  # one summary each, not one mail per occurrence
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        body = mails["s@example.com"].body
+        assert "is set up" in body
+        assert "booked: 4." in body or "pending" in body
+        assert "Wednesday 10 March 2027, 11:00 (America/New_York)" in body
+        series = report.series
+        services.pause_series(series, actor=people["student"], reason="Holiday")
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        assert "is paused" in mails["t@example.com"].body
+        assert "Reason: Holiday" in mails["t@example.com"].body
+        services.resume_series(series, actor=people["student"])
+        assert {m.subject for m in sent()} == {"Series resumed: " + str(course)}
+        services.cancel_series(series, actor=people["teacher"])
+        assert len(sent()) == 2
+        kinds = list(NotificationEvent.objects.values_list("kind", flat=True))
+        assert K.BOOKING_CANCELLED not in kinds  # the series events say it
+
+
+class TestOutboxGuarantees:
+    def test_a_rolled_back_change_leaves_no_event(self, group: Any, people: Any) -> None:
+        def book_then_fail() -> None:
+            with transaction.atomic():
+                services.book_group_session(
+                    student=people["student"], session=group, actor=people["student"]
+                )
+                raise RuntimeError("the caller's transaction fails")
+
+        with pytest.raises(RuntimeError):
+            book_then_fail()
+        assert not NotificationEvent.objects.exists()
+        assert sent() == []
+
+    def test_notifier_none_writes_nothing(self, group: Any, people: Any, settings: Any) -> None:
+        settings.LIVECLASS_BOOKING_NOTIFIER = None
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        assert not NotificationEvent.objects.exists()
+        assert dispatch().sent == 0
+
+    def test_each_delivery_is_sent_once_and_recorded(self, group: Any, people: Any) -> None:
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        assert len(sent()) == 2
+        assert sent() == []
+        deliveries = NotificationDelivery.objects.all()
+        assert {(d.status, d.attempts) for d in deliveries} == {(DeliveryStatus.SENT, 1)}
+        assert all(d.sent_at == NOW for d in deliveries)
+
+    def test_recipient_without_address_is_skipped_not_retried(
+        self, group: Any, people: Any
+    ) -> None:
+        people["student"].email = ""
+        people["student"].save()
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        assert [m.to for m in sent()] == [["t@example.com"]]
+        skipped = NotificationDelivery.objects.get(recipient=people["student"])
+        assert skipped.status == DeliveryStatus.SKIPPED
+        assert "no e-mail address" in skipped.last_error
+
+    def test_cancelling_a_big_session_writes_one_event_in_a_fixed_number_of_queries(
+        self, make_session: Any, people: Any, user_model: Any
+    ) -> None:
+        def cancel_with(count: int) -> int:
+            session = make_session(start_at_utc=START, capacity=count)
+            students = [
+                user_model.objects.create_user(username=f"s{count}-{i}", email=f"{i}@x.org")
+                for i in range(count)
+            ]
+            for person in students:
+                services.book_group_session(student=person, session=session, actor=person)
+            NotificationEvent.objects.all().delete()
+            with CaptureQueriesContext(connection) as queries:
+                services.cancel_session(session, actor=people["teacher"])
+            assert NotificationEvent.objects.count() == 1
+            assert len(NotificationEvent.objects.get().recipients) == count
+            return len(queries)
+
+        few, many = cancel_with(3), cancel_with(120)
+        # SQLite splits a bulk insert above 999 parameters; other databases take it at once.
+        assert many - few <= (2 if connection.vendor == "sqlite" else 0)
+        mail.outbox.clear()
+        report = dispatch()
+        # The first session's event was cleared with the bookings' own; the second's remains.
+        assert report.sent == 120
+        assert len(mail.outbox) == 120  # the dispatcher sends them, not the request
+
+    def test_opting_out_records_a_skipped_delivery(
+        self, group: Any, people: Any, clock: Any
+    ) -> None:
+        people["student"].first_name = "quiet"
+        people["student"].save()
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        sent()
+        clock.move_to(START - timedelta(minutes=30))
+        mails = sent()
+        assert [m.to for m in mails] == [["t@example.com"]]
+        quiet = NotificationDelivery.objects.get(
+            event__kind=K.REMINDER, recipient=people["student"]
+        )
+        assert quiet.status == DeliveryStatus.SKIPPED
+
+
+class TestRunning:
+    def test_command_runs_one_pass(self, group: Any, people: Any, capsys: Any) -> None:
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        mail.outbox.clear()
+        call_command("liveclass_booking_dispatch")
+        assert len(mail.outbox) == 2
+        assert "2 sent" in capsys.readouterr().out
+
+    @pytest.mark.django_db(transaction=True)
+    def test_commit_enqueues_a_pass_on_the_tasks_backend(
+        self, group: Any, people: Any, settings: Any
+    ) -> None:
+        package = settings.TASKS["default"]["BACKEND"].split(".backends.")[0]
+        settings.TASKS = {"default": {"BACKEND": f"{package}.backends.immediate.ImmediateBackend"}}
+        mail.outbox.clear()
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        # The immediate backend ran the pass when the booking committed.
+        assert sorted(m.to[0] for m in mail.outbox) == ["s@example.com", "t@example.com"]
+
+    def test_admin_lists_and_retries_deliveries(
+        self, group: Any, people: Any, client: Any, staff: Any
+    ) -> None:
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        dispatch()
+        delivery = NotificationDelivery.objects.first()
+        assert delivery is not None
+        NotificationDelivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.FAILED, last_error="SMTP down"
+        )
+        client.force_login(staff)
+        page = client.get("/admin/liveclass_booking/notificationdelivery/?status__exact=failed")
+        assert page.status_code == 200
+        assert b"SMTP down" in page.content
+        response = client.post(
+            "/admin/liveclass_booking/notificationdelivery/",
+            {"action": "retry", "_selected_action": [delivery.pk]},
+            follow=True,
+        )
+        assert response.status_code == 200
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.PENDING
+        mail.outbox.clear()
+        dispatch()
+        assert len(mail.outbox) == 1
+        event_page = client.get(
+            f"/admin/liveclass_booking/notificationevent/{delivery.event_id}/change/"
+        )
+        assert event_page.status_code == 200
+
+
+def test_message_parses_as_mime(group: Any, people: Any) -> None:
+    services.book_group_session(student=people["student"], session=group, actor=people["student"])
+    message = sent()[0].message()
+    parsed = message_from_string(message.as_string())
+    types = [part.get_content_type() for part in parsed.walk()]
+    assert {"text/plain", "text/html", "text/calendar"} <= set(types)
+    assert get_booking_model().objects.count() == 1
+    assert SessionWaitlist.objects.count() == 0
