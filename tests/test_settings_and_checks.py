@@ -187,6 +187,38 @@ class TestChecks:
         with override_settings(LIVECLASS_BOOKING_THROTTLE_RATES=rates):
             assert ids(check_settings()) == []
 
+    @pytest.mark.parametrize("path", ["tests.nowhere.Notifier", "tests.resolvers.PeopleAbroad"])
+    def test_a_notifier_that_cannot_serve_is_e011(self, path: str) -> None:
+        with override_settings(LIVECLASS_BOOKING_NOTIFIER=path):
+            assert ids(check_settings()) == ["liveclass_booking.E011"]
+
+    @pytest.mark.parametrize(
+        "offsets",
+        [timedelta(hours=1), [3600], [timedelta(0)], [timedelta(days=40)], "24h"],
+    )
+    def test_bad_reminder_offsets_are_e012(self, offsets: Any) -> None:
+        with override_settings(LIVECLASS_BOOKING_REMINDER_OFFSETS=offsets):
+            assert ids(check_settings()) == ["liveclass_booking.E012"]
+
+    @pytest.mark.parametrize(
+        "name, value",
+        [
+            ("NOTIFICATION_MAX_ATTEMPTS", 0),
+            ("NOTIFICATION_MAX_ATTEMPTS", True),
+            ("NOTIFICATION_RETRY_DELAY", 60),
+            ("NOTIFICATION_LEASE", timedelta(0)),
+        ],
+    )
+    def test_bad_delivery_settings_are_e013(self, name: str, value: Any) -> None:
+        with override_settings(**{f"LIVECLASS_BOOKING_{name}": value}):
+            assert ids(check_settings()) == ["liveclass_booking.E013"]
+
+    def test_notifications_off_and_no_reminders_are_accepted(self) -> None:
+        with override_settings(
+            LIVECLASS_BOOKING_NOTIFIER=None, LIVECLASS_BOOKING_REMINDER_OFFSETS=[]
+        ):
+            assert ids(check_settings()) == []
+
     @pytest.mark.parametrize("ttl", [3600, timedelta(0), timedelta(hours=-1)])
     def test_bad_offer_ttl_is_e006(self, ttl: Any) -> None:
         with override_settings(LIVECLASS_BOOKING_WAITLIST_OFFER_TTL=ttl):

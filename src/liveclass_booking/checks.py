@@ -83,7 +83,8 @@ def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E002/E003: the policy resolver; E005: the default policy; E006/E007: the lifetimes;
-    E008: the series cap; E009: the limits; E010: the throttle rates."""
+    E008: the series cap; E009: the limits; E010: the throttle rates; E011–E013: the
+    notifier, the reminder offsets and the delivery settings."""
     from .policies import DefaultPolicyResolver
 
     messages: list[CheckMessage] = []
@@ -136,6 +137,59 @@ def check_settings(
                 id="liveclass_booking.E008",
             )
         )
+    messages.extend(_check_notifications())
+    return messages
+
+
+def _check_notifications() -> list[CheckMessage]:
+    """E011: the notifier; E012: the reminder offsets; E013: attempts, retry delay, lease."""
+    from .notifications import BaseNotifier
+
+    messages: list[CheckMessage] = []
+    path = booking_settings.NOTIFIER
+    if path is not None:
+        try:
+            notifier = import_string(path)
+        except ImportError as exc:
+            notifier, problem = None, f"cannot be imported: {exc}"
+        else:
+            problem = "is not a subclass of liveclass_booking.notifications.BaseNotifier."
+        if not (isinstance(notifier, type) and issubclass(notifier, BaseNotifier)):
+            messages.append(
+                Error(
+                    f"LIVECLASS_BOOKING_NOTIFIER {path!r} {problem}",
+                    hint="Name a BaseNotifier subclass, or None to turn notifications off.",
+                    id="liveclass_booking.E011",
+                )
+            )
+    offsets = booking_settings.RAW_REMINDER_OFFSETS
+    if not isinstance(offsets, (list, tuple)) or not all(
+        isinstance(o, timedelta) and timedelta(0) < o <= timedelta(days=31) for o in offsets
+    ):
+        messages.append(
+            Error(
+                "LIVECLASS_BOOKING_REMINDER_OFFSETS must be a list of timedeltas between 0 "
+                f"(exclusive) and 31 days, not {offsets!r}.",
+                hint="For example [timedelta(hours=24), timedelta(hours=1)]; [] for none.",
+                id="liveclass_booking.E012",
+            )
+        )
+    attempts = booking_settings.NOTIFICATION_MAX_ATTEMPTS
+    delays = {
+        "NOTIFICATION_RETRY_DELAY": booking_settings.NOTIFICATION_RETRY_DELAY,
+        "NOTIFICATION_LEASE": booking_settings.NOTIFICATION_LEASE,
+    }
+    wrong = [
+        f"LIVECLASS_BOOKING_{name} must be a positive timedelta, not {value!r}."
+        for name, value in delays.items()
+        if not isinstance(value, timedelta) or value <= timedelta(0)
+    ]
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        wrong.append(
+            f"LIVECLASS_BOOKING_NOTIFICATION_MAX_ATTEMPTS must be a positive integer, "
+            f"not {attempts!r}."
+        )
+    messages.extend(Error(text, id="liveclass_booking.E013") for text in wrong)
     return messages
 
 

@@ -160,8 +160,16 @@ class LiveClassBookingSettings:
 
     @property
     def REMINDER_OFFSETS(self) -> list[timedelta]:
-        value = self._get("REMINDER_OFFSETS", DEFAULT_REMINDER_OFFSETS)
-        return list(value)
+        """The valid offsets of ``LIVECLASS_BOOKING_REMINDER_OFFSETS`` (check E012 reports
+        the others)."""
+        value = self.RAW_REMINDER_OFFSETS
+        if not isinstance(value, (list, tuple)):
+            return []
+        return [o for o in value if isinstance(o, timedelta) and o > timedelta(0)]
+
+    @property
+    def RAW_REMINDER_OFFSETS(self) -> Any:
+        return self._get("REMINDER_OFFSETS", DEFAULT_REMINDER_OFFSETS)
 
     @property
     def NOTIFICATION_MAX_ATTEMPTS(self) -> int:
