@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo  - install, migrate, load demo data and serve the example project on 127.0.0.1:8000
+#                with the notification dispatcher beside it (mail as files in example_project/sent-mail)
 #   make test  - install and run the suite on SQLite, then on PostgreSQL when it answers
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	cd example_project && ../$(PY) manage.py migrate --noinput
 	cd example_project && ../$(PY) manage.py load_demo_data
-	cd example_project && ../$(PY) manage.py runserver 127.0.0.1:8000
+	@echo "Mail goes to example_project/sent-mail/; the notification dispatcher runs beside the server."
+	cd example_project && { ../$(PY) manage.py liveclass_booking_dispatch --loop & \
+	  worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  ../$(PY) manage.py runserver 127.0.0.1:8000; }
 
 test: $(STAMP)
 	PY=$(PY) bash scripts/run-tests.sh

@@ -113,3 +113,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "The liveclass_booking REST API as mounted by the example LMS.",
     "VERSION": "1.0.0",
 }
+
+# Notifications (liveclass_booking): the demo writes every mail as a file a person can read,
+# in example_project/sent-mail/. `make demo` runs the dispatcher beside the server
+# (`manage.py liveclass_booking_dispatch --loop`), which also sends the reminders. No TASKS
+# setting: the immediate backend sends a change's mails right after it commits.
+EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+EMAIL_FILE_PATH = BASE_DIR / "sent-mail"
+DEFAULT_FROM_EMAIL = "lms@localhost"

@@ -131,7 +131,7 @@ class EmailNotifier(BaseNotifier):
         )
         email.attach_alternative(html, "text/html")
         for name, ics, method in self.calendars(message):
-            email.attach(name, ics.decode(), f"text/calendar; method={method}; charset=utf-8")
+            email.attach(name, ics.decode(), f"text/calendar; method={method}")
         return email
 
     def send(self, message: Message) -> None:
