@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,12 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from model_bakery import baker
 
-from liveclass_booking.models import get_booking_model, get_course_model, get_session_model
+from liveclass_booking.models import (
+    TeacherAvailability,
+    get_booking_model,
+    get_course_model,
+    get_session_model,
+)
 
 
 def _postgres_unreachable() -> str | None:
@@ -118,6 +123,19 @@ def staff(user_model: Any) -> Any:
     return user_model.objects.create_superuser(
         username="staff", password="pw", email="staff@example.com"
     )
+
+
+@pytest.fixture
+def open_all_week(teacher: Any) -> None:
+    """The teacher takes lessons 08:00-22:00 Berlin time, every day."""
+    for weekday in range(7):
+        TeacherAvailability.objects.create(
+            teacher=teacher,
+            weekday=weekday,
+            start_time=time(8),
+            end_time=time(22),
+            timezone="Europe/Berlin",
+        )
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ partial, Idempotency-Key), list, detail with occurrences, pause, resume, cancel,
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,6 @@ from liveclass_booking import services
 from liveclass_booking.models import (
     BookingSeries,
     BookingSeriesItem,
-    TeacherAvailability,
     get_booking_model,
 )
 
@@ -45,15 +44,6 @@ def client_for(user: Any) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
-
-
-@pytest.fixture
-def open_all_week(teacher: Any) -> None:
-    for weekday in range(7):
-        TeacherAvailability.objects.create(
-            teacher=teacher, weekday=weekday, start_time=time(8), end_time=time(22),
-            timezone="Europe/Berlin",
-        )  # fmt: skip
 
 
 def body(who: Any, course: Any, **changes: Any) -> dict[str, Any]:

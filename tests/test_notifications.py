@@ -26,7 +26,6 @@ from liveclass_booking.models import (
     NotificationDelivery,
     NotificationEvent,
     SessionWaitlist,
-    TeacherAvailability,
     TeacherBookingPolicy,
     get_booking_model,
 )
@@ -342,20 +341,9 @@ class TestWaitlistEvents:
         assert "has started" in mails["y@example.com"].body
 
 
-def open_all_week(teacher: Any) -> None:
-    for weekday in range(7):
-        TeacherAvailability.objects.create(
-            teacher=teacher,
-            weekday=weekday,
-            start_time=time(8),
-            end_time=time(22),
-            timezone="Europe/Berlin",
-        )
-
-
 class TestSeriesEvents:
+    @pytest.mark.usefixtures("open_all_week")
     def test_series_created_paused_resumed_cancelled(self, people: Any, course: Any) -> None:
-        open_all_week(people["teacher"])
         rule = Recurrence(
             frequency="weekly",
             start_date=START.date(),

@@ -33,6 +33,19 @@ def abroad(settings: Any, monkeypatch: Any) -> None:
     monkeypatch.setattr(PeopleAbroad, "ZONES", dict(PeopleAbroad.ZONES))
 
 
+@pytest.fixture
+def booked(make_session: Any, student: Any) -> Any:
+    """``booked(start, ahead)``: a session at ``start`` booked by the student ``ahead`` of it;
+    returns the booking."""
+
+    def book(start: datetime, ahead: timedelta, **fields: Any) -> Any:
+        with time_machine.travel(start - ahead, tick=False):
+            session = make_session(start_at_utc=start, **fields)
+            return services.book_group_session(student=student, session=session, actor=student)
+
+    return book
+
+
 def reminders_at(moment: datetime) -> list[tuple[str, str]]:
     """Run the dispatcher at ``moment``; return (recipient, subject) of the reminders sent."""
     mail.outbox.clear()
@@ -74,12 +87,11 @@ START_TIMES = st.builds(
 )
 @given(start=START_TIMES, zone=st.sampled_from(ZONES))
 def test_each_reminder_once_at_its_instant_across_daylight_saving(
-    start: datetime, zone: str, make_session: Any, student: Any, teacher: Any
+    booked: Any, start: datetime, zone: str, make_session: Any, student: Any, teacher: Any
 ) -> None:
     PeopleAbroad.ZONES.update(student=zone, teacher=zone)
-    with time_machine.travel(start - timedelta(days=10), tick=False):
-        session = make_session(start_at_utc=start, title="Class")
-        services.book_group_session(student=student, session=session, actor=student)
+    booking = booked(start, timedelta(days=10), title="Class")
+    session = booking.session
     try:
         mail.outbox.clear()
         everyone = {"s@example.com", "t@example.com"}
@@ -100,15 +112,13 @@ def test_each_reminder_once_at_its_instant_across_daylight_saving(
 
 
 def test_the_24_hour_reminder_keeps_the_wall_clock_hour_across_a_change(
-    make_session: Any, student: Any, teacher: Any
+    booked: Any, make_session: Any, student: Any, teacher: Any
 ) -> None:
     """A class at 10:00 Berlin on Sunday 28 March 2027 (clocks went forward at 02:00): its
     one-day reminder is at 10:00 on Saturday — 23 hours before, not 24."""
     start = datetime(2027, 3, 28, 8, 0, tzinfo=UTC)  # 10:00 CEST
     PeopleAbroad.ZONES.update(student="Europe/Berlin", teacher="Europe/Berlin")
-    with time_machine.travel(start - timedelta(days=5), tick=False):
-        session = make_session(start_at_utc=start)
-        services.book_group_session(student=student, session=session, actor=student)
+    booked(start, timedelta(days=5))
     saturday_ten = datetime(2027, 3, 27, 9, 0, tzinfo=UTC)  # 10:00 CET
     assert reminders_at(saturday_ten - timedelta(minutes=1)) == []
     assert len(reminders_at(saturday_ten)) == 2
@@ -139,23 +149,19 @@ def test_none_for_a_cancelled_booking_even_when_already_queued(
 
 
 def test_no_late_reminder_for_a_booking_made_after_its_moment(
-    make_session: Any, student: Any, teacher: Any
+    booked: Any, make_session: Any, student: Any, teacher: Any
 ) -> None:
     start = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
-    with time_machine.travel(start - timedelta(hours=5), tick=False):
-        session = make_session(start_at_utc=start)
-        services.book_group_session(student=student, session=session, actor=student)
+    booked(start, timedelta(hours=5))
     assert reminders_at(start - timedelta(hours=4)) == []  # the 24-hour moment had passed
     assert len(reminders_at(start - HOUR)) == 2
 
 
 def test_a_stopped_dispatcher_catches_up_with_the_nearest_reminder_only(
-    make_session: Any, student: Any, teacher: Any
+    booked: Any, make_session: Any, student: Any, teacher: Any
 ) -> None:
     start = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
-    with time_machine.travel(start - timedelta(days=3), tick=False):
-        session = make_session(start_at_utc=start)
-        services.book_group_session(student=student, session=session, actor=student)
+    booked(start, timedelta(days=3))
     # Nothing ran for two days: both moments have passed; only the one-hour reminder goes.
     found = reminders_at(start - timedelta(minutes=30))
     assert len(found) == 2
@@ -165,12 +171,11 @@ def test_a_stopped_dispatcher_catches_up_with_the_nearest_reminder_only(
 
 
 def test_a_moved_session_gets_reminders_for_its_new_time(
-    make_session: Any, student: Any, teacher: Any
+    booked: Any, make_session: Any, student: Any, teacher: Any
 ) -> None:
     start = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
-    with time_machine.travel(start - timedelta(days=3), tick=False):
-        session = make_session(start_at_utc=start)
-        services.book_group_session(student=student, session=session, actor=student)
+    booking = booked(start, timedelta(days=3))
+    session = booking.session
     assert len(reminders_at(start - DAY)) == 2
     later = start + timedelta(days=2)
     with time_machine.travel(start - timedelta(hours=20), tick=False):
@@ -199,15 +204,13 @@ def test_a_group_teacher_gets_one_reminder_per_session(
 
 
 def test_offsets_per_teacher_through_the_resolver(
-    make_session: Any, student: Any, teacher: Any, settings: Any, monkeypatch: Any
+    booked: Any, make_session: Any, student: Any, teacher: Any, settings: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(
         PeopleAbroad, "get_reminder_offsets", lambda self, booking: [timedelta(minutes=15)]
     )
     start = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
-    with time_machine.travel(start - timedelta(days=3), tick=False):
-        session = make_session(start_at_utc=start)
-        services.book_group_session(student=student, session=session, actor=student)
+    booked(start, timedelta(days=3))
     assert reminders_at(start - DAY) == []
     assert reminders_at(start - HOUR) == []
     assert len(reminders_at(start - timedelta(minutes=15))) == 2

@@ -24,7 +24,6 @@ from liveclass_booking.models import (
     BookingSeries,
     BookingSeriesItem,
     SessionWaitlist,
-    TeacherAvailability,
     TeacherBookingPolicy,
     get_booking_model,
     get_session_model,
@@ -57,19 +56,6 @@ def weekly(count: int, *, start_date: date | None = None, at: time = time(17, 0)
         duration_minutes=60,
         occurrence_count=count,
     )
-
-
-@pytest.fixture
-def open_all_week(teacher: Any) -> None:
-    """The teacher takes lessons 08:00-22:00 Berlin time, every day."""
-    for weekday in range(7):
-        TeacherAvailability.objects.create(
-            teacher=teacher,
-            weekday=weekday,
-            start_time=time(8),
-            end_time=time(22),
-            timezone="Europe/Berlin",
-        )
 
 
 def lesson_series(student: Any, teacher: Any, course: Any, rule: Recurrence, **kw: Any) -> Any:

@@ -41,19 +41,6 @@ def clock() -> Any:
         yield traveller
 
 
-@pytest.fixture
-def open_all_week(teacher: Any) -> None:
-    """The teacher takes lessons 08:00-22:00 Berlin time, every day."""
-    for weekday in range(7):
-        TeacherAvailability.objects.create(
-            teacher=teacher,
-            weekday=weekday,
-            start_time=time(8),
-            end_time=time(22),
-            timezone="Europe/Berlin",
-        )
-
-
 def rule(**changes: Any) -> Recurrence:
     values: dict[str, Any] = {
         "frequency": "weekly",

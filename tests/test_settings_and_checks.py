@@ -201,7 +201,7 @@ class TestChecks:
             assert ids(check_settings()) == ["liveclass_booking.E012"]
 
     @pytest.mark.parametrize(
-        "name, value",
+        ("name", "value"),
         [
             ("NOTIFICATION_MAX_ATTEMPTS", 0),
             ("NOTIFICATION_MAX_ATTEMPTS", True),
