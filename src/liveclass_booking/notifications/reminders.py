@@ -62,7 +62,8 @@ def queue_due_reminders(now: datetime) -> int:
     if not offsets:
         return 0
     resolver = get_policy_resolver()
-    horizon = max(offsets) + timedelta(days=1)  # a wall-clock day may be 25 hours
+    # A wall-clock day is 23 to 25 hours long (never more than 3 hours off anywhere).
+    horizon = max(offsets) + timedelta(hours=3)
     bookings = (
         get_booking_model()
         .objects.filter(
