@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -220,10 +221,13 @@ def dispatch(
     batch: int = 100,
     limit: int | None = None,
     lease: timedelta | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DispatchReport:
     """One pass: queue due reminders, expand new events, and send every due delivery (at most
     ``limit`` if given), ``batch`` per claim. Safe to run in any number of processes at once.
-    Call it outside a transaction (each step commits on its own)."""
+    Call it outside a transaction (each step commits on its own). ``stop``, asked before each
+    delivery: when it returns True the pass ends there, and the deliveries it claimed but did
+    not send are released for any dispatcher to take at once."""
     report = DispatchReport()
     notifier = get_notifier()
     if notifier is None:
@@ -240,10 +244,20 @@ def dispatch(
         token, claimed = claim(max(fixed, timezone.now()), batch=size, lease=lease)
         if not claimed:
             break
-        for delivery in claimed:
+        for index, delivery in enumerate(claimed):
+            if stop is not None and stop():
+                _release(claimed[index:], token)
+                return report
             deliver(delivery, token, notifier, report)
         handled += len(claimed)
     return report
+
+
+def _release(deliveries: list[Any], token: str) -> None:
+    """Give up the claim on ``deliveries`` (not sent): due again at once, for anyone."""
+    NotificationDelivery.objects.filter(
+        pk__in=[delivery.pk for delivery in deliveries], claim_token=token
+    ).update(claim_token="", claimed_until=None)
 
 
 def retry_deliveries(pks: list[Any]) -> int:

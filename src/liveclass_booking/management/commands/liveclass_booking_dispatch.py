@@ -50,7 +50,7 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, request_stop)
             signal.signal(signal.SIGINT, request_stop)
         while True:
-            report = dispatch(batch=batch, lease=lease)
+            report = dispatch(batch=batch, lease=lease, stop=lambda: stop)
             if options["verbosity"] > 0 and (not options["loop"] or report.sent or report.failed):
                 self.stdout.write(str(report))
             if not options["loop"] or stop:
