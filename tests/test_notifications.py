@@ -548,3 +548,11 @@ def test_message_parses_as_mime(group: Any, people: Any) -> None:
     assert {"text/plain", "text/html", "text/calendar"} <= set(types)
     assert get_booking_model().objects.count() == 1
     assert SessionWaitlist.objects.count() == 0
+
+
+@pytest.mark.parametrize("arguments", [["--lease", "0"], ["--lease", "-5"], ["--batch", "0"]])
+def test_command_refuses_a_lease_or_batch_that_cannot_work(arguments: list[str]) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("liveclass_booking_dispatch", *arguments)

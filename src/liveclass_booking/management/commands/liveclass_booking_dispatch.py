@@ -7,7 +7,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections
 
 from ...notifications import dispatch
 
@@ -38,8 +39,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        lease = timedelta(seconds=options["lease"]) if options["lease"] else None
-        batch = max(1, options["batch"])
+        if options["lease"] is not None and options["lease"] <= 0:
+            raise CommandError("--lease must be a positive number of seconds.")
+        if options["batch"] < 1:
+            raise CommandError("--batch must be at least 1.")
+        lease = timedelta(seconds=options["lease"]) if options["lease"] is not None else None
+        batch = options["batch"]
         stop = False
 
         def request_stop(signum: int, frame: Any) -> None:
@@ -50,6 +55,8 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, request_stop)
             signal.signal(signal.SIGINT, request_stop)
         while True:
+            # A long-running worker: drop a connection the server closed or that is too old.
+            close_old_connections()
             report = dispatch(batch=batch, lease=lease, stop=lambda: stop)
             if options["verbosity"] > 0 and (not options["loop"] or report.sent or report.failed):
                 self.stdout.write(str(report))
