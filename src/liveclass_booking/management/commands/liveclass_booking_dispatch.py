@@ -55,8 +55,10 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, request_stop)
             signal.signal(signal.SIGINT, request_stop)
         while True:
-            # A long-running worker: drop a connection the server closed or that is too old.
-            close_old_connections()
+            if options["loop"]:
+                # A long-running worker: drop a connection the server closed or that is older
+                # than CONN_MAX_AGE, as Django does between requests.
+                close_old_connections()
             report = dispatch(batch=batch, lease=lease, stop=lambda: stop)
             if options["verbosity"] > 0 and (not options["loop"] or report.sent or report.failed):
                 self.stdout.write(str(report))
