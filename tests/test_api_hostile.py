@@ -537,3 +537,17 @@ def test_no_request_yields_a_server_error(
     assert not problems, (method, url, payload[:300], problems, response.content[:300])
     if response.status_code >= 400:
         assert app_row_counts() == before, (method, url, payload[:300], response.content[:300])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", ["%2F%0A", "%0A", "a%0Db", "%00", "x%0A%0A"])
+@pytest.mark.parametrize("prefix", ["waitlist", "bookings", "sessions", "nowhere"])
+def test_control_characters_in_a_path_get_a_json_404(prefix: str, raw: str, staff: Any) -> None:
+    """Found by the property test above: a newline in an id once fell through every route
+    (a regex "." does not match it) to Django's HTML 404."""
+    client = APIClient()
+    client.force_authenticate(staff)
+    response = client.get(f"/api/booking/{prefix}/{raw}/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"

@@ -21,5 +21,6 @@ router.register("slots", views.SlotViewSet, basename="slot")
 
 urlpatterns = [
     path("", include(router.urls)),
-    re_path(r"^(?P<path>.*)$", views.not_found, name="not-found"),
+    # [\s\S]: any character, a newline too (a "." would let "/%0A/" fall through to HTML).
+    re_path(r"^(?P<path>[\s\S]*)$", views.not_found, name="not-found"),
 ]
