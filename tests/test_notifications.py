@@ -31,6 +31,7 @@ from liveclass_booking.models import (
 )
 from liveclass_booking.notifications import dispatch
 from liveclass_booking.recurrence import Recurrence
+from tests.resolvers import PeopleAbroad
 
 pytestmark = pytest.mark.django_db
 
@@ -556,3 +557,18 @@ def test_command_refuses_a_lease_or_batch_that_cannot_work(arguments: list[str])
 
     with pytest.raises(CommandError):
         call_command("liveclass_booking_dispatch", *arguments)
+
+
+def test_messages_in_the_recipients_language(group: Any, people: Any, monkeypatch: Any) -> None:
+    """The templates are translated into German: a German-speaking student gets a German
+    mail, with day and month names in German and times in their zone; the teacher, English."""
+    monkeypatch.setitem(PeopleAbroad.LANGUAGES, "student", "de")
+    services.book_group_session(student=people["student"], session=group, actor=people["student"])
+    mails = by_recipient(sent())
+    german = mails["s@example.com"]
+    assert german.subject == "Buchung bestätigt: Algebra & Co"
+    assert "Hallo student," in german.body
+    assert "Deine Buchung für Algebra & Co ist bestätigt." in german.body
+    assert "Wann: Mittwoch 10 März 2027, 12:00 – 13:00 (America/New_York)" in german.body
+    assert "Deine Buchung" in german.alternatives[0][0]
+    assert mails["t@example.com"].subject == "Booking confirmed: Algebra & Co"
