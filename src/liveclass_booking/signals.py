@@ -30,6 +30,7 @@ waitlist_accepted = Signal()
 waitlist_closed = Signal()
 series_created = Signal()
 
-#: Internal: outbox events were committed (``sender`` is the event model, ``count`` how
-#: many). The app connects the enqueueing of the dispatcher task to it.
+#: Internal: a transaction that wrote outbox events committed (``sender`` is the event
+#: model; sent once per transaction). The app connects the enqueueing of the dispatcher
+#: task to it.
 outbox_written = Signal()

@@ -56,11 +56,24 @@ if task is not None:
     expire_offer = task(backend=booking_settings.TASK_BACKEND)(expire_offer)
 
 
+#: The most deliveries one task pass sends. With the immediate backend the pass runs in the
+#: request that committed the events, so a big change (a session of 500 cancelled) must not
+#: make that request send everything; a queue backend gets a follow-up pass instead.
+TASK_PASS_LIMIT = 200
+
+
 def dispatch_notifications() -> str:
-    """One dispatcher pass (see :func:`liveclass_booking.notifications.dispatch`)."""
+    """One dispatcher pass of at most :data:`TASK_PASS_LIMIT` deliveries (see
+    :func:`liveclass_booking.notifications.dispatch`); on a backend that queues work for
+    later (``supports_defer``), a pass that hit the limit enqueues the next."""
     from .notifications import dispatch
 
-    return str(dispatch())
+    report = dispatch(limit=TASK_PASS_LIMIT)
+    handled = report.sent + report.retried + report.failed + report.skipped
+    queues = task_backends is not None and task_backends[booking_settings.TASK_BACKEND]
+    if handled >= TASK_PASS_LIMIT and queues and queues.supports_defer:
+        enqueue_dispatch()
+    return str(report)
 
 
 if task is not None:

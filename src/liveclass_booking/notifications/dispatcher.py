@@ -90,26 +90,40 @@ def expand_events(notifier: BaseNotifier, now: datetime, batch: int = 200) -> in
         users = {str(u.pk): u for u in get_user_model().objects.filter(pk__in=list(wanted))}
         deliveries = []
         for event in events:
-            people = [users[pk] for pk in event.recipients if pk in users]
-            for person in resolver.notification_recipients(event, people):
-                for channel in notifier.channels:
-                    opted_in = resolver.wants_notification(person, event.kind, channel)
-                    deliveries.append(
-                        NotificationDelivery(
-                            event=event,
-                            recipient=person,
-                            channel=channel,
-                            status=D.PENDING if opted_in else D.SKIPPED,
-                            last_error="" if opted_in else "The recipient opted out.",
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
-                    )
+            try:
+                deliveries.extend(_deliveries_of(event, users, resolver, notifier, now))
+            except Exception:
+                # A host hook that fails on one event must not stop every later one: the
+                # event is marked expanded without deliveries, and the error is logged.
+                logger.exception("Could not find the recipients of notification event %s", event.pk)
         NotificationDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         NotificationEvent.objects.filter(pk__in=[event.pk for event in events]).update(
             expanded_at=now
         )
     return len(events)
+
+
+def _deliveries_of(
+    event: Any, users: dict[str, Any], resolver: Any, notifier: BaseNotifier, now: datetime
+) -> list[Any]:
+    """One delivery per (recipient the resolver keeps, channel); opted out: ``skipped``."""
+    people = [users[pk] for pk in event.recipients if pk in users]
+    found = []
+    for person in resolver.notification_recipients(event, people):
+        for channel in notifier.channels:
+            opted_in = resolver.wants_notification(person, event.kind, channel)
+            found.append(
+                NotificationDelivery(
+                    event=event,
+                    recipient=person,
+                    channel=channel,
+                    status=D.PENDING if opted_in else D.SKIPPED,
+                    last_error="" if opted_in else "The recipient opted out.",
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    return found
 
 
 def _claimable(now: datetime) -> Any:
@@ -135,7 +149,7 @@ def claim(now: datetime, *, batch: int, lease: timedelta) -> tuple[str, list[Any
         # dispatcher is not taken.
         _claimable(now).filter(pk__in=pks).update(claim_token=token, claimed_until=now + lease)
     claimed = list(
-        NotificationDelivery.objects.filter(claim_token=token)
+        NotificationDelivery.objects.filter(pk__in=pks, claim_token=token)
         .select_related(
             "recipient",
             "event__actor",
@@ -155,8 +169,9 @@ def claim(now: datetime, *, batch: int, lease: timedelta) -> tuple[str, list[Any
 def retry_delay(attempts: int) -> timedelta:
     """The wait after the ``attempts``-th failed attempt: the configured delay, doubled each
     time, at most six hours."""
-    base = booking_settings.NOTIFICATION_RETRY_DELAY
-    return min(base * (2 ** max(0, attempts - 1)), MAX_RETRY_DELAY)
+    base = booking_settings.NOTIFICATION_RETRY_DELAY.total_seconds()
+    doubled = base * 2 ** min(max(0, attempts - 1), 32)  # no overflow, however many attempts
+    return min(timedelta(seconds=doubled), MAX_RETRY_DELAY)
 
 
 def _record(delivery: Any, token: str, **fields: Any) -> bool:
@@ -168,13 +183,41 @@ def _record(delivery: Any, token: str, **fields: Any) -> bool:
     )
 
 
-def deliver(delivery: Any, token: str, notifier: BaseNotifier, report: DispatchReport) -> None:
+def _renew(delivery: Any, token: str, lease: timedelta) -> bool:
+    """Make sure the claim is still ours and still pending, and extend it for one send: one
+    conditional UPDATE, so a delivery whose lease ran out (and that someone else may have
+    claimed) or that the admin made due again is never sent by this dispatcher."""
+    return bool(
+        NotificationDelivery.objects.filter(
+            pk=delivery.pk, claim_token=token, status=D.PENDING
+        ).update(claimed_until=timezone.now() + lease)
+    )
+
+
+def still_relevant(event: Any, now: datetime) -> bool:
+    """Messages that would be wrong once things moved on: a reminder of what no longer stands
+    at that time, a seat offer that is no longer open."""
+    if event.kind == NotificationKind.REMINDER:
+        return reminder_still_due(event, now)
+    if event.kind == NotificationKind.WAITLIST_OFFERED:
+        entry = event.waitlist_entry
+        return entry is not None and entry.offer_is_open
+    return True
+
+
+def deliver(
+    delivery: Any,
+    token: str,
+    notifier: BaseNotifier,
+    report: DispatchReport,
+    lease: timedelta | None = None,
+) -> None:
     """Send one claimed delivery and record the result."""
     now = timezone.now()
-    if delivery.claimed_until is not None and delivery.claimed_until <= now:
-        return  # the lease ran out: another dispatcher may have it now
+    if not _renew(delivery, token, lease or booking_settings.NOTIFICATION_LEASE):
+        return  # the lease ran out and another dispatcher may hold it, or it was reset
     event = delivery.event
-    if event.kind == NotificationKind.REMINDER and not reminder_still_due(event, now):
+    if not still_relevant(event, now):
         _record(delivery, token, status=D.SKIPPED, last_error="No longer due.")
         report.skipped += 1
         return
@@ -204,7 +247,7 @@ def deliver(delivery: Any, token: str, notifier: BaseNotifier, report: DispatchR
             )
             report.retried += 1
     else:
-        _record(
+        recorded = _record(
             delivery,
             token,
             status=D.SENT,
@@ -212,7 +255,10 @@ def deliver(delivery: Any, token: str, notifier: BaseNotifier, report: DispatchR
             attempts=F("attempts") + 1,
             last_error="",
         )
-        report.sent += 1
+        if recorded:
+            report.sent += 1
+        else:  # the send outlived the lease renewed just before it
+            logger.warning("Notification delivery %s was sent after its lease ended", delivery.pk)
 
 
 def dispatch(
@@ -248,7 +294,7 @@ def dispatch(
             if stop is not None and stop():
                 _release(claimed[index:], token)
                 return report
-            deliver(delivery, token, notifier, report)
+            deliver(delivery, token, notifier, report, lease)
         handled += len(claimed)
     return report
 
@@ -261,11 +307,10 @@ def _release(deliveries: list[Any], token: str) -> None:
 
 
 def retry_deliveries(pks: list[Any]) -> int:
-    """Make failed or skipped deliveries pending again, due now (the admin's retry)."""
+    """Make failed or skipped deliveries pending again, due now (the admin's retry). Sent and
+    pending ones (perhaps being sent at this moment) are left alone."""
     return int(
-        NotificationDelivery.objects.filter(pk__in=pks)
-        .exclude(status=D.SENT)
-        .update(
+        NotificationDelivery.objects.filter(pk__in=pks, status__in=[D.FAILED, D.SKIPPED]).update(
             status=D.PENDING,
             attempts=0,
             next_attempt_at=timezone.now(),

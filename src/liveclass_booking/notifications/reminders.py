@@ -13,6 +13,7 @@ sent; the others are recorded as passed.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +25,8 @@ from ..conf import booking_settings
 from ..models import NotificationEvent, get_booking_model
 from ..policies import get_policy_resolver
 from ..services.outbox import outbox_event, write
+
+logger = logging.getLogger("liveclass_booking.notifications")
 
 
 def reminder_moment(start: datetime, offset: timedelta, zone: str) -> datetime:
@@ -51,8 +54,39 @@ def reminder_key(booking: Any, recipient_pk: Any, offset: timedelta) -> str:
 
 
 def confirmed_since(booking: Any) -> datetime:
-    """When the booking became confirmed (its decision, or its creation)."""
-    return booking.decision_at or booking.created_at
+    """Since when the confirmed booking stands as it is: its last change (its creation, the
+    decision that confirmed it, or the move of its session to a new time)."""
+    return max(booking.updated_at, booking.decision_at or booking.created_at)
+
+
+def _reminders_of(
+    booking: Any, person: Any, offsets: list[timedelta], zone: str, now: datetime
+) -> list[Any]:
+    """The reminder events of ``booking`` for ``person`` due at ``now``: the offset nearest
+    the start is sent; earlier ones that are also due (a dispatcher stopped a while) are
+    recorded as passed, with no recipient."""
+    since = confirmed_since(booking)
+    moments = [(offset, reminder_moment(booking.start_at_utc, offset, zone)) for offset in offsets]
+    due = sorted((pair for pair in moments if since <= pair[1] <= now), key=lambda pair: pair[0])
+    events = []
+    for index, (offset, moment) in enumerate(due):
+        key = reminder_key(booking, person.pk, offset)
+        events.append(
+            outbox_event(
+                NotificationKind.REMINDER,
+                recipients=[person.pk] if index == 0 else [],
+                booking=None if key.startswith("reminder:s") else booking,
+                session=booking.session_id,
+                key=key,
+                at=now,
+                start=booking.start_at_utc,
+                end=booking.end_at_utc,
+                offset_seconds=int(offset.total_seconds()),
+                due_at=moment,
+                passed=index > 0,
+            )
+        )
+    return events
 
 
 def queue_due_reminders(now: datetime) -> int:
@@ -77,47 +111,23 @@ def queue_due_reminders(now: datetime) -> int:
     zones: dict[Any, str] = {}
     planned: dict[str, Any] = {}
     for booking in bookings:
-        own = [o for o in resolver.get_reminder_offsets(booking) if o <= max(offsets)]
-        for person in (booking.student_user, booking.teacher):
-            if person.pk not in zones:
-                zones[person.pk] = resolver.get_user_timezone(person)
-            due = sorted(
-                (
-                    (offset, moment)
-                    for offset in own
-                    if (moment := reminder_moment(booking.start_at_utc, offset, zones[person.pk]))
-                    <= now
-                    and moment >= confirmed_since(booking)
-                ),
-                key=lambda pair: pair[0],
-            )
-            for index, (offset, moment) in enumerate(due):
-                key = reminder_key(booking, person.pk, offset)
-                group_teacher = key.startswith("reminder:s")
-                planned.setdefault(
-                    key,
-                    outbox_event(
-                        NotificationKind.REMINDER,
-                        # Only the offset nearest the start is sent; earlier ones have passed.
-                        recipients=[person.pk] if index == 0 else [],
-                        booking=None if group_teacher else booking,
-                        session=booking.session_id,
-                        key=key,
-                        at=now,
-                        start=booking.start_at_utc,
-                        end=booking.end_at_utc,
-                        offset_seconds=int(offset.total_seconds()),
-                        due_at=moment,
-                        passed=index > 0,
-                    ),
-                )
+        try:
+            own = [o for o in resolver.get_reminder_offsets(booking) if o <= max(offsets)]
+            for person in (booking.student_user, booking.teacher):
+                if person.pk not in zones:
+                    zones[person.pk] = resolver.get_user_timezone(person)
+                for event in _reminders_of(booking, person, own, zones[person.pk], now):
+                    planned.setdefault(event.key, event)
+        except Exception:
+            # A host hook (offsets, zone) failing for one booking must not stop the others.
+            logger.exception("Could not plan the reminders of booking %s", booking.pk)
     if not planned:
         return 0
     written = set(
         NotificationEvent.objects.filter(key__in=list(planned)).values_list("key", flat=True)
     )
     fresh = [event for key, event in planned.items() if key not in written]
-    write(fresh, ignore_conflicts=True)
+    write(fresh, ignore_conflicts=True, wake=False)  # this pass sends them
     return len(fresh)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from .. import signals
@@ -20,7 +21,6 @@ from ..choices import NotificationKind
 from ..conf import booking_settings
 from ..models import NotificationEvent
 from ..timebounds import calendar_sequence
-from .common import send_after_commit
 
 K = NotificationKind
 
@@ -68,15 +68,29 @@ def notifications_enabled() -> bool:
     return booking_settings.NOTIFIER is not None
 
 
-def write(events: list[NotificationEvent], *, ignore_conflicts: bool = False) -> None:
-    """Save ``events`` in one statement, in the caller's transaction, and announce after
-    commit that there is work (``outbox_written``: the tasks module enqueues the dispatcher).
-    Writes nothing when notifications are off. ``ignore_conflicts``: an event whose ``key``
-    exists already is dropped (reminders written by two dispatchers at once)."""
+def write(
+    events: list[NotificationEvent], *, ignore_conflicts: bool = False, wake: bool = True
+) -> None:
+    """Save ``events`` in one statement, in the caller's transaction, and (unless ``wake`` is
+    False) announce once per transaction, after it commits, that there is work
+    (``outbox_written``: the tasks module enqueues a dispatcher pass). Writes nothing when
+    notifications are off. ``ignore_conflicts``: an event whose ``key`` exists already is
+    dropped (reminders written by two dispatchers at once)."""
     if not events or not notifications_enabled():
         return
     NotificationEvent.objects.bulk_create(events, ignore_conflicts=ignore_conflicts)
-    send_after_commit(signals.outbox_written, NotificationEvent, count=len(events))
+    if wake and not _wake_pending():
+        transaction.on_commit(_wake)
+
+
+def _wake() -> None:
+    signals.outbox_written.send(sender=NotificationEvent)
+
+
+def _wake_pending() -> bool:
+    """Whether this transaction already announces its events on commit."""
+    connection = transaction.get_connection()
+    return any(callback[1] is _wake for callback in connection.run_on_commit)
 
 
 def notify(kind: str, **fields: Any) -> None:

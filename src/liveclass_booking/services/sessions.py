@@ -210,7 +210,7 @@ def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
         if {"start_at_utc", "end_at_utc"} & set(changes):
             get_booking_model().objects.filter(
                 session=locked, status__in=ACTIVE_BOOKING_STATUSES
-            ).update(start_at_utc=locked.start_at_utc, end_at_utc=locked.end_at_utc)
+            ).update(start_at_utc=locked.start_at_utc, end_at_utc=locked.end_at_utc, updated_at=now)
         _tell_session_change(locked, before, changed, actor=actor, now=now)
     return locked
 
