@@ -67,6 +67,10 @@ def group(make_session: Any, people: Any) -> Any:
     )
 
 
+def staff_user(user_model: Any) -> Any:
+    return user_model.objects.create_superuser(username="boss", email="boss@example.com")
+
+
 def sent() -> list[Any]:
     """Run the dispatcher; return the mails it sent, and empty the outbox."""
     mail.outbox.clear()
@@ -180,25 +184,37 @@ class TestBookingEvents:
         assert event["UID"] == first["UID"]
         assert int(event["SEQUENCE"]) > int(first["SEQUENCE"])
 
-    def test_reschedule_sends_the_new_time_and_cancels_the_old_entry(
-        self, group: Any, people: Any, make_session: Any
+    def test_reschedule_moves_the_calendar_entry_and_tells_both_teachers(
+        self, group: Any, people: Any, make_session: Any, user_model: Any, clock: Any
     ) -> None:
-        later = make_session(start_at_utc=START + timedelta(days=7), title="Algebra & Co")
+        from tests.conftest import grant_teaching
+
+        substitute = grant_teaching(
+            user_model.objects.create_user(username="sub", email="sub@example.com")
+        )
+        later = make_session(
+            start_at_utc=START + timedelta(days=7), title="Algebra & Co", teacher=substitute
+        )
         booking = services.book_group_session(
             student=people["student"], session=group, actor=people["student"]
         )
-        sent()
-        new = services.reschedule_booking(booking, actor=people["teacher"], session=later)
+        first = only_event(by_recipient(sent())["s@example.com"])[1]
+        clock.shift(timedelta(minutes=1))
+        new = services.reschedule_booking(booking, actor=staff_user(user_model), session=later)
         mails = by_recipient(sent())
-        assert set(mails) == {"s@example.com", "t@example.com"}
+        # The student, the new teacher and the teacher the seat left.
+        assert set(mails) == {"s@example.com", "sub@example.com", "t@example.com"}
         body = mails["s@example.com"].body
         assert "has moved from Wednesday 10 March 2027, 12:00" in body
         assert "Wednesday 17 March 2027, 13:00" in body  # New York: daylight time by then
-        invite, cancel = calendars(mails["s@example.com"])
-        assert invite["METHOD"] == "REQUEST"
-        assert cancel["METHOD"] == "CANCEL"
-        assert str(invite.walk("VEVENT")[0]["UID"]) == f"booking-{new.pk}@testserver"
-        assert str(cancel.walk("VEVENT")[0]["UID"]) == f"booking-{booking.pk}@testserver"
+        cal, event = only_event(mails["s@example.com"])
+        # One REQUEST with the UID of the booking it replaced and a higher SEQUENCE: the
+        # calendar moves its entry.
+        assert cal["METHOD"] == "REQUEST"
+        assert new.pk != booking.pk
+        assert event["UID"] == first["UID"] == f"booking-{booking.pk}@testserver"
+        assert int(event["SEQUENCE"]) > int(first["SEQUENCE"])
+        assert event.decoded("DTSTART") == START + timedelta(days=7)
 
     def test_expired_request_tells_both(self, group: Any, people: Any, clock: Any) -> None:
         TeacherBookingPolicy.objects.create(
@@ -572,3 +588,139 @@ def test_messages_in_the_recipients_language(group: Any, people: Any, monkeypatc
     assert "Wann: Mittwoch 10 März 2027, 12:00 – 13:00 (America/New_York)" in german.body
     assert "Deine Buchung" in german.alternatives[0][0]
     assert mails["t@example.com"].subject == "Booking confirmed: Algebra & Co"
+
+
+class TestSecondReading:
+    """Gaps found on a second reading of the outbox, each pinned down."""
+
+    def test_a_student_taken_off_the_waitlist_hears_it(self, group: Any, people: Any) -> None:
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        entry = services.join_waitlist(
+            student=people["other"], session=group, actor=people["other"]
+        )
+        sent()
+        services.leave_waitlist(entry, actor=people["teacher"])
+        (message,) = sent()
+        assert message.to == ["o@example.com"]
+        assert "teacher has taken you off the waitlist of Algebra & Co." in message.body
+
+    @pytest.mark.usefixtures("open_all_week")
+    def test_extending_a_series_tells_both(self, people: Any, course: Any) -> None:
+        report = services.create_series(
+            student=people["student"],
+            teacher=people["teacher"],
+            course=course,
+            series_type="one_on_one_series",
+            rule=Recurrence(
+                frequency="weekly",
+                start_date=START.date(),
+                start_time=time(17),
+                timezone="Europe/Berlin",
+                duration_minutes=60,
+                occurrence_count=2,
+            ),
+            actor=people["student"],
+        )
+        sent()
+        services.extend_series(report.series, occurrence_count=4, actor=people["student"])
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        assert mails["t@example.com"].subject.startswith("Series extended: ")
+
+    @pytest.mark.usefixtures("open_all_week")
+    def test_a_declined_lesson_request_leaves_no_tentative_entry_with_the_teacher(
+        self, people: Any, course: Any
+    ) -> None:
+        booking = services.request_one_on_one(
+            student=people["student"],
+            teacher=people["teacher"],
+            course=course,
+            start_at_utc=START,
+            end_at_utc=START + timedelta(hours=1),
+            actor=people["student"],
+        )
+        mails = by_recipient(sent())
+        assert only_event(mails["t@example.com"])[1]["STATUS"] == "TENTATIVE"
+        services.decline_booking(booking, actor=people["teacher"])
+        mails = by_recipient(sent())
+        assert set(mails) == {"s@example.com", "t@example.com"}
+        assert "The request of student for" in mails["t@example.com"].body
+        assert only_event(mails["t@example.com"])[0]["METHOD"] == "CANCEL"
+
+    def test_retrying_leaves_a_delivery_being_sent_alone(self, group: Any, people: Any) -> None:
+        from liveclass_booking.notifications import retry_deliveries
+        from liveclass_booking.notifications.dispatcher import claim, expand_events
+        from liveclass_booking.notifications.notifier import get_notifier
+
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        notifier = get_notifier()
+        assert notifier is not None
+        expand_events(notifier, NOW)
+        token, claimed = claim(NOW, batch=10, lease=timedelta(minutes=5))
+        assert len(claimed) == 2
+        assert retry_deliveries([d.pk for d in claimed]) == 0
+        assert set(NotificationDelivery.objects.values_list("claim_token", flat=True)) == {token}
+
+    def test_a_failing_recipients_hook_spoils_one_event_only(
+        self, group: Any, people: Any, monkeypatch: Any, make_session: Any
+    ) -> None:
+        other = make_session(start_at_utc=START + timedelta(days=1), title="Other")
+        services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        services.book_group_session(student=people["other"], session=other, actor=people["other"])
+
+        def picky(self: Any, event: Any, users: list[Any]) -> list[Any]:
+            if event.session_id == group.pk:
+                raise LookupError("the host's directory is down")
+            return users
+
+        monkeypatch.setattr(PeopleAbroad, "notification_recipients", picky)
+        mails = by_recipient(sent())
+        assert set(mails) == {"o@example.com", "t@example.com"}
+        assert not NotificationEvent.objects.filter(expanded_at__isnull=True).exists()
+
+    def test_the_backoff_never_overflows(self, settings: Any) -> None:
+        from liveclass_booking.notifications.dispatcher import MAX_RETRY_DELAY, retry_delay
+
+        settings.LIVECLASS_BOOKING_NOTIFICATION_RETRY_DELAY = timedelta(days=1)
+        assert retry_delay(1) == timedelta(hours=6)
+        assert retry_delay(10_000) == MAX_RETRY_DELAY
+        settings.LIVECLASS_BOOKING_NOTIFICATION_RETRY_DELAY = timedelta(seconds=10)
+        assert [retry_delay(n) for n in (1, 2, 3)] == [timedelta(seconds=s) for s in (10, 20, 40)]
+
+    def test_one_wake_up_per_transaction(
+        self, group: Any, people: Any, make_session: Any, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        from liveclass_booking.services.outbox import _wake
+
+        other = make_session(start_at_utc=START + timedelta(days=1))
+        with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+            services.book_group_session(
+                student=people["student"], session=group, actor=people["student"]
+            )
+            services.book_group_session(
+                student=people["student"], session=other, actor=people["student"]
+            )
+        assert NotificationEvent.objects.count() == 2
+        assert [c for c in callbacks if c is _wake] == [_wake]
+
+    def test_an_offer_that_ended_before_its_mail_is_not_announced(
+        self, group: Any, people: Any, clock: Any
+    ) -> None:
+        booking = services.book_group_session(
+            student=people["student"], session=group, actor=people["student"]
+        )
+        services.join_waitlist(student=people["other"], session=group, actor=people["other"])
+        sent()
+        services.cancel_booking(booking, actor=people["student"])
+        clock.shift(timedelta(hours=13))  # nobody dispatched while the offer was open
+        services.expire_due_offers()
+        subjects = {m.subject for m in sent() if m.to == ["o@example.com"]}
+        assert subjects == {"Seat offer expired: Algebra & Co"}
+        skipped = NotificationDelivery.objects.get(event__kind=K.WAITLIST_OFFERED)
+        assert skipped.status == DeliveryStatus.SKIPPED

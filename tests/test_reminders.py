@@ -214,3 +214,16 @@ def test_offsets_per_teacher_through_the_resolver(
     assert reminders_at(start - DAY) == []
     assert reminders_at(start - HOUR) == []
     assert len(reminders_at(start - timedelta(minutes=15))) == 2
+
+
+def test_a_session_moved_closer_gets_no_late_reminder(booked: Any, teacher: Any) -> None:
+    start = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
+    session = booked(start, timedelta(days=3)).session
+    nearer = start - timedelta(days=2) + timedelta(hours=10)  # now + 10 hours, below
+    with time_machine.travel(start - timedelta(days=2), tick=False):
+        services.update_session(
+            session, actor=teacher, start_at_utc=nearer, end_at_utc=nearer + HOUR
+        )
+    # The 24-hour moment of the new time had passed when the session moved: none for it.
+    assert reminders_at(start - timedelta(days=2) + timedelta(minutes=1)) == []
+    assert len(reminders_at(nearer - HOUR)) == 2

@@ -205,6 +205,7 @@ class TestChecks:
         [
             ("NOTIFICATION_MAX_ATTEMPTS", 0),
             ("NOTIFICATION_MAX_ATTEMPTS", True),
+            ("NOTIFICATION_MAX_ATTEMPTS", 101),
             ("NOTIFICATION_RETRY_DELAY", 60),
             ("NOTIFICATION_LEASE", timedelta(0)),
         ],

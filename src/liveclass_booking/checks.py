@@ -184,9 +184,9 @@ def _check_notifications() -> list[CheckMessage]:
         for name, value in delays.items()
         if not isinstance(value, timedelta) or value <= timedelta(0)
     ]
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
         wrong.append(
-            f"LIVECLASS_BOOKING_NOTIFICATION_MAX_ATTEMPTS must be a positive integer, "
+            f"LIVECLASS_BOOKING_NOTIFICATION_MAX_ATTEMPTS must be an integer from 1 to 100, "
             f"not {attempts!r}."
         )
     messages.extend(Error(text, id="liveclass_booking.E013") for text in wrong)

@@ -122,6 +122,7 @@ class NotificationKind(models.TextChoices):
     SERIES_PAUSED = "series_paused", _("Series paused")
     SERIES_RESUMED = "series_resumed", _("Series resumed")
     SERIES_CANCELLED = "series_cancelled", _("Series cancelled")
+    SERIES_EXTENDED = "series_extended", _("Series extended")
     REMINDER = "reminder", _("Reminder")
 
 

@@ -1,8 +1,10 @@
 """iCalendar (RFC 5545) messages for bookings, as iTIP (RFC 5546) ``REQUEST`` or ``CANCEL``.
 
-A booking's ``UID`` is made from its primary key and never changes; its ``SEQUENCE`` is the
-moment of the change it describes (:func:`liveclass_booking.timebounds.calendar_sequence`),
-so a later message always carries a higher number. Times are written in UTC.
+A booking's ``UID`` is made from its primary key and never changes; a booking that replaced
+another by a reschedule keeps the UID of the first of the chain, so calendars move the entry.
+Its ``SEQUENCE`` is the moment of the change it describes
+(:func:`liveclass_booking.timebounds.calendar_sequence`), so a later message carries a higher
+number. Times are written in UTC.
 """
 
 from __future__ import annotations
@@ -37,6 +39,21 @@ def booking_uid(booking_pk: Any) -> str:
     return f"booking-{booking_pk}@{calendar_domain()}"
 
 
+def first_of_chain(booking: Any) -> Any:
+    """The primary key of the first booking of a chain of reschedules: a booking that
+    replaced another keeps the calendar entry (the UID) of the one it replaced, so a move
+    updates the entry in the calendar rather than adding one."""
+    model = type(booking)
+    pk, previous, seen = booking.pk, booking.rescheduled_from_id, set()
+    while previous is not None and previous not in seen:
+        seen.add(previous)
+        pk = previous
+        previous = (
+            model.objects.filter(pk=previous).values_list("rescheduled_from_id", flat=True).first()
+        )
+    return pk
+
+
 def _address(user: Any, role: str | None = None) -> vCalAddress:
     address = vCalAddress(f"mailto:{getattr(user, 'email', '') or 'unknown@invalid'}")
     name = user.get_full_name() if hasattr(user, "get_full_name") else ""
@@ -65,7 +82,7 @@ def booking_calendar(
     cal.add("version", "2.0")
     cal.add("method", METHOD_FOR_STATUS[status])
     event = Event()
-    event.add("uid", booking_uid(booking.pk))
+    event.add("uid", booking_uid(first_of_chain(booking)))
     event.add("sequence", sequence)
     event.add("dtstamp", stamp or timezone.now())
     event.add("dtstart", start)

@@ -47,6 +47,7 @@ class Migration(migrations.Migration):
                             ("series_paused", "Series paused"),
                             ("series_resumed", "Series resumed"),
                             ("series_cancelled", "Series cancelled"),
+                            ("series_extended", "Series extended"),
                             ("reminder", "Reminder"),
                         ],
                         max_length=40,
@@ -268,12 +269,13 @@ class Migration(migrations.Migration):
                             "series_paused",
                             "series_resumed",
                             "series_cancelled",
+                            "series_extended",
                             "reminder",
                         ],
                     )
                 ),
                 name="liveclass_booking_notificationevent_kind_valid",
-                violation_error_message="kind must be one of: booking_requested, booking_confirmed, booking_declined, booking_cancelled, booking_rescheduled, booking_expired, attendance_marked, session_cancelled, session_moved, session_details_changed, waitlist_offered, waitlist_offer_expired, waitlist_closed, waitlist_accepted, series_created, series_paused, series_resumed, series_cancelled, reminder.",
+                violation_error_message="kind must be one of: booking_requested, booking_confirmed, booking_declined, booking_cancelled, booking_rescheduled, booking_expired, attendance_marked, session_cancelled, session_moved, session_details_changed, waitlist_offered, waitlist_offer_expired, waitlist_closed, waitlist_accepted, series_created, series_paused, series_resumed, series_cancelled, series_extended, reminder.",
             ),
         ),
         migrations.AddIndex(

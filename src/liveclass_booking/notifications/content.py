@@ -8,14 +8,22 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from ..choices import BookingStatus, NotificationKind
+from ..choices import BookingStatus, BookingType, NotificationKind
 from ..models import BookingSeries, NotificationEvent, get_booking_model
 from ..policies import get_policy_resolver
 
 K = NotificationKind
 
 #: Data keys holding instants (stored as ISO 8601 text in the event).
-INSTANT_KEYS = ("start", "end", "old_start", "old_end", "offer_expires_at", "first_start")
+INSTANT_KEYS = (
+    "start",
+    "end",
+    "old_start",
+    "old_end",
+    "offer_expires_at",
+    "first_start",
+    "due_at",
+)
 
 #: Kinds whose message carries the booking's calendar entry, and its iCalendar status.
 CALENDAR_STATUS: dict[str, str] = {
@@ -67,8 +75,14 @@ class Message:
 
     @property
     def calendar_status(self) -> str:
-        """The iCalendar status of the attached entry, or "" when the message has none."""
-        if self.kind not in CALENDAR_STATUS or self.own_booking is None:
+        """The iCalendar status of the attached entry, or "" when the message has none: no
+        booking of the recipient's, a series occurrence (series mails summarise; calendars
+        get occurrences from the feed), or a teacher's group booking (the teacher's entry is
+        the session, not each seat)."""
+        booking = self.own_booking
+        if self.kind not in CALENDAR_STATUS or booking is None or self.series is not None:
+            return ""
+        if self.role == "teacher" and booking.booking_type == BookingType.GROUP_SESSION:
             return ""
         status = CALENDAR_STATUS[self.kind]
         if status:
@@ -169,8 +183,8 @@ def build_message(
             .first()
         )
     series = event.series
-    if series is None and booking is not None:
-        series = BookingSeries.objects.filter(items__booking=booking).first()
+    if series is None and own is not None:
+        series = BookingSeries.objects.filter(items__booking=own).first()
     return Message(
         event=event,
         recipient=recipient,

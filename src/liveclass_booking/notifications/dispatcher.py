@@ -170,8 +170,9 @@ def retry_delay(attempts: int) -> timedelta:
     """The wait after the ``attempts``-th failed attempt: the configured delay, doubled each
     time, at most six hours."""
     base = booking_settings.NOTIFICATION_RETRY_DELAY.total_seconds()
-    doubled = base * 2 ** min(max(0, attempts - 1), 32)  # no overflow, however many attempts
-    return min(timedelta(seconds=doubled), MAX_RETRY_DELAY)
+    doubled = base * 2 ** min(max(0, attempts - 1), 32)
+    # Capped in seconds first: a timedelta of the doubled delay could overflow.
+    return timedelta(seconds=min(doubled, MAX_RETRY_DELAY.total_seconds()))
 
 
 def _record(delivery: Any, token: str, **fields: Any) -> bool:

@@ -71,14 +71,15 @@ class EmailNotifier(BaseNotifier):
 
     def calendars(self, message: Message) -> list[tuple[str, bytes, str]]:
         """The ``.ics`` attachments as (file name, content, iTIP method): the recipient's
-        booking as a ``REQUEST`` (new or changed) or a ``CANCEL``; a rescheduled booking adds
-        the ``CANCEL`` of the one it replaced. None for messages about no booking of theirs."""
+        booking as a ``REQUEST`` (new or changed) or a ``CANCEL``; a rescheduled booking keeps
+        the UID of the one it replaced, so its ``REQUEST`` moves the entry. None for messages
+        without an entry (see ``Message.calendar_status``)."""
         status = message.calendar_status
         booking = message.own_booking
         if not status or booking is None:
             return []
         data = message.data
-        found = [
+        return [
             (
                 "cancel.ics" if status == "CANCELLED" else "invite.ics",
                 booking_calendar(
@@ -94,27 +95,6 @@ class EmailNotifier(BaseNotifier):
                 "CANCEL" if status == "CANCELLED" else "REQUEST",
             )
         ]
-        old = data.get("old_booking")
-        if message.kind == K.BOOKING_RESCHEDULED and old is not None:
-            replaced = type(booking)(
-                pk=old, teacher=booking.teacher, student_user=booking.student_user
-            )
-            found.append(
-                (
-                    "cancel.ics",
-                    booking_calendar(
-                        replaced,
-                        status="CANCELLED",
-                        sequence=int(data.get("sequence", 0)),
-                        start=data["old_start"],
-                        end=data["old_end"],
-                        summary=message.title,
-                        stamp=message.event.created_at,
-                    ),
-                    "CANCEL",
-                )
-            )
-        return found
 
     def build(self, message: Message) -> EmailMultiAlternatives:
         """The e-mail of ``message``, ready to send."""

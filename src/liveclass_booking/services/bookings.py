@@ -459,6 +459,7 @@ def reschedule_booking(
                     old="",
                     reason=reason,
                     kind=NotificationKind.BOOKING_RESCHEDULED,
+                    also=(old.teacher_id,),  # the seat may move to another teacher's session
                     old_booking=old.pk,
                     old_start=old.start_at_utc,
                     old_end=old.end_at_utc,

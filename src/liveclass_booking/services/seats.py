@@ -110,11 +110,11 @@ def offer_free_seats(session: Any, now: datetime | None = None) -> list[Any]:
         entry.session = session
         send_after_commit(signals.waitlist_offered, SessionWaitlist, entry=entry)
         transaction.on_commit(partial(schedule_offer_expiry, entry.pk, expires))
-    _tell_students(K.WAITLIST_OFFERED, session, entries, now, offer_expires_at=expires)
+    tell_students(K.WAITLIST_OFFERED, session, entries, now, offer_expires_at=expires)
     return entries
 
 
-def _tell_students(
+def tell_students(
     kind: str, session: Any, entries: list[Any], now: datetime, actor: Any = None, **data: Any
 ) -> None:
     """One outbox event per waitlist entry, to its student, in one statement."""
@@ -148,7 +148,7 @@ def close_offers(session: Any, entries: list[Any], now: datetime, *, actor: Any 
     for entry in entries:
         entry.status, entry.expired_at = W.EXPIRED, now
         send_after_commit(signals.waitlist_offer_expired, SessionWaitlist, entry=entry, actor=actor)
-    _tell_students(K.WAITLIST_OFFER_EXPIRED, session, entries, now, actor=actor)
+    tell_students(K.WAITLIST_OFFER_EXPIRED, session, entries, now, actor=actor)
 
 
 def drop_held_seats(session: Any, seats: int) -> None:
@@ -249,5 +249,5 @@ def close_waiting(session: Any, now: datetime, *, reason: str, actor: Any = None
             previous_status=previous,
         )
     if reason != "session_cancelled":
-        _tell_students(K.WAITLIST_CLOSED, session, entries, now, actor=actor, reason=reason)
+        tell_students(K.WAITLIST_CLOSED, session, entries, now, actor=actor, reason=reason)
     return len(entries)

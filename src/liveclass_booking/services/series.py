@@ -879,6 +879,7 @@ def extend_series(
         locked.occurrence_count, locked.until_date = occurrence_count, until_date
         locked.save(update_fields=["occurrence_count", "until_date", "updated_at"])
         _write(locked, results, actor=actor, note="", now=timezone.now())
+        _tell_series(NotificationKind.SERIES_EXTENDED, locked, actor=actor, report=report)
     return report
 
 

@@ -78,15 +78,25 @@ NOTICE_FOR_STATUS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def booking_notice(
-    booking: Any, *, actor: Any, old: str, reason: str = "", kind: str = "", **data: Any
+    booking: Any,
+    *,
+    actor: Any,
+    old: str,
+    reason: str = "",
+    kind: str = "",
+    also: tuple[Any, ...] = (),
+    **data: Any,
 ) -> Any:
-    """The outbox event telling the booking's parties about its change to its status (or
-    ``kind``), with the times and meeting details as they are now."""
+    """The outbox event telling the booking's parties (and ``also`` these users) about its
+    change to its status (or ``kind``), with the times as they are now. A declined lesson
+    request tells its teacher too: their calendar holds it as tentative."""
     default_kind, parties = NOTICE_FOR_STATUS[booking.status]
+    if booking.status == S.DECLINED and booking.booking_type == BookingType.ONE_ON_ONE:
+        parties = (*parties, "teacher")
     people = {"student": booking.student_user_id, "teacher": booking.teacher_id}
     return outbox_event(
         kind or default_kind,
-        recipients=[people[party] for party in parties],
+        recipients=[*(people[party] for party in parties), *also],
         booking=booking,
         session=booking.session_id,
         actor=actor,

@@ -50,6 +50,7 @@ from .seats import (
     lock_session,
     offer_free_seats,
     settle,
+    tell_students,
 )
 from .transitions import announce, booking_notice, settle_session
 
@@ -218,6 +219,17 @@ def leave_waitlist(entry: Any, *, actor: Any = None) -> Any:
         locked.save(update_fields=["status", "left_at"])
         if held:
             drop_held_seats(session, 1)
+        if actor is not None and not same_user(actor, locked.student_user_id):
+            # Taken off by the teacher or staff: the student hears it (the system, ending a
+            # series' occurrences, tells through the series instead).
+            tell_students(
+                NotificationKind.WAITLIST_CLOSED,
+                session,
+                [locked],
+                now,
+                actor=actor,
+                reason="removed",
+            )
         settle(session, now)
     entry.__dict__.update(locked.__dict__)
     return entry
