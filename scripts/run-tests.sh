@@ -1,49 +1,189 @@
 #!/usr/bin/env bash
-# Run the suite in both model configurations (default and swapped) on SQLite, then on
+# Run the suite in both model configurations (default and swapped) on SQLite and on
 # PostgreSQL (127.0.0.1:5432 unless PGHOST/PGPORT say otherwise). Locally PostgreSQL is
 # skipped when it does not answer; with CI=true it must answer or the run fails.
+#
+# The runs go TEST_JOBS at a time (default 2; TEST_JOBS=1 runs them one after another): as a
+# run ends, the next one in the queue starts. Each run writes its own log, printed in full as
+# soon as the run ends, and a summary at the end gives every run's result and time. The exit
+# status is 1 if any run fails or collects no tests (pytest's exit code 5).
+#
+# Each PostgreSQL run has a database of its own, so that two never share one: PGDATABASE
+# (default "test") with "_default" or "_swapped" appended (Django's test databases are those
+# names with "test_" in front). They are created when missing. Two checkouts that run this at
+# the same time against one server need different PGDATABASE values.
+#
+# TEST_RUNS chooses the runs and their order (default: all four, PostgreSQL first as it takes
+# longest). Arguments go to every pytest run. For example, what .ci/run does for Schemathesis:
+#   TEST_RUNS="postgres-default sqlite-default sqlite-swapped" bash scripts/run-tests.sh \
+#     -m schemathesis tests/test_api_schemathesis.py
 set -uo pipefail
 PY=${PY:-python}
-status=0
+JOBS=${TEST_JOBS:-2}
+PG_BASE=${PGDATABASE:-test}
+read -r -a RUNS <<<"${TEST_RUNS:-postgres-default sqlite-default postgres-swapped sqlite-swapped}"
+PYTEST_ARGS=("$@")
 
-run() {
-  local label=$1; shift
-  echo "=== $label"
-  "$PY" -m pytest "$@"
-  local rc=$?
-  if [ $rc -eq 5 ]; then
-    echo "!!! $label collected no tests: treating that as a failure" >&2
-    rc=1
-  fi
-  [ $rc -eq 0 ] || status=1
+label() {
+  case $1 in
+    sqlite-default) echo "SQLite, default models" ;;
+    sqlite-swapped) echo "SQLite, swapped models" ;;
+    postgres-default) echo "PostgreSQL, default models" ;;
+    postgres-swapped) echo "PostgreSQL, swapped models" ;;
+    *) return 1 ;;
+  esac
 }
 
-run "SQLite, default models" -p no:cacheprovider "$@"
-run "SQLite, swapped models" -p no:cacheprovider --ds=tests.settings_swapped "$@"
+pg_database() { echo "${PG_BASE}_${1#postgres-}"; }
 
-if "$PY" - <<'PYEOF'
+for run in "${RUNS[@]}"; do
+  label "$run" >/dev/null || {
+    echo "!!! unknown run '$run' in TEST_RUNS (sqlite-default, sqlite-swapped," \
+      "postgres-default, postgres-swapped)" >&2
+    exit 2
+  }
+done
+case $JOBS in '' | *[!0-9]* | 0) echo "!!! TEST_JOBS must be a number >= 1" >&2; exit 2 ;; esac
+
+# PostgreSQL: does the server answer, and does every run have its database?
+pg_databases=()
+for run in "${RUNS[@]}"; do
+  case $run in postgres-*) pg_databases+=("$(pg_database "$run")") ;; esac
+done
+if [ ${#pg_databases[@]} -gt 0 ]; then
+  if "$PY" - "${pg_databases[@]}" <<'PYEOF'
 import os, sys
 import psycopg
+from psycopg import errors, sql
+
+params = dict(host=os.environ.get("PGHOST", "127.0.0.1"), port=os.environ.get("PGPORT", "5432"),
+              user=os.environ.get("PGUSER", "postgres"), password=os.environ.get("PGPASSWORD", ""),
+              connect_timeout=5, autocommit=True)
 try:
-    psycopg.connect(host=os.environ.get("PGHOST", "127.0.0.1"), port=os.environ.get("PGPORT", "5432"),
-                    user=os.environ.get("PGUSER", "postgres"), dbname=os.environ.get("PGDATABASE", "test"),
-                    password=os.environ.get("PGPASSWORD", ""), connect_timeout=5).close()
+    try:  # the maintenance database, as Django uses it; else the one PGDATABASE names
+        conn = psycopg.connect(**params, dbname="postgres")
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        conn = psycopg.connect(**params, dbname=os.environ.get("PGDATABASE", "test"))
+    with conn:
+        for name in sys.argv[1:]:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                except errors.DuplicateDatabase:
+                    pass  # made meanwhile by a run elsewhere
 except Exception as exc:
-    print(f"PostgreSQL does not answer: {exc}", file=sys.stderr)
+    print(f"PostgreSQL does not answer (or the databases {sys.argv[1:]} cannot be made): {exc}",
+          file=sys.stderr)
     sys.exit(1)
 PYEOF
-then
-  pg=yes
-else
-  pg=no
+  then
+    pg=yes
+  else
+    pg=no
+  fi
+  if [ "$pg" = no ] && [ "${CI:-}" != "true" ]; then
+    echo "=== PostgreSQL skipped: no server answers at ${PGHOST:-127.0.0.1}:${PGPORT:-5432}"
+    kept=()
+    for run in "${RUNS[@]}"; do
+      case $run in postgres-*) ;; *) kept+=("$run") ;; esac
+    done
+    RUNS=(${kept[@]+"${kept[@]}"})
+  fi
+  # Under CI=true an unreachable server makes the PostgreSQL runs fail (see tests/conftest.py).
 fi
 
-if [ "$pg" = yes ] || [ "${CI:-}" = "true" ]; then
-  # Under CI=true an unreachable server makes these runs fail (see tests/conftest.py).
-  TEST_DATABASE=postgres run "PostgreSQL, default models" -p no:cacheprovider "$@"
-  TEST_DATABASE=postgres run "PostgreSQL, swapped models" -p no:cacheprovider --ds=tests.settings_swapped "$@"
-else
-  echo "=== PostgreSQL skipped: no server answers at ${PGHOST:-127.0.0.1}:${PGPORT:-5432}"
+if [ ${#RUNS[@]} -eq 0 ]; then
+  echo "!!! no runs left to do" >&2
+  exit 1
 fi
 
+work=$(mktemp -d "${TMPDIR:-/tmp}/liveclass-tests.XXXXXX") || exit 1
+echo 0 >"$work/next"
+
+# A lock for the queue and one for the output, portable (mkdir is atomic).
+lock() { until mkdir "$work/$1.lock" 2>/dev/null; do sleep 0.1; done; }
+unlock() { rmdir "$work/$1.lock"; }
+
+run_one() {
+  local run=$1 start rc secs verdict
+  local log="$work/$run.log"
+  local -a env=() args=(-p no:cacheprovider)
+  case $run in
+    sqlite-*)
+      env+=(TEST_DATABASE=sqlite)
+      # A test database in a file (opt-in): one file per run.
+      [ -z "${SQLITE_TEST_PATH:-}" ] || env+=("SQLITE_TEST_PATH=$SQLITE_TEST_PATH.$run")
+      ;;
+    postgres-*) env+=(TEST_DATABASE=postgres "PGDATABASE=$(pg_database "$run")") ;;
+  esac
+  case $run in *-swapped) args+=(--ds=tests.settings_swapped) ;; esac
+  start=$SECONDS
+  env "${env[@]}" "$PY" -m pytest "${args[@]}" ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} \
+    </dev/null >"$log" 2>&1
+  rc=$?
+  if [ $rc -eq 5 ]; then
+    echo "!!! $(label "$run") collected no tests: treating that as a failure" >>"$log"
+    rc=1
+  fi
+  secs=$((SECONDS - start))
+  if [ $rc -eq 0 ]; then verdict=passed; else verdict="FAILED (exit $rc)"; fi
+  echo "$rc $secs" >"$work/$run.rc"
+  lock output
+  echo
+  echo "=== $(label "$run"): $verdict in ${secs}s (${env[*]})"
+  cat "$log"
+  unlock output
+}
+
+lane() {
+  local i
+  while :; do
+    lock queue
+    i=$(cat "$work/next")
+    echo $((i + 1)) >"$work/next"
+    unlock queue
+    [ "$i" -lt ${#RUNS[@]} ] || return 0
+    run_one "${RUNS[$i]}"
+  done
+}
+
+# Each lane is a job of its own (its own process group), so that an interrupt can stop it
+# with its pytest and that pytest's subprocesses.
+lanes=()
+# shellcheck disable=SC2317  # called by the trap
+stop() {
+  trap - INT TERM
+  echo "!!! interrupted: stopping the runs" >&2
+  for pid in "${lanes[@]}"; do kill -TERM -- "-$pid" 2>/dev/null; done
+  { wait; } 2>/dev/null
+  rm -rf "$work"
+  exit 130
+}
+trap stop INT TERM
+
+[ "$JOBS" -le ${#RUNS[@]} ] || JOBS=${#RUNS[@]}
+echo "=== ${#RUNS[@]} runs, $JOBS at a time: ${RUNS[*]}"
+set -m
+for ((j = 0; j < JOBS; j++)); do
+  lane &
+  lanes+=($!)
+done
+wait
+set +m
+
+status=0
+echo
+echo "=== summary"
+for run in "${RUNS[@]}"; do
+  if [ -f "$work/$run.rc" ]; then
+    read -r rc secs <"$work/$run.rc"
+  else
+    rc=missing secs="?"
+  fi
+  if [ "$rc" = 0 ]; then verdict=passed; else verdict="FAILED ($rc)"; status=1; fi
+  printf '  %-28s %-12s %ss\n' "$(label "$run")" "$verdict" "$secs"
+done
+rm -rf "$work"
 exit $status
