@@ -13,6 +13,10 @@
 # names with "test_" in front). They are created when missing. Two checkouts that run this at
 # the same time against one server need different PGDATABASE values.
 #
+# The PostgreSQL run with the swapped models runs only the tests marked "postgres" (the ones
+# that need PostgreSQL: concurrency, processes, migrations over rows); the swapped models are
+# tested in full on SQLite. TEST_FULL_SWAPPED_POSTGRES=1 runs the whole suite there too.
+#
 # TEST_RUNS chooses the runs and their order (default: all four, PostgreSQL first as it takes
 # longest). Arguments go to every pytest run. For example, what .ci/run does for Schemathesis:
 #   TEST_RUNS="postgres-default sqlite-default sqlite-swapped" bash scripts/run-tests.sh \
@@ -119,6 +123,13 @@ run_one() {
     postgres-*) env+=(TEST_DATABASE=postgres "PGDATABASE=$(pg_database "$run")") ;;
   esac
   case $run in *-swapped) args+=(--ds=tests.settings_swapped) ;; esac
+  # PostgreSQL with the swapped models: the tests that need PostgreSQL (concurrency, real
+  # processes, migrations over rows) unless arguments choose otherwise; everything else about
+  # the swapped models runs in full on SQLite. TEST_FULL_SWAPPED_POSTGRES=1 runs it all.
+  if [ "$run" = postgres-swapped ] && [ ${#PYTEST_ARGS[@]} -eq 0 ] \
+    && [ "${TEST_FULL_SWAPPED_POSTGRES:-}" != 1 ]; then
+    args+=(-m postgres)
+  fi
   start=$SECONDS
   env "${env[@]}" "$PY" -m pytest "${args[@]}" ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} \
     </dev/null >"$log" 2>&1
