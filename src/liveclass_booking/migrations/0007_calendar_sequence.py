@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             field=models.PositiveIntegerField(
                 default=0,
                 editable=False,
-                help_text="The iCalendar SEQUENCE of this booking (a booking that replaced another goes on from its number): the services add one on every change of its time, status or meeting details.",
+                help_text="The iCalendar SEQUENCE of this booking: the services add one on every change of its time, status or meeting details; a booking that replaced another goes on from its number.",
                 verbose_name="calendar sequence",
             ),
         ),
