@@ -724,3 +724,37 @@ class TestSecondReading:
         assert subjects == {"Seat offer expired: Algebra & Co"}
         skipped = NotificationDelivery.objects.get(event__kind=K.WAITLIST_OFFERED)
         assert skipped.status == DeliveryStatus.SKIPPED
+
+
+def test_the_sequence_is_stored_and_grows_with_every_change_in_one_second(
+    group: Any, people: Any, staff: Any
+) -> None:
+    """The clock stands still here: the stored SEQUENCE still grows with each change of
+    status, time or meeting details, and a rescheduled booking goes on from the old one's."""
+    TeacherBookingPolicy.objects.create(teacher=people["teacher"], requires_approval_for_group=True)
+    booking = services.book_group_session(
+        student=people["student"], session=group, actor=people["student"]
+    )
+    services.approve_booking(booking, actor=people["teacher"])
+    services.update_session(
+        group,
+        actor=people["teacher"],
+        start_at_utc=START + timedelta(hours=1),
+        end_at_utc=START + timedelta(hours=2),
+    )
+    services.update_session(group, actor=people["teacher"], meeting_link="https://m.example/2")
+    services.update_session(group, actor=people["teacher"], description="No change of version")
+    services.cancel_session(group, actor=staff)
+    entries = [only_event(m)[1] for m in sent() if m.to == ["s@example.com"]]
+    assert [str(entry["STATUS"]) for entry in entries] == [
+        "TENTATIVE",
+        "CONFIRMED",
+        "CONFIRMED",
+        "CONFIRMED",
+        "CANCELLED",
+    ]
+    assert [int(entry["SEQUENCE"]) for entry in entries] == [0, 1, 2, 3, 4]
+    assert len({str(entry["UID"]) for entry in entries}) == 1
+    booking.refresh_from_db()
+    group.refresh_from_db()
+    assert (booking.calendar_sequence, group.calendar_sequence) == (4, 3)

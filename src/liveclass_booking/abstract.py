@@ -180,6 +180,15 @@ class AbstractLiveClassSession(models.Model):
         choices=SessionStatus.choices,
         default=SessionStatus.SCHEDULED,
     )
+    calendar_sequence = models.PositiveIntegerField(
+        _("calendar sequence"),
+        default=0,
+        editable=False,
+        help_text=_(
+            "The iCalendar SEQUENCE of this session: the services add one on every change of "
+            "its time, status or meeting details."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -369,6 +378,16 @@ class AbstractLiveClassBooking(models.Model):
         related_name="rescheduled_to",
         verbose_name=_("rescheduled from"),
         help_text=_("The booking this one replaced."),
+    )
+    calendar_sequence = models.PositiveIntegerField(
+        _("calendar sequence"),
+        default=0,
+        editable=False,
+        help_text=_(
+            "The iCalendar SEQUENCE of this booking: the services add one on every change of "
+            "its time, status or meeting details; a booking that replaced another goes on "
+            "from its number."
+        ),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

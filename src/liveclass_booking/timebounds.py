@@ -59,16 +59,3 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
     except ValueError:
         raise OutOfRange(DATE_MESSAGE) from None
-
-
-#: The instant a calendar SEQUENCE counts from (see :func:`calendar_sequence`).
-SEQUENCE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-def calendar_sequence(at: datetime) -> int:
-    """The iCalendar SEQUENCE of a change made at ``at``: whole seconds since 2020-01-01 UTC.
-
-    Every change to a booking's calendar entry happens later than the one before, so the
-    number only grows, without a counter column on the (swappable) booking and session
-    models; it stays below 2**31 until the year 2088."""
-    return max(0, int((at - SEQUENCE_EPOCH).total_seconds()))

@@ -2,8 +2,8 @@
 
 A booking's ``UID`` is made from its primary key and never changes; a booking that replaced
 another by a reschedule keeps the UID of the first of the chain, so calendars move the entry.
-Its ``SEQUENCE`` is the moment of the change it describes
-(:func:`liveclass_booking.timebounds.calendar_sequence`), so a later message carries a higher
+Its ``SEQUENCE`` is the booking's stored ``calendar_sequence``, which the services raise on
+every change of its time, status or meeting details, so a later message carries a higher
 number. Times are written in UTC.
 """
 

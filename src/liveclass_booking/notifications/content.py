@@ -56,6 +56,8 @@ class Message:
     data: dict[str, Any] = field(default_factory=dict)
     #: The recipient's own booking the message is about (for session events, theirs).
     own_booking: Any = None
+    #: The calendar SEQUENCE of the recipient's entry as this event left it.
+    sequence: int = 0
     #: A stable id for this message (the same on a repeated attempt).
     message_id: str = ""
 
@@ -175,11 +177,14 @@ def build_message(
     booking = event.booking
     own = booking
     bookings = data.get("bookings") or {}
+    sequence = data.get("sequence")
     if own is None and str(recipient.pk) in bookings:
+        # Session events: the recipient's own booking, at the version the event made.
+        own_pk, sequence = bookings[str(recipient.pk)]
         own = (
             get_booking_model()
             .objects.select_related("teacher", "student_user", "course")
-            .filter(pk=bookings[str(recipient.pk)])
+            .filter(pk=own_pk)
             .first()
         )
     series = event.series
@@ -197,5 +202,6 @@ def build_message(
         entry=event.waitlist_entry,
         data=data,
         own_booking=own,
+        sequence=int(sequence if sequence is not None else getattr(own, "calendar_sequence", 0)),
         message_id=message_id,
     )

@@ -85,7 +85,7 @@ class EmailNotifier(BaseNotifier):
                 booking_calendar(
                     booking,
                     status=status,
-                    sequence=int(data.get("sequence", 0)),
+                    sequence=message.sequence,
                     start=data.get("start") or booking.start_at_utc,
                     end=data.get("end") or booking.end_at_utc,
                     summary=message.title,

@@ -45,6 +45,7 @@ from .transitions import (
     approval_deadline,
     booking_notice,
     check_transition,
+    next_sequence,
     settle_session,
     settle_teacher,
     transition,
@@ -162,6 +163,7 @@ def create_group_booking(
                 ),
                 student_note=note,
                 rescheduled_from=rescheduled_from,
+                calendar_sequence=next_sequence(rescheduled_from),
             )
     except IntegrityError as exc:
         # The partial unique constraint caught a concurrent second booking of this student;
@@ -255,6 +257,7 @@ def _create_one_on_one(
                 ),
                 student_note=note,
                 rescheduled_from=rescheduled_from,
+                calendar_sequence=next_sequence(rescheduled_from),
             )
     except IntegrityError as exc:
         # On PostgreSQL the exclusion constraint refuses an overlap the lock did not prevent.
@@ -405,7 +408,8 @@ def reschedule_booking(
         # Retire the old booking first, so neither its seats nor its time block the move (and
         # PostgreSQL's exclusion constraint sees no overlap); a failure below rolls this back.
         old.status = S.RESCHEDULED
-        old.save(update_fields=["status", "updated_at"])
+        old.calendar_sequence += 1
+        old.save(update_fields=["status", "calendar_sequence", "updated_at"])
         if old.booking_type == BookingType.ONE_ON_ONE:
             if start_at_utc is None or end_at_utc is None:
                 raise InvalidInput("Give start_at_utc and end_at_utc.", field="start_at_utc")

@@ -20,7 +20,6 @@ from .. import signals
 from ..choices import NotificationKind
 from ..conf import booking_settings
 from ..models import NotificationEvent
-from ..timebounds import calendar_sequence
 
 K = NotificationKind
 
@@ -49,7 +48,6 @@ def outbox_event(
     for person in recipients:
         if person is not None:
             seen.setdefault(str(_pk(person)), None)
-    data.setdefault("sequence", calendar_sequence(at))
     return NotificationEvent(
         kind=kind,
         booking_id=_pk(booking),

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .. import signals
@@ -202,32 +203,48 @@ def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
                 field="capacity",
             )
         _validate(locked)
-        locked.save(update_fields=[*changes, "updated_at"])
+        # A change of time or meeting details is a new version of every calendar entry.
+        versioned = bool(CALENDAR_FIELDS & changed)
+        if versioned:
+            locked.calendar_sequence += 1
+        locked.save(update_fields=[*changes, "calendar_sequence", "updated_at"])
         if "start_at_utc" in changes:
             _shorten_offers(locked)
         if "capacity" in changes:
             offer_free_seats(locked, now)
+        booked = get_booking_model().objects.filter(
+            session=locked, status__in=ACTIVE_BOOKING_STATUSES
+        )
         if {"start_at_utc", "end_at_utc"} & set(changes):
-            get_booking_model().objects.filter(
-                session=locked, status__in=ACTIVE_BOOKING_STATUSES
-            ).update(start_at_utc=locked.start_at_utc, end_at_utc=locked.end_at_utc, updated_at=now)
+            booked.update(
+                start_at_utc=locked.start_at_utc,
+                end_at_utc=locked.end_at_utc,
+                updated_at=now,
+                calendar_sequence=F("calendar_sequence") + int(versioned),
+            )
+        elif versioned:
+            booked.update(calendar_sequence=F("calendar_sequence") + 1)
         _tell_session_change(locked, before, changed, actor=actor, now=now)
     return locked
 
 
 #: Session fields whose change people booked or waiting are told about.
 MEETING_FIELDS = frozenset({"meeting_provider", "meeting_link", "meeting_id", "meeting_passcode"})
+#: Session fields that are part of a calendar entry: a change is a new version of it.
+CALENDAR_FIELDS = MEETING_FIELDS | {"start_at_utc", "end_at_utc"}
 
 
-def _audience(session: Any) -> tuple[dict[str, Any], list[Any]]:
-    """Who a change of ``session`` concerns: its active bookings by student (two queries,
-    however many there are) and the students on its waitlist."""
-    booked = {
-        str(student): pk
-        for pk, student in get_booking_model()
-        .objects.filter(session_id=session.pk, status__in=ACTIVE_BOOKING_STATUSES)
-        .values_list("pk", "student_user_id")
-    }
+def _audience(session: Any, bookings: list[Any] | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """Who a change of ``session`` concerns: its active bookings (or ``bookings``) by student,
+    as ``[booking pk, calendar sequence]``, and the students on its waitlist (two queries at
+    most, however many there are)."""
+    if bookings is None:
+        bookings = list(
+            get_booking_model()
+            .objects.filter(session_id=session.pk, status__in=ACTIVE_BOOKING_STATUSES)
+            .only("pk", "student_user_id", "calendar_sequence")
+        )
+    booked = {str(b.student_user_id): [b.pk, b.calendar_sequence] for b in bookings}
     waiting = list(
         SessionWaitlist.objects.filter(
             session_id=session.pk, status__in=OPEN_WAITLIST_STATUSES
@@ -258,6 +275,7 @@ def _tell_session_change(
         old_end=before.get("end_at_utc", session.end_at_utc),
         changed=sorted(changed),
         bookings=booked,
+        sequence=session.calendar_sequence,
     )
 
 
@@ -292,7 +310,6 @@ def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
                 session=locked, status__in=ACTIVE_BOOKING_STATUSES
             )
         )
-        booked, waiting = _audience(locked)
         # One UPDATE and one INSERT, however many bookings the session has.
         booking_model.objects.filter(pk__in=[b.pk for b in bookings]).update(
             status=BookingStatus.CANCELLED,
@@ -300,7 +317,11 @@ def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
             cancelled_at=now,
             cancel_reason=reason,
             updated_at=now,
+            calendar_sequence=F("calendar_sequence") + 1,
         )
+        for booking in bookings:
+            booking.calendar_sequence += 1
+        booked, waiting = _audience(locked, bookings)
         BookingEvent.objects.bulk_create(
             [
                 BookingEvent(
@@ -338,11 +359,15 @@ def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
             start=locked.start_at_utc,
             end=locked.end_at_utc,
             bookings=booked,
+            sequence=locked.calendar_sequence + 1,
         )
         # The session's seats all go (seats_taken becomes 0 below), held offers included.
         close_waiting(locked, now, reason="session_cancelled", actor=actor)
         model.objects.filter(pk=locked.pk).update(
-            status=SessionStatus.CANCELLED, seats_taken=0, updated_at=now
+            status=SessionStatus.CANCELLED,
+            seats_taken=0,
+            updated_at=now,
+            calendar_sequence=F("calendar_sequence") + 1,
         )
         locked.refresh_from_db()
         send_after_commit(

@@ -77,6 +77,12 @@ NOTICE_FOR_STATUS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def next_sequence(replaced: Any) -> int:
+    """The calendar SEQUENCE a new booking starts at: 0, or one past the booking it replaced
+    (a reschedule keeps the calendar entry, so its number goes on growing)."""
+    return 0 if replaced is None else int(replaced.calendar_sequence) + 1
+
+
 def booking_notice(
     booking: Any,
     *,
@@ -105,6 +111,7 @@ def booking_notice(
         reason=reason,
         start=booking.start_at_utc,
         end=booking.end_at_utc,
+        sequence=booking.calendar_sequence,
         **data,
     )
 
@@ -166,9 +173,10 @@ def transition(
         check(locked)
     old = locked.status
     locked.status = new
+    locked.calendar_sequence += 1
     for name, value in fields.items():
         setattr(locked, name, value)
-    locked.save(update_fields=["status", *fields, "updated_at"])
+    locked.save(update_fields=["status", "calendar_sequence", *fields, "updated_at"])
     frees_seats = old in ACTIVE_BOOKING_STATUSES and new not in ACTIVE_BOOKING_STATUSES
     if frees_seats and locked.session_id is not None:
         release_seats(locked.session_id, locked.seats_reserved)
