@@ -68,12 +68,10 @@ class Message:
     @property
     def role(self) -> str:
         """``teacher`` when the recipient teaches what the event is about, else ``student``."""
-        teacher_id = None
-        for obj in (self.booking, self.session, self.series):
-            if obj is not None:
-                teacher_id = obj.teacher_id
-                break
-        return "teacher" if teacher_id == self.recipient.pk else "student"
+        about = self._about()
+        return (
+            "teacher" if about is not None and about.teacher_id == self.recipient.pk else "student"
+        )
 
     @property
     def calendar_status(self) -> str:
@@ -89,9 +87,8 @@ class Message:
         status = CALENDAR_STATUS[self.kind]
         if status:
             return status
-        current = self.data.get("to_status") or self.own_booking.status
-        if self.kind in (K.SESSION_MOVED, K.SESSION_DETAILS_CHANGED):
-            current = self.own_booking.status
+        # Session events carry no booking status: the recipient's booking has it.
+        current = self.data.get("to_status") or booking.status
         return "TENTATIVE" if current == BookingStatus.PENDING else "CONFIRMED"
 
     @property
@@ -143,11 +140,13 @@ class Message:
                 return obj.student_user
         return None
 
+    def _about(self) -> Any:
+        """The booking, session or series the event is about (the first there is)."""
+        return next((o for o in (self.booking, self.session, self.series) if o is not None), None)
+
     def _teacher(self) -> Any:
-        for obj in (self.booking, self.session, self.series):
-            if obj is not None:
-                return obj.teacher
-        return None
+        about = self._about()
+        return about.teacher if about is not None else None
 
 
 def display_name(user: Any) -> str:

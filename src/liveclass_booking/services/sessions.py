@@ -253,6 +253,11 @@ def _audience(session: Any, bookings: list[Any] | None = None) -> tuple[dict[str
     return booked, waiting
 
 
+def _teacher_unless_actor(session: Any, actor: Any) -> list[Any]:
+    """The session's teacher as a recipient, unless the teacher made the change."""
+    return [] if actor is not None and actor.pk == session.teacher_id else [session.teacher_id]
+
+
 def _tell_session_change(
     session: Any, before: dict[str, Any], changed: set[str], *, actor: Any, now: datetime
 ) -> None:
@@ -262,7 +267,7 @@ def _tell_session_change(
     if not moved and not MEETING_FIELDS & changed:
         return
     booked, waiting = _audience(session)
-    teacher = [] if actor is not None and actor.pk == session.teacher_id else [session.teacher_id]
+    teacher = _teacher_unless_actor(session, actor)
     notify(
         NotificationKind.SESSION_MOVED if moved else NotificationKind.SESSION_DETAILS_CHANGED,
         recipients=[*booked, *waiting, *teacher],
@@ -348,7 +353,7 @@ def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
                 from_status=old,
                 to_status=BookingStatus.CANCELLED,
             )
-        teacher = [] if actor is not None and actor.pk == locked.teacher_id else [locked.teacher_id]
+        teacher = _teacher_unless_actor(locked, actor)
         notify(
             NotificationKind.SESSION_CANCELLED,
             recipients=[*booked, *waiting, *teacher],
