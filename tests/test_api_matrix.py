@@ -26,16 +26,19 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, reverse
+from icalendar import Calendar
 from model_bakery import baker
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient, APIRequestFactory
 
 from liveclass_booking import services
 from liveclass_booking.api import urls as api_urls
+from liveclass_booking.calendar.tokens import create_token
 from liveclass_booking.models import (
     BookingEvent,
     BookingSeries,
     BookingSeriesItem,
+    CalendarFeedToken,
     SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
@@ -188,6 +191,7 @@ def snapshot() -> dict[str, list[dict[str, Any]]]:
         TeacherBookingPolicy,
         TeacherAvailability,
         BookingEvent,
+        CalendarFeedToken,
         SessionWaitlist,
         BookingSeries,
         BookingSeriesItem,
@@ -562,6 +566,52 @@ def row_changed(attribute: str, value: Any) -> Callable[..., None]:
 
 def row_deleted(w: World, target: Any, body: Any, user: Any) -> None:
     assert not type(target).objects.filter(pk=target.pk).exists()
+
+
+def calendar_of(uid_prefix: Callable[[World, Any], str]) -> Callable[..., None]:
+    """The answer is a published calendar whose one event has the UID ``uid_prefix`` gives
+    for the requesting user."""
+
+    def check(w: World, target: Any, body: Any, user: Any) -> None:
+        calendar = Calendar.from_ical(body)
+        assert calendar["METHOD"] == "PUBLISH"
+        events = calendar.walk("VEVENT")
+        assert len(events) == 1
+        assert str(events[0]["UID"]).startswith(uid_prefix(w, user) + "@")
+
+    return check
+
+
+def session_entry_uid(w: World, user: Any) -> str:
+    """The teacher and staff get the session's entry; a booked student their booking's."""
+    if user == w.users["teacher"] or user == w.users["staff"]:
+        return f"session-{w.S1.pk}"
+    own = w.B1 if user == w.users["student"] else w.B3
+    return f"booking-{own.pk}"
+
+
+def feed_tokens(w: World) -> None:
+    """``T1``: the student's feed token; ``T2``: the teacher's."""
+    w.objects["T1"] = create_token(w.users["student"], "phone")[0]
+    w.objects["T2"] = create_token(w.users["teacher"])[0]
+
+
+def token_t1(w: World) -> Any:
+    feed_tokens(w)
+    return w.T1
+
+
+def token_created(w: World, target: Any, body: Any, user: Any) -> None:
+    """The secret and the feed's address come once; the feed opens with them."""
+    token = CalendarFeedToken.objects.get(pk=body["id"])
+    assert (token.user, token.name, token.revoked_at) == (user, "laptop", None)
+    assert body["feed_url"].endswith(f"/calendar/feed/{body['token']}.ics")
+    assert body["webcal_url"].startswith("webcal://")
+    assert APIClient().get(body["feed_url"]).status_code == 200
+
+
+def token_revoked(w: World, target: Any, body: Any, user: Any) -> None:
+    assert fresh(target).revoked_at is not None
 
 
 def free_wednesday_hours(w: World, target: Any, body: Any, user: Any) -> None:
@@ -1226,6 +1276,64 @@ ENDPOINTS = [
         target=lambda w: w.A1,
         done=row_deleted,
     ),
+    # ics/ of sessions and bookings, calendar/tokens/ (the feed itself has no login: it is
+    # tested in test_calendar_api) -------------------------------------------------------
+    Endpoint(
+        "sessions.ics",
+        "get",
+        "session-ics",
+        # The teacher, staff and the students booked in it (B1 and B3 are in S1).
+        roles(student=200, other_student=200, teacher=200, other_teacher=404, staff=200),
+        target=lambda w: w.S1,
+        done=calendar_of(session_entry_uid),
+    ),
+    Endpoint(
+        "bookings.ics",
+        "get",
+        "booking-ics",
+        PARTIES,
+        target=lambda w: w.B1,
+        done=calendar_of(lambda w, user: f"booking-{w.B1.pk}"),
+    ),
+    Endpoint(
+        "calendar_tokens.list",
+        "get",
+        "calendar-token-list",
+        everyone(200),
+        given=feed_tokens,
+        # Own tokens only, staff too.
+        listed={
+            "student": {"T1"},
+            "other_student": set(),
+            "teacher": {"T2"},
+            "other_teacher": set(),
+            "staff": set(),
+        },
+    ),
+    Endpoint(
+        "calendar_tokens.create",
+        "post",
+        "calendar-token-list",
+        everyone(201),
+        body=lambda w: {"name": "laptop"},
+        done=token_created,
+    ),
+    Endpoint(
+        "calendar_tokens.retrieve",
+        "get",
+        "calendar-token-detail",
+        roles(student=200, other_student=404, teacher=404, other_teacher=404, staff=404),
+        target=token_t1,
+        done=shows("T1"),
+    ),
+    Endpoint(
+        "calendar_tokens.revoke",
+        "delete",
+        "calendar-token-detail",
+        roles(student=204, other_student=404, teacher=404, other_teacher=404, staff=404),
+        target=token_t1,
+        done=token_revoked,
+    ),
     # slots/ ------------------------------------------------------------------------------
     Endpoint(
         "slots.list",
@@ -1269,7 +1377,10 @@ def test_endpoint_by_role(world: World, endpoint: Endpoint, role: str) -> None:
 
     expected = endpoint.expect.get(role, anonymous_status())
     status, code = expected if isinstance(expected, tuple) else (expected, None)
-    payload = response.json() if response.content else None
+    if response.get("Content-Type", "").startswith("text/calendar"):
+        payload = response.content
+    else:
+        payload = response.json() if response.content else None
     assert response.status_code == status, payload
 
     if status >= 400:
@@ -1324,7 +1435,8 @@ def test_the_matrix_covers_every_endpoint_and_role() -> None:
             assert entry.url_patterns == router_patterns, f"a route outside the router: {entry}"
         else:
             assert isinstance(entry, URLPattern)
-            assert entry.name == "not-found", f"a route outside the router: {entry}"
+            # The feed opens with a token, not a login: test_calendar_api covers it.
+            assert entry.name in ("not-found", "calendar-feed"), f"a route outside: {entry}"
 
     mounted = mounted_routes()
     covered = {(e.route, e.method) for e in ENDPOINTS}
@@ -1334,9 +1446,10 @@ def test_the_matrix_covers_every_endpoint_and_role() -> None:
     assert {("session-list", "get"), ("waitlist-accept", "post"), ("series-extend", "post")} <= (
         mounted
     )
-    assert {name.split("-")[0] for name, _ in mounted} == {
-        basename for _, _, basename in api_urls.router.registry
-    }
+    basenames = {basename for _, _, basename in api_urls.router.registry}
+    assert {next(b for b in basenames if name.startswith(b + "-")) for name, _ in mounted} == (
+        basenames
+    )
 
 
 # Part 2: query counts ------------------------------------------------------------------------

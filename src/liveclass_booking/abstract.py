@@ -1242,3 +1242,38 @@ class AbstractNotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.kind} → {self.recipient_id} ({self.channel})"
+
+
+class AbstractCalendarFeedToken(models.Model):
+    """A secret that opens one user's calendar feed without a login. Only a SHA-256 of the
+    secret is stored; the secret itself is shown once, when the token is created. A revoked
+    token keeps its row (with ``revoked_at``) so the admin shows what existed."""
+
+    user = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_booking_feed_tokens",
+        verbose_name=_("user"),
+    )
+    name = models.CharField(
+        _("name"), max_length=100, blank=True, help_text=_("A label, e.g. the calendar app.")
+    )
+    token_hash = models.CharField(
+        _("token hash"), max_length=64, unique=True, help_text=_("SHA-256 of the secret.")
+    )
+    hint = models.CharField(
+        _("hint"), max_length=8, help_text=_("The first characters of the secret.")
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("-created_at", "pk")
+        verbose_name = _("calendar feed token")
+        verbose_name_plural = _("calendar feed tokens")
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.hint}… ({self.user_id})"

@@ -84,7 +84,7 @@ def check_settings(
 ) -> list[CheckMessage]:
     """E002/E003: the policy resolver; E005: the default policy; E006/E007: the lifetimes;
     E008: the series cap; E009: the limits; E010: the throttle rates; E011–E013: the
-    notifier, the reminder offsets and the delivery settings."""
+    notifier, the reminder offsets and the delivery settings; E014: the calendar feed."""
     from .policies import DefaultPolicyResolver
 
     messages: list[CheckMessage] = []
@@ -138,7 +138,30 @@ def check_settings(
             )
         )
     messages.extend(_check_notifications())
+    messages.extend(_check_calendar_feed())
     return messages
+
+
+#: The bounds of the feed's durations (E014): a window past ten years would make every feed
+#: request read a user's whole history; a refresh interval past a week leaves clients stale.
+FEED_BOUNDS: dict[str, tuple[timedelta, timedelta]] = {
+    "CALENDAR_FEED_PAST": (timedelta(0), timedelta(days=3660)),
+    "CALENDAR_FEED_FUTURE": (timedelta(days=1), timedelta(days=3660)),
+    "CALENDAR_FEED_KEEP_CANCELLED": (timedelta(0), timedelta(days=3660)),
+    "CALENDAR_FEED_REFRESH": (timedelta(minutes=5), timedelta(days=7)),
+}
+
+
+def _check_calendar_feed() -> list[CheckMessage]:
+    """E014: the feed's window, how long cancelled entries stay, and its refresh interval."""
+    wrong = []
+    for name, (low, high) in FEED_BOUNDS.items():
+        value = getattr(booking_settings, name)
+        if not isinstance(value, timedelta) or not low <= value <= high:
+            wrong.append(
+                f"LIVECLASS_BOOKING_{name} must be a timedelta from {low} to {high}, not {value!r}."
+            )
+    return [Error(text, id="liveclass_booking.E014") for text in wrong]
 
 
 def _check_notifications() -> list[CheckMessage]:

@@ -61,6 +61,7 @@ DEFAULT_LIMITS: dict[str, int | None] = {
     "pending_requests_per_teacher": 10,
     "open_waitlist_entries_per_student": 20,
     "active_series_per_student": 10,
+    "feed_tokens_per_user": 10,
 }
 
 #: DRF throttle rates of the writing actions, by scope; ``LIVECLASS_BOOKING_THROTTLE_RATES``
@@ -70,6 +71,9 @@ DEFAULT_THROTTLE_RATES: dict[str, str | None] = {
     "waitlist": "30/min",
     "series": "10/min",
     "sessions": "60/min",
+    # The calendar feed (no login): counted per token, since calendar services fetch many
+    # users' feeds from a few addresses.
+    "feed": "60/min",
 }
 
 
@@ -190,6 +194,26 @@ class LiveClassBookingSettings:
     def CALENDAR_DOMAIN(self) -> str | None:
         value = self._get("CALENDAR_DOMAIN", None)
         return str(value) if value else None
+
+    @property
+    def CALENDAR_FEED_PAST(self) -> timedelta:
+        value: timedelta = self._get("CALENDAR_FEED_PAST", timedelta(days=30))
+        return value
+
+    @property
+    def CALENDAR_FEED_FUTURE(self) -> timedelta:
+        value: timedelta = self._get("CALENDAR_FEED_FUTURE", timedelta(days=365))
+        return value
+
+    @property
+    def CALENDAR_FEED_KEEP_CANCELLED(self) -> timedelta:
+        value: timedelta = self._get("CALENDAR_FEED_KEEP_CANCELLED", timedelta(days=30))
+        return value
+
+    @property
+    def CALENDAR_FEED_REFRESH(self) -> timedelta:
+        value: timedelta = self._get("CALENDAR_FEED_REFRESH", timedelta(hours=1))
+        return value
 
     @property
     def TASK_BACKEND(self) -> str:

@@ -18,6 +18,7 @@ from .abstract import (
     AbstractBookingEvent,
     AbstractBookingSeries,
     AbstractBookingSeriesItem,
+    AbstractCalendarFeedToken,
     AbstractCourse,
     AbstractIdempotencyKey,
     AbstractLiveClassBooking,
@@ -35,6 +36,7 @@ __all__ = [
     "BookingEvent",
     "BookingSeries",
     "BookingSeriesItem",
+    "CalendarFeedToken",
     "Course",
     "IdempotencyKey",
     "LiveClassBooking",
@@ -112,6 +114,11 @@ class NotificationEvent(AbstractNotificationEvent):
 
 class NotificationDelivery(AbstractNotificationDelivery):
     class Meta(AbstractNotificationDelivery.Meta):
+        pass
+
+
+class CalendarFeedToken(AbstractCalendarFeedToken):
+    class Meta(AbstractCalendarFeedToken.Meta):
         pass
 
 

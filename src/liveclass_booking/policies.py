@@ -137,6 +137,13 @@ class DefaultPolicyResolver:
             return candidate
         return settings.TIME_ZONE if is_valid_timezone(settings.TIME_ZONE) else "UTC"
 
+    def get_display_name(self, user: Any) -> str:
+        """Return how ``user`` is named to others (in messages and calendar entries):
+        ``get_full_name()`` when it gives one, else the username. Must not query the
+        database per user (it runs for every student of a teacher's calendar feed)."""
+        full = user.get_full_name() if hasattr(user, "get_full_name") else ""
+        return str(full or user.get_username())
+
     def get_user_language(self, user: Any) -> str:
         """Return the language code messages to ``user`` are written in: a ``user.language``
         (or ``language_code``) attribute when set, else ``LANGUAGE_CODE``."""
@@ -173,3 +180,8 @@ def _resolver_for(path: str) -> DefaultPolicyResolver:
 def get_policy_resolver() -> DefaultPolicyResolver:
     """Return the policy resolver named by ``LIVECLASS_BOOKING_POLICY_RESOLVER``."""
     return _resolver_for(booking_settings.POLICY_RESOLVER)
+
+
+def display_name(user: Any) -> str:
+    """``user``'s name as the resolver's ``get_display_name`` gives it ("" for no user)."""
+    return "" if user is None else get_policy_resolver().get_display_name(user)

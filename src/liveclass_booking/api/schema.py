@@ -33,6 +33,7 @@ __all__ = [
     "ErrorSerializer",
     "errors",
     "extend_schema",
+    "extend_schema_field",
     "extend_schema_view",
     "header_parameter",
     "named_choice_field",

@@ -6,8 +6,11 @@ from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import models
+from django.urls import reverse
 from rest_framework import serializers
 
+from ..calendar.ics import booking_title
+from ..calendar.links import add_to_calendar
 from ..choices import (
     BookingStatus,
     BookingType,
@@ -23,6 +26,7 @@ from ..conf import MAX_CAPACITY, MAX_TEXT_LENGTH
 from ..models import (
     BookingSeries,
     BookingSeriesItem,
+    CalendarFeedToken,
     SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
@@ -41,7 +45,7 @@ from .fields import (
     OptionalURLField,
     StrictPrimaryKeyRelatedField,
 )
-from .schema import named_choice_field
+from .schema import extend_schema_field, named_choice_field
 
 MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
 
@@ -84,6 +88,31 @@ def _session_field(**kwargs: Any) -> StrictPrimaryKeyRelatedField:
     )
 
 
+class CalendarLinksSerializer(serializers.Serializer[Any]):
+    """Where to put this entry in a calendar: Google's and Outlook's "new event" pages,
+    filled in, and this API's ``.ics`` file of it."""
+
+    google = serializers.URLField(read_only=True)
+    outlook = serializers.URLField(read_only=True)
+    ics = serializers.URLField(read_only=True)
+
+
+def api_url(request: Any, name: str, **kwargs: Any) -> str:
+    """The absolute address of this API's route ``name`` (in the namespace it is mounted
+    under)."""
+    match = getattr(request, "resolver_match", None)
+    namespace = match.namespace if match is not None and match.namespace else "liveclass_booking"
+    return str(request.build_absolute_uri(reverse(f"{namespace}:{name}", kwargs=kwargs)))
+
+
+def calendar_links(
+    request: Any, summary: str, start: Any, end: Any, link: str, ics: tuple[str, Any]
+) -> dict[str, str]:
+    """The add-to-calendar links of an entry and ``ics``: (route name, pk) of its file."""
+    route, pk = ics
+    return {**add_to_calendar(summary, start, end, link), "ics": api_url(request, route, pk=pk)}
+
+
 class SessionSerializer(ModelSerializer[Any]):
     course: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         read_only=True
@@ -94,6 +123,10 @@ class SessionSerializer(ModelSerializer[Any]):
     seats_available = serializers.IntegerField(read_only=True)
     created_at = AwareDateTimeField(read_only=True)
     updated_at = AwareDateTimeField(read_only=True)
+    calendar_links = serializers.SerializerMethodField(
+        help_text="Add-to-calendar links (the meeting link only for those who manage the "
+        "session); the ics file is for its teacher and booked students."
+    )
 
     class Meta:
         model = get_session_model()
@@ -112,6 +145,7 @@ class SessionSerializer(ModelSerializer[Any]):
             "seats_taken",
             "seats_available",
             "status",
+            "calendar_links",
             "created_at",
             "updated_at",
         )
@@ -127,10 +161,24 @@ class SessionSerializer(ModelSerializer[Any]):
         user = self.context["request"].user
         # Meeting details go to those who manage the session (its teacher, staff); students
         # get them on their booking.
-        if not get_policy_resolver().can_manage(user, instance):
+        manages = get_policy_resolver().can_manage(user, instance)
+        if not manages:
             for name in MEETING_FIELDS:
                 data.pop(name, None)
+        if "calendar_links" in data:
+            data["calendar_links"] = calendar_links(
+                self.context["request"],
+                instance.title,
+                instance.start_at_utc,
+                instance.end_at_utc,
+                instance.meeting_link if manages else "",
+                ("session-ics", instance.pk),
+            )
         return data
+
+    @extend_schema_field(CalendarLinksSerializer)
+    def get_calendar_links(self, obj: Any) -> Any:
+        return None  # filled in by to_representation, which knows who reads
 
 
 class SessionCreateSerializer(SessionSerializer):
@@ -158,6 +206,7 @@ class BookingSerializer(ModelSerializer[Any]):
         BookingStatus, "BookingStatusEnum", source="current_status", read_only=True
     )
     approval_expires_at = AwareDateTimeField(read_only=True, allow_null=True)
+    calendar_links = serializers.SerializerMethodField(help_text="Add-to-calendar links.")
 
     class Meta:
         model = get_booking_model()
@@ -182,6 +231,7 @@ class BookingSerializer(ModelSerializer[Any]):
             "teacher_note",
             "rescheduled_from",
             "meeting_link",
+            "calendar_links",
             "created_at",
             "updated_at",
         )
@@ -190,6 +240,17 @@ class BookingSerializer(ModelSerializer[Any]):
     def get_meeting_link(self, obj: Any) -> str:
         session = obj.session if obj.session_id else None
         return session.meeting_link if session is not None and obj.is_active else ""
+
+    @extend_schema_field(CalendarLinksSerializer)
+    def get_calendar_links(self, obj: Any) -> Any:
+        return calendar_links(
+            self.context["request"],
+            booking_title(obj),
+            obj.start_at_utc,
+            obj.end_at_utc,
+            self.get_meeting_link(obj),
+            ("booking-ics", obj.pk),
+        )
 
 
 class BookingCreateSerializer(serializers.Serializer[Any]):
@@ -529,3 +590,40 @@ class SessionRunSerializer(RecurrenceSerializer):
 class SessionRunCreatedSerializer(serializers.Serializer[Any]):
     sessions = SessionSerializer(many=True)
     skipped_times = SkippedTimeSerializer(many=True)
+
+
+class CalendarTokenSerializer(ModelSerializer[CalendarFeedToken]):
+    """A feed token as listed: its name and the first characters of its secret (the secret
+    itself is shown only when the token is created)."""
+
+    created_at = AwareDateTimeField(read_only=True)
+    last_used_at = AwareDateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = CalendarFeedToken
+        fields: tuple[str, ...] = ("id", "name", "hint", "created_at", "last_used_at")
+        read_only_fields: tuple[str, ...] = fields
+
+
+class CalendarTokenCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(
+        allow_blank=True, default="", max_length=100, help_text="A label, e.g. the calendar app."
+    )
+
+
+class CalendarTokenCreatedSerializer(CalendarTokenSerializer):
+    """A new token: the only answer that carries its secret and the feed's address."""
+
+    token = serializers.CharField(source="secret", read_only=True)
+    feed_url = serializers.SerializerMethodField()
+    webcal_url = serializers.SerializerMethodField()
+
+    class Meta(CalendarTokenSerializer.Meta):
+        fields = (*CalendarTokenSerializer.Meta.fields, "token", "feed_url", "webcal_url")
+        read_only_fields = fields
+
+    def get_feed_url(self, obj: Any) -> str:
+        return api_url(self.context["request"], "calendar-feed", token=obj.secret)
+
+    def get_webcal_url(self, obj: Any) -> str:
+        return "webcal://" + self.get_feed_url(obj).split("://", 1)[1]

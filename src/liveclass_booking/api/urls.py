@@ -6,7 +6,7 @@ Explicit basenames keep URL names stable when a host swaps the models.
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import calendar_views, views
 
 app_name = "liveclass_booking"
 
@@ -18,9 +18,15 @@ router.register("series", views.SeriesViewSet, basename="series")
 router.register("policies", views.PolicyViewSet, basename="policy")
 router.register("availability", views.AvailabilityViewSet, basename="availability")
 router.register("slots", views.SlotViewSet, basename="slot")
+router.register("calendar/tokens", calendar_views.CalendarTokenViewSet, basename="calendar-token")
 
 urlpatterns = [
     path("", include(router.urls)),
+    path(
+        "calendar/feed/<str:token>.ics",
+        calendar_views.CalendarFeedView.as_view(),
+        name="calendar-feed",
+    ),
     # [\s\S]: any character, a newline too (a "." would let "/%0A/" fall through to HTML).
     re_path(r"^(?P<path>[\s\S]*)$", views.not_found, name="not-found"),
 ]

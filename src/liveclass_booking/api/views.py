@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, status, viewsets
@@ -20,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from .. import services
+from ..calendar.feed import booking_document, session_document
 from ..models import (
     BookingSeries,
     BookingSeriesItem,
@@ -43,6 +45,7 @@ from . import serializers as s
 from .errors import exception_handler
 from .fields import NotCanonical, canonical_pk
 from .filters import BookingFilter, SeriesFilter, SessionFilter, WaitlistFilter
+from .ics import AnyAccept, calendar_response, calendar_schema, in_language_of
 from .parsers import JSONParser
 from .schema import errors, extend_schema, extend_schema_view, header_parameter
 from .throttling import WriteRateThrottle
@@ -201,6 +204,24 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         session = services.cancel_session(session, actor=request.user, **body.validated_data)
         return self.respond(session)
 
+    @calendar_schema(
+        "liveclass_sessions_ics",
+        "The session as an iCalendar file (METHOD:PUBLISH). Its teacher (and staff) get the "
+        "session's entry listing the booked students by name; a booked student gets their own "
+        "booking's entry. Anyone else gets a 404.",
+        404,
+    )
+    @action(
+        detail=True, methods=["get"], serializer_class=None, content_negotiation_class=AnyAccept
+    )
+    def ics(self, request: Request, pk: Any = None) -> HttpResponse:
+        session = self.get_object()
+        with in_language_of(request.user):
+            body = session_document(session, request.user, timezone.now())
+        if body is None:
+            raise NotFound()
+        return calendar_response(body, f"session-{session.pk}.ics")
+
     @action(detail=False, methods=["post"], serializer_class=s.SessionRunSerializer)
     def recurring(self, request: Request) -> Response:
         """Create a run of recurring sessions from a rule (local wall time, DST-safe)."""
@@ -274,7 +295,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
             return get_booking_model().objects.none()
         return (
             bookings_visible_to(self.request.user)
-            .select_related("session")
+            .select_related("session", "course")
             .order_by("start_at_utc", "pk")
         )
 
@@ -341,6 +362,22 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         data = self._body(s.RescheduleSerializer, request)
         new = services.reschedule_booking(booking, actor=request.user, **data)
         return self.respond(new, status.HTTP_201_CREATED)
+
+    @calendar_schema(
+        "liveclass_bookings_ics",
+        "The booking as an iCalendar file (METHOD:PUBLISH), as the caller sees it: the same "
+        "UID as in the feeds and e-mails, the meeting passcode only for the booking's own "
+        "student and teacher.",
+        404,
+    )
+    @action(
+        detail=True, methods=["get"], serializer_class=None, content_negotiation_class=AnyAccept
+    )
+    def ics(self, request: Request, pk: Any = None) -> HttpResponse:
+        booking = self.get_object()
+        with in_language_of(request.user):
+            body = booking_document(booking, request.user)
+        return calendar_response(body, f"booking-{booking.pk}.ics")
 
     @action(detail=True, methods=["post"], url_path="mark-attended", serializer_class=None)
     def mark_attended(self, request: Request, pk: Any = None) -> Response:

@@ -1,6 +1,24 @@
-"""Calendar data built from the models: the ``.ics`` of bookings (e-mail attachments now; the
-feed and the API later share the same builder)."""
+"""Calendar data built from the models: the ``.ics`` of bookings and sessions (the API's
+files, the subscribable feed and the e-mail attachments share one builder)."""
 
-from .ics import booking_calendar, booking_uid, calendar_domain
+from .ics import (
+    Entry,
+    booking_entry,
+    booking_uid,
+    calendar_domain,
+    itip_calendar,
+    session_entry,
+    session_uid,
+    to_ical,
+)
 
-__all__ = ["booking_calendar", "booking_uid", "calendar_domain"]
+__all__ = [
+    "Entry",
+    "booking_entry",
+    "booking_uid",
+    "calendar_domain",
+    "itip_calendar",
+    "session_entry",
+    "session_uid",
+    "to_ical",
+]

@@ -10,7 +10,7 @@ from django.utils.dateparse import parse_datetime
 
 from ..choices import BookingStatus, BookingType, NotificationKind
 from ..models import BookingSeries, NotificationEvent, get_booking_model
-from ..policies import get_policy_resolver
+from ..policies import display_name, get_policy_resolver
 
 K = NotificationKind
 
@@ -147,13 +147,6 @@ class Message:
     def _teacher(self) -> Any:
         about = self._about()
         return about.teacher if about is not None else None
-
-
-def display_name(user: Any) -> str:
-    if user is None:
-        return ""
-    full = user.get_full_name() if hasattr(user, "get_full_name") else ""
-    return str(full or user.get_username())
 
 
 def event_data(event: NotificationEvent) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 
-from ..calendar import booking_calendar, calendar_domain
+from ..calendar import booking_entry, calendar_domain, itip_calendar
 from ..choices import NotificationKind
 from ..conf import booking_settings
 from .content import Message
@@ -79,22 +79,19 @@ class EmailNotifier(BaseNotifier):
         if not status or booking is None:
             return []
         data = message.data
-        return [
-            (
-                "cancel.ics" if status == "CANCELLED" else "invite.ics",
-                booking_calendar(
-                    booking,
-                    status=status,
-                    sequence=message.sequence,
-                    start=data.get("start") or booking.start_at_utc,
-                    end=data.get("end") or booking.end_at_utc,
-                    summary=message.title,
-                    url=message.meeting_link,
-                    stamp=message.event.created_at,
-                ),
-                "CANCEL" if status == "CANCELLED" else "REQUEST",
-            )
-        ]
+        entry = booking_entry(
+            booking,
+            message.recipient,
+            series=message.series.pk if message.series is not None else "",
+            status=status,
+            sequence=message.sequence,
+            start=data.get("start"),
+            end=data.get("end"),
+            stamp=message.event.created_at,
+            itip=True,
+        )
+        ics, method = itip_calendar(entry)
+        return [("cancel.ics" if method == "CANCEL" else "invite.ics", ics, method)]
 
     def build(self, message: Message) -> EmailMultiAlternatives:
         """The e-mail of ``message``, ready to send."""

@@ -1,0 +1,59 @@
+"""Answers in ``text/calendar``: the ``.ics`` files of the booking and session ``ics/``
+actions and the feed. Errors stay this API's JSON bodies whatever the client accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.http import HttpResponse
+from django.utils import translation
+from rest_framework.negotiation import BaseContentNegotiation
+
+from ..policies import get_policy_resolver
+from .schema import errors, extend_schema
+
+try:
+    from drf_spectacular.types import OpenApiTypes
+except ImportError:  # pragma: no cover - exercised only without the extra
+    OpenApiTypes = None  # type: ignore[assignment,misc]
+
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+
+
+class AnyAccept(BaseContentNegotiation):
+    """Answer with the first renderer whatever ``Accept`` says: a calendar client asks for
+    ``text/calendar``, gets the calendar, and an error still gets this API's JSON body."""
+
+    def select_parser(self, request: Any, parsers: Iterable[Any]) -> Any:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Any, renderers: Iterable[Any], format_suffix: Any = None
+    ) -> Any:
+        first = next(iter(renderers))
+        return first, first.media_type
+
+
+def calendar_response(body: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=CALENDAR_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def in_language_of(user: Any) -> Any:
+    """Calendar text is written in the owner's language, whatever the request asks."""
+    return translation.override(get_policy_resolver().get_user_language(user))
+
+
+def calendar_schema(operation_id: str, description: str, *statuses: int, **kwargs: Any) -> Any:
+    """The schema of an operation answering ``text/calendar``."""
+    if OpenApiTypes is None:  # pragma: no cover
+        return extend_schema()
+    return extend_schema(
+        operation_id=operation_id,
+        description=description,
+        responses={(200, "text/calendar"): OpenApiTypes.STR, **errors(*statuses)},
+        **kwargs,
+    )
