@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# ical.js for the calendar tests (tests/calendar_parsers.py), when npm is on PATH; reinstalled
+# when the lock file changes.
+JS_STAMP := tests/js/node_modules/.installed
+NPM := $(shell command -v npm 2>/dev/null)
 
 .PHONY: install demo test test-sqlite test-postgres lint types docs clean
 
@@ -15,7 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[openapi,postgres,tasks]" --group dev
 	touch $(STAMP)
 
-install: $(STAMP)
+$(JS_STAMP): tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund
+	touch $(JS_STAMP)
+
+install: $(STAMP) $(if $(NPM),$(JS_STAMP))
 
 demo: $(STAMP)
 	cd example_project && ../$(PY) manage.py migrate --noinput
@@ -25,7 +33,7 @@ demo: $(STAMP)
 	  worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  ../$(PY) manage.py runserver 127.0.0.1:8000; }
 
-test: $(STAMP)
+test: install
 	PY=$(PY) bash scripts/run-tests.sh
 
 lint: $(STAMP)
@@ -39,4 +47,4 @@ docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .tox docs/_build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tox docs/_build .pytest_cache .mypy_cache .ruff_cache tests/js/node_modules
