@@ -124,9 +124,28 @@ def user_feed(user: Any, now: datetime) -> Feed:
     return Feed(body=body, etag=etag, last_modified=last)
 
 
+def latest_of_chain(booking: Any) -> Any:
+    """The booking that now holds ``booking``'s calendar entry: itself, or for a rescheduled
+    one the last booking of its chain of reschedules (they share one UID)."""
+    model = type(booking)
+    seen = {booking.pk}
+    while booking.status == BookingStatus.RESCHEDULED:
+        successor = (
+            model.objects.filter(rescheduled_from=booking.pk)
+            .select_related("session", "course", "teacher", "student_user")
+            .first()
+        )
+        if successor is None or successor.pk in seen:
+            break
+        seen.add(successor.pk)
+        booking = successor
+    return booking
+
+
 def booking_document(booking: Any, viewer: Any) -> bytes:
-    """One booking as a published file, as ``viewer`` sees it."""
-    return to_ical([booking_entry(booking, viewer)])
+    """One booking's calendar entry as a published file, as ``viewer`` sees it; a rescheduled
+    booking's file shows the entry where it has moved to."""
+    return to_ical([booking_entry(latest_of_chain(booking), viewer)])
 
 
 def session_document(session: Any, viewer: Any, now: datetime) -> bytes | None:

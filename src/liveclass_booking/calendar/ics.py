@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import Calendar, Event, vCalAddress, vDuration, vText
 
 from ..choices import BookingStatus, SessionStatus
 from ..conf import booking_settings
@@ -280,7 +280,7 @@ def to_ical(
         cal.add("x-wr-calname", name)
     if refresh is not None:
         cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
-        cal.add("x-published-ttl", refresh)
+        cal.add("x-published-ttl", vDuration(refresh))
     for entry in entries:
         cal.add_component(_event(entry))
     return bytes(cal.to_ical())
