@@ -419,3 +419,28 @@ class TestSeriesAdmin:
         assert (series.status, first.seats_taken) == ("active", 1)
         assert "1 series cancelled" in act("cancel")
         assert series.status == "cancelled"
+
+
+def test_feed_tokens_are_listed_without_secrets_and_revoked_through_the_action(
+    admin_client_: Client, student: Any
+) -> None:
+    from liveclass_booking.calendar.tokens import create_token, feed_owner
+    from liveclass_booking.models import CalendarFeedToken
+
+    token, secret = create_token(student, "phone")
+    page = admin_client_.get(url(CalendarFeedToken, "changelist"), {"q": student.username})
+    assert page.status_code == 200
+    assert "phone" in page.content.decode()
+    assert secret not in page.content.decode()
+    change = admin_client_.get(url(CalendarFeedToken, "change", token.pk)).content.decode()
+    assert secret not in change
+    assert token.token_hash in change  # read-only, and useless without the secret
+    assert admin_client_.get(url(CalendarFeedToken, "add")).status_code == 403
+    response = admin_client_.post(
+        url(CalendarFeedToken, "changelist"),
+        {"action": "revoke", "_selected_action": [token.pk]},
+        follow=True,
+    )
+    assert "1 token(s) revoked." in response.content.decode()
+    assert CalendarFeedToken.objects.get().revoked_at is not None
+    assert feed_owner(secret) is None

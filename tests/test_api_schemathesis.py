@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from model_bakery import baker
 
 from liveclass_booking import services
+from liveclass_booking.calendar.tokens import create_token
 from liveclass_booking.models import TeacherAvailability, TeacherBookingPolicy
 from liveclass_booking.recurrence import Recurrence
 
@@ -196,6 +197,7 @@ def world(
         for kind, at in (("group_series", time(19, 30)), ("one_on_one_series", time(9)))
     ]  # fmt: skip
     session_ids = [as_json(s.pk) for s in sessions]
+    tokens = [create_token(user, "phone") for user in (student, teacher)]
     return World(
         ids={
             "sessions": session_ids,
@@ -204,6 +206,8 @@ def world(
             "availability": [as_json(w.pk) for w in windows],
             "waitlist": [as_json(e.pk) for e in entries],
             "series": [as_json(one.pk) for one in series],
+            "calendar_tokens": [as_json(token.pk) for token, _ in tokens],
+            "feed_secrets": [secret for _, secret in tokens],
             "session": session_ids,
             "teacher": [as_json(teacher.pk), as_json(student.pk)],
             "course": [as_json(course.pk), as_json(other_course.pk)],
@@ -361,9 +365,13 @@ def make_realistic(case: Any, draw: Draw, world: World) -> None:
     request data into valid data for the operation; sometimes use an awkward datetime. In
     place."""
     route = case.path.removeprefix(API)
-    resource = route.split("/")[0]
+    resource = (
+        "_".join(route.split("/")[:2]) if route.startswith("calendar/") else route.split("/")[0]
+    )
     if "id" in (case.path_parameters or {}) and often(draw):
         case.path_parameters["id"] = one_of_ids(draw, world, resource)
+    if "token" in (case.path_parameters or {}) and often(draw):
+        case.path_parameters["token"] = one_of_ids(draw, world, "feed_secrets")
     data = case.query if case.method.upper() == "GET" else case.body
     if not isinstance(data, dict):
         return

@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
+from .calendar.tokens import revoke_token
 from .choices import WaitlistStatus
 from .exceptions import BookingError, InvalidTransition
 from .models import (
@@ -28,6 +29,7 @@ from .models import (
     BookingEvent,
     BookingSeries,
     BookingSeriesItem,
+    CalendarFeedToken,
     Course,
     IdempotencyKey,
     NotificationDelivery,
@@ -642,6 +644,30 @@ class NotificationDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             f"{count} delivery(ies) queued again; sent ones are never repeated.",
             level=messages.SUCCESS,
         )
+
+
+@admin.register(CalendarFeedToken)
+class CalendarFeedTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Feed tokens: who holds one, when it was last used; the secret is never stored, so
+    neither shown. Revoking goes through the same function as the API."""
+
+    list_display = ("created_at", "user", "name", "hint", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", *user_search_fields("user"))
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        opts = self.model._meta
+        return bool(request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}"))
+
+    @admin.action(description="Revoke the selected feed tokens", permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            revoke_token(token)
+        self.message_user(request, f"{len(tokens)} token(s) revoked.", level=messages.SUCCESS)
 
 
 def _register_swappable() -> None:
