@@ -409,6 +409,20 @@ class TestFeed:
         (event,) = ics(APIClient().get(new_feed(student))).events
         assert "Okafor" not in (event.description or "") + (event.summary or "")
 
+    def test_a_student_leaving_updates_the_teachers_entry_and_its_stamp_goes_forward(
+        self, group: Any, student: Any, other_student: Any, teacher: Any, clock: Any, names: None
+    ) -> None:
+        services.book_group_session(student=student, session=group)
+        leaving = services.book_group_session(student=other_student, session=group)
+        feed = new_feed(teacher)
+        before = only(ics(APIClient().get(feed)))
+        clock.shift(timedelta(hours=1))
+        services.cancel_booking(leaving, actor=other_student)
+        after = only(ics(APIClient().get(feed)))
+        assert "Students (2): Anna Müller, Ben Okafor" in before.description
+        assert "Students (1): Anna Müller" in after.description
+        assert after.dtstamp > before.dtstamp
+
     def test_cancelled_entries_stay_a_while_then_leave(
         self, group: Any, student: Any, teacher: Any, clock: Any, settings: Any
     ) -> None:

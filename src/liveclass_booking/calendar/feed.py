@@ -19,20 +19,12 @@ from ..choices import BookingStatus, BookingType, SessionStatus
 from ..conf import booking_settings
 from ..models import BookingSeriesItem, get_booking_model, get_session_model
 from ..policies import display_name, get_policy_resolver
-from .ics import Entry, booking_entry, chain_roots, session_entry, to_ical
-
-#: Booking statuses that keep a student in a session (its teacher's entry lists them).
-ATTENDING = (
-    BookingStatus.PENDING,
-    BookingStatus.CONFIRMED,
-    BookingStatus.ATTENDED,
-    BookingStatus.NO_SHOW,
-)
+from .ics import ATTENDING, Entry, booking_entry, chain_roots, session_entry, to_ical
 
 
 def attending(now: datetime) -> Q:
     """Bookings that hold (or held) their place: not ended by a decision, a cancellation or
-    an approval timeout."""
+    an approval timeout (``ATTENDING`` by their ``current_status``)."""
     return Q(status__in=ATTENDING) & ~Q(status=BookingStatus.PENDING, approval_expires_at__lte=now)
 
 
@@ -89,16 +81,14 @@ def user_entries(user: Any, now: datetime) -> list[Entry]:
         .prefetch_related(
             Prefetch(
                 "bookings",
-                queryset=get_booking_model()
-                .objects.filter(attending(now))
-                .select_related("student_user"),
-                to_attr="attending_bookings",
+                queryset=get_booking_model().objects.select_related("student_user"),
+                to_attr="calendar_bookings",
             )
         )
         .order_by("start_at_utc", "pk")
     )
     entries = booking_entries(bookings, user)
-    entries += [session_entry(s, s.attending_bookings, user) for s in sessions]
+    entries += [session_entry(s, s.calendar_bookings, user) for s in sessions]
     entries.sort(key=lambda e: (e.start, e.uid))
     return entries
 
@@ -154,7 +144,7 @@ def session_document(session: Any, viewer: Any, now: datetime) -> bytes | None:
     (their current booking, or their last one when none is current), None for anyone else."""
     bookings = get_booking_model().objects.filter(session=session).select_related("student_user")
     if get_policy_resolver().can_manage(viewer, session):
-        return to_ical([session_entry(session, bookings.filter(attending(now)), viewer)])
+        return to_ical([session_entry(session, bookings, viewer)])
     own = (
         bookings.filter(student_user=viewer)
         .exclude(status=BookingStatus.RESCHEDULED)

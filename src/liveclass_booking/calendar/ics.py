@@ -201,13 +201,23 @@ def booking_entry(
     )
 
 
+#: Booking statuses that keep a student in a session (its teacher's entry lists them).
+ATTENDING = (
+    BookingStatus.PENDING,
+    BookingStatus.CONFIRMED,
+    BookingStatus.ATTENDED,
+    BookingStatus.NO_SHOW,
+)
+
+
 def session_entry(session: Any, bookings: Iterable[Any], viewer: Any) -> Entry:
-    """A group session as its teacher sees it: the booked students by name (``bookings``:
-    the active ones, with ``student_user``), the meeting details, the passcode for the
-    teacher. Its DTSTAMP is the latest change of the session or of those bookings."""
+    """A group session as its teacher sees it: the students it holds by name (from
+    ``bookings``, the session's bookings with ``student_user``), the meeting details, the
+    passcode for the teacher. Its DTSTAMP is the latest change of the session or of any of
+    its bookings (a cancelled one included: the entry changed when it left)."""
     bookings = list(bookings)
     status = session_calendar_status(session)
-    names = sorted(display_name(b.student_user) for b in bookings)
+    names = sorted(display_name(b.student_user) for b in bookings if b.current_status in ATTENDING)
     lines = [
         _("Students (%(count)d): %(names)s") % {"count": len(names), "names": ", ".join(names)}
     ]
