@@ -80,28 +80,83 @@ def open_all_week(teacher: object) -> None:
         )
 
 
-def add_lessons(teacher: object, student: object, course: object, start, spacing, count: int):  # type: ignore[no-untyped-def]
-    """``count`` confirmed 20-minute lessons with 5-minute buffers, ``spacing`` apart."""
+def add_lessons(  # type: ignore[no-untyped-def]
+    teacher: object, student: object, course: object, start, spacing, count: int, **fields
+) -> list:
+    """``count`` confirmed 20-minute lessons with 5-minute buffers, ``spacing`` apart; ``fields``
+    sets other columns of every row (or replaces ``status``). Returns the rows, with keys."""
     from datetime import timedelta
 
     from liveclass_booking.models import get_booking_model
 
     model = get_booking_model()
     buffer, length = timedelta(minutes=5), timedelta(minutes=20)
-    model.objects.bulk_create(
+    fields = {"status": "confirmed", **fields}
+    return model.objects.bulk_create(
         [
             model(
                 booking_type="one_on_one",
                 course=course,
                 teacher=teacher,
                 student_user=student,
-                status="confirmed",
                 start_at_utc=start + i * spacing,
                 end_at_utc=start + i * spacing + length,
                 blocked_from_utc=start + i * spacing - buffer,
                 blocked_until_utc=start + i * spacing + length + buffer,
+                **fields,
             )
             for i in range(count)
         ],
         batch_size=500,
     )
+
+
+def add_sessions(  # type: ignore[no-untyped-def]
+    teacher: object, course: object, start, spacing, count: int, students=()
+) -> tuple[list, list]:
+    """``count`` one-hour group sessions of ``teacher``, ``spacing`` apart, each with a
+    confirmed booking of every one of ``students`` (written directly, seats counted).
+    Returns the sessions and their bookings."""
+    from datetime import timedelta
+
+    from liveclass_booking.models import get_booking_model, get_session_model
+
+    session_model, booking_model = get_session_model(), get_booking_model()
+    students = list(students)
+    sessions = session_model.objects.bulk_create(
+        [
+            session_model(
+                course=course,
+                teacher=teacher,
+                title=f"Group class {i + 1}",
+                start_at_utc=start + i * spacing,
+                end_at_utc=start + i * spacing + timedelta(hours=1),
+                timezone_snapshot="Europe/Berlin",
+                meeting_link=f"https://meet.example.com/class-{i + 1}",
+                meeting_id=f"{100000 + i}",
+                meeting_passcode="secret",
+                capacity=len(students) + 5,
+                seats_taken=len(students),
+            )
+            for i in range(count)
+        ],
+        batch_size=500,
+    )
+    bookings = booking_model.objects.bulk_create(
+        [
+            booking_model(
+                booking_type="group_session",
+                session=session,
+                course=course,
+                teacher=teacher,
+                student_user=student,
+                status="confirmed",
+                start_at_utc=session.start_at_utc,
+                end_at_utc=session.end_at_utc,
+            )
+            for session in sessions
+            for student in students
+        ],
+        batch_size=500,
+    )
+    return sessions, bookings
