@@ -329,6 +329,33 @@ class TestFeed:
             etag = response["ETag"]
         assert only(ics(response)).status == "CANCELLED"
 
+    def test_a_name_change_shows_in_the_teachers_feed_though_no_booking_changed(
+        self, group: Any, student: Any, teacher: Any, names: None
+    ) -> None:
+        """The remembered ETag belongs to the entries' contents, not to the rows' times."""
+        services.book_group_session(student=student, session=group)
+        feed = new_feed(teacher)
+        client = APIClient()
+        etag = client.get(feed)["ETag"]
+        assert client.get(feed, HTTP_IF_NONE_MATCH=etag).status_code == 304
+        student.last_name = "Meyer"
+        student.save()
+        response = client.get(feed, HTTP_IF_NONE_MATCH=etag)
+        assert response.status_code == 200
+        assert "Students (1): Anna Meyer" in only(ics(response)).description
+
+    def test_revalidation_works_without_a_cache_too(
+        self, group: Any, student: Any, settings: Any
+    ) -> None:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+        services.book_group_session(student=student, session=group)
+        feed = new_feed(student)
+        client = APIClient()
+        first = client.get(feed)
+        again = client.get(feed, HTTP_IF_NONE_MATCH=first["ETag"])
+        assert (again.status_code, again["ETag"]) == (304, first["ETag"])
+        assert client.get(feed, HTTP_IF_NONE_MATCH='"other"').content == first.content
+
     def test_revoked_and_unknown_tokens_are_the_same_404(self, student: Any) -> None:
         feed = new_feed(student)
         client = APIClient()

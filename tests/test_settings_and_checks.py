@@ -48,13 +48,19 @@ class TestSettings:
             "pending_requests_per_teacher": 10,
             "open_waitlist_entries_per_student": 20,
             "active_series_per_student": 10,
+            "feed_tokens_per_user": 10,
         }
+        assert booking_settings.CALENDAR_FEED_PAST == timedelta(days=30)
+        assert booking_settings.CALENDAR_FEED_FUTURE == timedelta(days=365)
+        assert booking_settings.CALENDAR_FEED_KEEP_CANCELLED == timedelta(days=30)
+        assert booking_settings.CALENDAR_FEED_REFRESH == timedelta(hours=1)
         with override_settings(LIVECLASS_BOOKING_THROTTLE_RATES=None):  # the suite sets them
             assert booking_settings.THROTTLE_RATES == {
                 "book": "30/min",
                 "waitlist": "30/min",
                 "series": "10/min",
                 "sessions": "60/min",
+                "feed": "60/min",
             }
 
     def test_values_are_read_live(self) -> None:
@@ -213,6 +219,22 @@ class TestChecks:
     def test_bad_delivery_settings_are_e013(self, name: str, value: Any) -> None:
         with override_settings(**{f"LIVECLASS_BOOKING_{name}": value}):
             assert ids(check_settings()) == ["liveclass_booking.E013"]
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("CALENDAR_FEED_PAST", timedelta(days=-1)),
+            ("CALENDAR_FEED_PAST", 30),
+            ("CALENDAR_FEED_FUTURE", timedelta(0)),
+            ("CALENDAR_FEED_FUTURE", timedelta(days=4000)),
+            ("CALENDAR_FEED_KEEP_CANCELLED", None),
+            ("CALENDAR_FEED_REFRESH", timedelta(minutes=1)),
+            ("CALENDAR_FEED_REFRESH", timedelta(days=8)),
+        ],
+    )
+    def test_bad_calendar_feed_settings_are_e014(self, name: str, value: Any) -> None:
+        with override_settings(**{f"LIVECLASS_BOOKING_{name}": value}):
+            assert ids(check_settings()) == ["liveclass_booking.E014"]
 
     def test_notifications_off_and_no_reminders_are_accepted(self) -> None:
         with override_settings(

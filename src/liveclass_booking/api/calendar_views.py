@@ -117,11 +117,16 @@ class CalendarFeedView(APIView):
             raise NotFound()
         with in_language_of(owner):
             feed = user_feed(owner, now)
-        response = get_conditional_response(request, etag=feed.etag)
+            known = feed.known_etag()
+            response = get_conditional_response(request, etag=known) if known else None
+            etag = known or ""
+            if response is None:
+                body, etag = feed.render()
+                response = get_conditional_response(request, etag=etag)
         if response is None:
-            response = calendar_response(feed.body, "calendar.ics")
+            response = calendar_response(body, "calendar.ics")
             response["Content-Disposition"] = 'inline; filename="calendar.ics"'
-        response["ETag"] = feed.etag
+        response["ETag"] = etag
         response["Cache-Control"] = "private, no-cache"
         if feed.last_modified is not None:
             response["Last-Modified"] = http_date(feed.last_modified.timestamp())
