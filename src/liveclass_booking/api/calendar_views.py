@@ -107,6 +107,7 @@ class CalendarFeedView(APIView):
         "If-None-Match with 304. An unknown or revoked token is a 404.",
         404,
         429,
+        revalidates=True,
         auth=[],
         tags=["calendar"],
     )

@@ -11,7 +11,7 @@ from django.utils import translation
 from rest_framework.negotiation import BaseContentNegotiation
 
 from ..policies import get_policy_resolver
-from .schema import errors, extend_schema
+from .schema import OpenApiResponse, errors, extend_schema
 
 try:
     from drf_spectacular.types import OpenApiTypes
@@ -47,13 +47,25 @@ def in_language_of(user: Any) -> Any:
     return translation.override(get_policy_resolver().get_user_language(user))
 
 
-def calendar_schema(operation_id: str, description: str, *statuses: int, **kwargs: Any) -> Any:
-    """The schema of an operation answering ``text/calendar``."""
+def calendar_schema(
+    operation_id: str,
+    description: str,
+    *statuses: int,
+    revalidates: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """The schema of an operation answering ``text/calendar`` (and, when it ``revalidates``,
+    304 to an ``If-None-Match`` naming its current ETag)."""
     if OpenApiTypes is None:  # pragma: no cover
         return extend_schema()
+    responses: dict[Any, Any] = {(200, "text/calendar"): OpenApiTypes.STR}
+    if revalidates:
+        responses[304] = OpenApiResponse(
+            description="Not modified: the If-None-Match header names the current ETag."
+        )
     return extend_schema(
         operation_id=operation_id,
         description=description,
-        responses={(200, "text/calendar"): OpenApiTypes.STR, **errors(*statuses)},
+        responses={**responses, **errors(*statuses)},
         **kwargs,
     )
