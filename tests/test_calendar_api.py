@@ -24,6 +24,7 @@ from liveclass_booking import services
 from liveclass_booking.models import CalendarFeedToken, TeacherBookingPolicy, get_booking_model
 from liveclass_booking.notifications import dispatch
 from tests.calendar_parsers import ParsedCalendar, ParsedEvent, parse_everywhere
+from tests.resolvers import PeopleAbroad
 
 pytestmark = pytest.mark.django_db
 
@@ -355,6 +356,16 @@ class TestFeed:
         again = client.get(feed, HTTP_IF_NONE_MATCH=first["ETag"])
         assert (again.status_code, again["ETag"]) == (304, first["ETag"])
         assert client.get(feed, HTTP_IF_NONE_MATCH='"other"').content == first.content
+
+    def test_the_feed_is_written_in_its_owners_language(
+        self, group: Any, student: Any, settings: Any, monkeypatch: Any, names: None
+    ) -> None:
+        settings.LIVECLASS_BOOKING_POLICY_RESOLVER = "tests.resolvers.PeopleAbroad"
+        monkeypatch.setitem(PeopleAbroad.LANGUAGES, "student", "de")
+        services.book_group_session(student=student, session=group)
+        event = only(ics(APIClient().get(new_feed(student), HTTP_ACCEPT_LANGUAGE="en")))
+        assert "Lehrkraft: Clara Schmidt" in event.description
+        assert "Kenncode: s3cret" in event.description
 
     def test_revoked_and_unknown_tokens_are_the_same_404(self, student: Any) -> None:
         feed = new_feed(student)

@@ -141,11 +141,11 @@ def _meeting_lines(source: Any, passcode: bool) -> tuple[str, list[str]]:
     link = str(source.meeting_link or "")
     lines = []
     if link:
-        lines.append(_("Join: %(link)s") % {"link": link})
+        lines.append(f"{_('Join')}: {link}")
     if source.meeting_id:
-        lines.append(_("Meeting ID: %(id)s") % {"id": source.meeting_id})
+        lines.append(f"{_('Meeting ID')}: {source.meeting_id}")
     if passcode and source.meeting_passcode:
-        lines.append(_("Passcode: %(passcode)s") % {"passcode": source.meeting_passcode})
+        lines.append(f"{_('Passcode')}: {source.meeting_passcode}")
     return link, lines
 
 
@@ -174,9 +174,9 @@ def booking_entry(
     summary = booking_title(booking)
     if teaching:
         summary = f"{summary} · {display_name(booking.student_user)}"
-        lines = [_("Student: %(name)s") % {"name": display_name(booking.student_user)}]
+        lines = [f"{_('Student')}: {display_name(booking.student_user)}"]
     else:
-        lines = [_("Teacher: %(name)s") % {"name": display_name(booking.teacher)}]
+        lines = [f"{_('Teacher')}: {display_name(booking.teacher)}"]
     url = ""
     if status != "CANCELLED":
         url, meeting = _meeting_lines(booking.session if booking.session_id else None, owner)
