@@ -587,6 +587,9 @@ def test_messages_in_the_recipients_language(group: Any, people: Any, monkeypatc
     assert "Deine Buchung für Algebra & Co ist bestätigt." in german.body
     assert "Wann: Mittwoch 10 März 2027, 12:00 – 13:00 (America/New_York)" in german.body
     assert "Deine Buchung" in german.alternatives[0][0]
+    # The attached calendar entry speaks the recipient's language too.
+    _cal, event = only_event(german)
+    assert "Lehrkraft: teacher" in str(event["DESCRIPTION"])
     assert mails["t@example.com"].subject == "Booking confirmed: Algebra & Co"
 
 

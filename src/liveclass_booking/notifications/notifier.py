@@ -107,7 +107,9 @@ class EmailNotifier(BaseNotifier):
             headers={"Message-ID": message.message_id},
         )
         email.attach_alternative(html, "text/html")
-        for name, ics, method in self.calendars(message):
+        with translation.override(message.language):
+            calendars = self.calendars(message)
+        for name, ics, method in calendars:
             email.attach(name, ics.decode(), f"text/calendar; method={method}")
         return email
 
