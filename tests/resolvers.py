@@ -71,3 +71,36 @@ class PeopleAbroad(DefaultPolicyResolver):
 
     def wants_notification(self, user: Any, kind: str, channel: str) -> bool:
         return not (user.first_name == "quiet" and kind == "reminder")
+
+
+class RecordsAttempts(DefaultPolicyResolver):
+    """Records every attempt ``check_booking`` sees (in ``seen``) and lets it through."""
+
+    seen: list[Any] = []
+
+    def check_booking(self, attempt: Any) -> None:
+        type(self).seen.append(attempt)
+
+
+class CourseClosed(DefaultPolicyResolver):
+    """Refuses every booking of a course named "Closed" with a code of the host's own."""
+
+    def check_booking(self, attempt: Any) -> None:
+        from liveclass_booking.exceptions import BookingRefused
+
+        if str(attempt.course) == "Closed":
+            raise BookingRefused(
+                "This course takes no bookings this term.", code="course_closed", term="spring"
+            )
+
+
+def _weekly() -> type:
+    from example_project.lms.rules import WeeklyLessonLimit
+
+    class WeeklyTwo(WeeklyLessonLimit, DefaultPolicyResolver):
+        weekly_lessons = 2
+
+    return WeeklyTwo
+
+
+WeeklyTwoLessons = _weekly()

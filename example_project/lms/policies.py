@@ -5,10 +5,12 @@ from typing import Any
 from liveclass_booking.policies import DefaultPolicyResolver
 
 from .models import Enrollment
+from .rules import WeeklyLessonLimit
 
 
-class EnrollmentPolicyResolver(DefaultPolicyResolver):
-    """Students book only courses they are enrolled in; a course's teachers teach it."""
+class EnrollmentPolicyResolver(WeeklyLessonLimit, DefaultPolicyResolver):
+    """Students book only courses they are enrolled in; a course's teachers teach it; at most
+    three one-on-one lessons a week (see ``lms.rules``)."""
 
     def can_book(self, student: Any, course: Any, session: Any = None) -> bool:
         if not super().can_book(student, course, session):

@@ -3,6 +3,7 @@ that names the rule and its numbers. The API, the admin and the commands all spe
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -118,3 +119,26 @@ class OfferExpired(BookingError):
 class IdempotencyConflict(BookingError):
     code = "idempotency_conflict"
     http_status = 409
+
+
+class BookingRefused(BookingError):
+    """A host rule refusing a booking, raised from the resolver's ``check_booking`` with the
+    host's own ``code`` (lower-case letters, digits and underscores) and message, and an HTTP
+    status from 400 to 499 (403 by default). Extra keywords travel in the API's error body.
+
+    ``raise BookingRefused("Your plan allows 3 lessons a week.", code="weekly_limit",
+    limit=3)``"""
+
+    code = "refused"
+    http_status = 403
+
+    def __init__(
+        self, detail: str, *, code: str = "refused", http_status: int = 403, **data: Any
+    ) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,49}", code):
+            raise ValueError(f"A refusal's code is a lower-case identifier, not {code!r}.")
+        if not 400 <= http_status <= 499:
+            raise ValueError(f"A refusal's HTTP status is a 4xx, not {http_status!r}.")
+        super().__init__(detail, **data)
+        self.code = code
+        self.http_status = http_status

@@ -52,6 +52,22 @@ class DefaultPolicyResolver:
         """Return whether ``student`` may book ``course`` (or ``session``). Default: yes."""
         return True
 
+    def check_booking(self, attempt: Any) -> None:
+        """Refuse a booking for a rule of the host's own by raising
+        :class:`~liveclass_booking.exceptions.BookingRefused` with the host's code and
+        message (the API answers it as an error body with that code, 403 unless the
+        refusal names another 4xx status). Return to let it through. Default: allow.
+
+        ``attempt`` is a :class:`~liveclass_booking.services.attempts.BookingAttempt`: the
+        student, teacher, course, session (None for a lesson), start and end, seats, and
+        ``how`` it comes to exist — ``book``, ``request``, ``series`` (with ``series`` and
+        ``occurrence``), ``reschedule`` (with ``rescheduled_from``) or ``waitlist`` (with
+        ``waitlist_entry``). It is called once for every booking row, inside the booking's
+        transaction after the student's (and for lessons the teacher's) row is locked, so
+        counting the student's bookings here is race-free. A refused series occurrence is
+        skipped with the host's code (or fails an all-or-nothing series)."""
+        return None
+
     def get_limits(self, student: Any, teacher: Any, course: Model | None) -> dict[str, Any]:
         """Return the per-account limits that apply when ``student`` books with ``teacher``
         for ``course`` (``course`` may be None for a teacher's default).

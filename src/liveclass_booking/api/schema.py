@@ -57,10 +57,11 @@ class ErrorSerializer(serializers.Serializer[Any]):
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # Built here because a field called "errors" would shadow Serializer.errors.
         return {
-            "code": named_choice_field(
-                error_codes(),
-                "ErrorCodeEnum",
-                help_text="Stable machine-readable code, e.g. session_full.",
+            # Not an enum: a host's booking rules add codes of their own (check_booking).
+            "code": serializers.CharField(
+                help_text="Stable machine-readable code: one of "
+                + ", ".join(f"`{code}`" for code in error_codes())
+                + ", or a code of the host's own booking rules.",
             ),
             "detail": serializers.CharField(help_text="Human-readable explanation."),
             "errors": serializers.DictField(

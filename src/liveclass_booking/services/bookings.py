@@ -27,6 +27,7 @@ from ..exceptions import (
 )
 from ..models import BookingSeriesItem, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
+from .attempts import BookingAttempt, build_booking
 from .availability import TeacherSchedule
 from .common import is_staff, lock_users, require_aware, require_manager, same_user
 from .outbox import write
@@ -42,10 +43,8 @@ from .seats import close_own_entry, lock_sessions, release_seats, take_seats
 from .transitions import (
     TRANSITIONS,
     announce,
-    approval_deadline,
     booking_notice,
     check_transition,
-    next_sequence,
     settle_session,
     settle_teacher,
     transition,
@@ -112,10 +111,13 @@ def create_group_booking(
     rescheduled_from: Any = None,
     status: str | None = None,
     seat_held: bool = False,
+    how: str = "book",
+    waitlist_entry: Any = None,
 ) -> Any:
     """Create a group booking (inside the caller's transaction); take its seats unless
     ``seat_held`` (a waitlist offer holds the seat already). Pending unless ``policy`` needs
-    no approval for group bookings or ``status`` says otherwise."""
+    no approval for group bookings or ``status`` says otherwise. ``how`` and
+    ``waitlist_entry`` tell the host's ``check_booking`` how it comes to exist."""
     now = timezone.now()
 
     def already_booked() -> bool:
@@ -144,27 +146,18 @@ def create_group_booking(
         raise AlreadyBooked("You already hold an active booking for this session.")
     if status is None:
         status = S.PENDING if policy.requires_approval_for_group else S.CONFIRMED
+    attempt = BookingAttempt.for_session(
+        how,
+        student,
+        session,
+        seats=seats,
+        rescheduled_from=rescheduled_from,
+        waitlist_entry=waitlist_entry,
+    )
+    booking = build_booking(attempt, status=status, policy=policy, now=now, note=note)
     try:
         with transaction.atomic():
-            booking = model.objects.create(
-                booking_type=BookingType.GROUP_SESSION,
-                session_id=session.pk,
-                course_id=session.course_id,
-                teacher_id=session.teacher_id,
-                student_user=student,
-                start_at_utc=session.start_at_utc,
-                end_at_utc=session.end_at_utc,
-                seats_reserved=seats,
-                status=status,
-                approval_expires_at=(
-                    approval_deadline(policy, session.start_at_utc, now)
-                    if status == S.PENDING
-                    else None
-                ),
-                student_note=note,
-                rescheduled_from=rescheduled_from,
-                calendar_sequence=next_sequence(rescheduled_from),
-            )
+            booking.save(force_insert=True)
     except IntegrityError as exc:
         # The partial unique constraint caught a concurrent second booking of this student;
         # the caller's transaction rolls the seat increment back.
@@ -224,6 +217,7 @@ def _create_one_on_one(
     rescheduled_from: Any = None,
     status: str | None = None,
     limits: dict[str, Any] | None = None,
+    how: str = "request",
 ) -> Any:
     """Create a lesson (inside the caller's transaction) under every one-on-one rule; with
     ``limits``, also under the student's limits (a new request; a reschedule has none)."""
@@ -234,31 +228,33 @@ def _create_one_on_one(
     now = timezone.now()
     schedule = TeacherSchedule.load(teacher, course, start, end, now=now)
     schedule.check(start, end)
-    blocked_from, blocked_until = schedule.blocked_range(start, end)
     if status is None:
         status = S.PENDING if schedule.policy.requires_approval_for_one_on_one else S.CONFIRMED
     if limits is not None:
         pending_to = teacher if status == S.PENDING else None
         check_student_totals(student, limits, now, bookings=1, pending_to=pending_to)
+    attempt = BookingAttempt(
+        how=how,
+        booking_type=BookingType.ONE_ON_ONE,
+        student=student,
+        teacher=teacher,
+        course=course,
+        start=start,
+        end=end,
+        rescheduled_from=rescheduled_from,
+    )
+    booking = build_booking(
+        attempt,
+        status=status,
+        policy=schedule.policy,
+        now=now,
+        note=note,
+        blocked=schedule.blocked_range(start, end),
+    )
     try:
         with transaction.atomic():
-            return get_booking_model().objects.create(
-                booking_type=BookingType.ONE_ON_ONE,
-                course=course,
-                teacher=teacher,
-                student_user=student,
-                start_at_utc=start,
-                end_at_utc=end,
-                blocked_from_utc=blocked_from,
-                blocked_until_utc=blocked_until,
-                status=status,
-                approval_expires_at=(
-                    approval_deadline(schedule.policy, start, now) if status == S.PENDING else None
-                ),
-                student_note=note,
-                rescheduled_from=rescheduled_from,
-                calendar_sequence=next_sequence(rescheduled_from),
-            )
+            booking.save(force_insert=True)
+            return booking
     except IntegrityError as exc:
         # On PostgreSQL the exclusion constraint refuses an overlap the lock did not prevent.
         raise SlotUnavailable("The teacher already has a lesson at this time.") from exc
@@ -426,6 +422,7 @@ def reschedule_booking(
                 note=old.student_note,
                 rescheduled_from=old,
                 status=S.PENDING if needs_approval else S.CONFIRMED,
+                how="reschedule",
             )
         else:
             if session is None:
@@ -448,6 +445,7 @@ def reschedule_booking(
                 note=old.student_note,
                 rescheduled_from=old,
                 status=S.PENDING if needs_approval else S.CONFIRMED,
+                how="reschedule",
             )
         # A rescheduled occurrence of a series stays in its series.
         BookingSeriesItem.objects.filter(booking=old).update(

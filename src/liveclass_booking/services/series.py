@@ -45,6 +45,7 @@ from ..choices import (
 from ..exceptions import (
     AlreadyBooked,
     BookingError,
+    BookingRefused,
     InvalidInput,
     InvalidTransition,
     NotAllowed,
@@ -63,6 +64,7 @@ from ..models import (
 from ..policies import get_policy_resolver
 from ..querysets import overdue_requests
 from ..recurrence import Occurrence, Recurrence, SkippedTime
+from .attempts import BookingAttempt, build_booking
 from .availability import TeacherSchedule
 from .common import is_staff, lock_users, require_manager, same_user, send_after_commit
 from .outbox import notify, write
@@ -76,7 +78,6 @@ from .rules import (
 from .transitions import (
     APPROVAL_TIMEOUT_REASON,
     SIGNAL_FOR_STATUS,
-    approval_deadline,
     booking_notice,
     settle_session,
     settle_teacher,
@@ -99,6 +100,8 @@ class OccurrenceResult:
 
     item: Any
     detail: str = ""
+    #: The unsaved booking planned for this occurrence (written by ``_write``).
+    row: Any = None
 
     @property
     def status(self) -> str:
@@ -298,7 +301,14 @@ def _plan(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
         # waits for: whichever comes second sees the other (see enrol_waiting_series). The
         # student's row orders the checks of the student's limits.
         lock_users(series.teacher, series.student_user)
-        _plan_seats(series.student_user, series.course, results, _sessions_at(series, results), now)
+        _plan_seats(
+            series.student_user,
+            series.teacher,
+            series.course,
+            results,
+            _sessions_at(series, results),
+            now,
+        )
 
 
 def _plan_lessons(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
@@ -312,16 +322,43 @@ def _plan_lessons(series: Any, results: list[OccurrenceResult], now: datetime) -
         results[-1].item.end_at_utc,
         now=now,
     )
+    policy = schedule.policy
+    needs_approval = policy.requires_approval_for_one_on_one
+    status = BookingStatus.PENDING if needs_approval else BookingStatus.CONFIRMED
+    accepted: list[BookingAttempt] = []
     for result in results:
         item = result.item
         error = schedule.problem(item.start_at_utc, item.end_at_utc)
+        if error is None:
+            attempt = BookingAttempt(
+                how="series",
+                booking_type=BookingType.ONE_ON_ONE,
+                student=series.student_user,
+                teacher=series.teacher,
+                course=series.course,
+                start=item.start_at_utc,
+                end=item.end_at_utc,
+                series=series,
+                occurrence=item.occurrence_index,
+                earlier=tuple(accepted),
+            )
+            try:
+                result.row = build_booking(
+                    attempt,
+                    status=status,
+                    policy=policy,
+                    now=now,
+                    blocked=schedule.blocked_range(item.start_at_utc, item.end_at_utc),
+                )
+                accepted.append(attempt)
+            except BookingRefused as refusal:
+                error = refusal
         if error is not None:
             _skip(result, error)
             continue
         schedule.reserve(item.start_at_utc, item.end_at_utc)
         item.status, item.code, item.booking = It.BOOKED, "", None
-        item.blocked = schedule.blocked_range(item.start_at_utc, item.end_at_utc)
-    series.lesson_policy = schedule.policy
+    series.lesson_policy = policy
 
 
 def _matching_sessions(teacher_id: Any, course_id: Any, starts: list[datetime]) -> Any:
@@ -410,6 +447,7 @@ def _sessions_at(series: Any, results: list[OccurrenceResult]) -> dict[datetime,
 
 def _plan_seats(
     student: Any,
+    teacher: Any,
     course: Any,
     results: list[OccurrenceResult],
     sessions: dict[datetime, Any],
@@ -439,6 +477,14 @@ def _plan_seats(
     }
     free = {session.pk: session.capacity - session.seats_taken for session in sessions.values()}
     resolver = get_policy_resolver()
+    # The sessions matched are the teacher's of the course: one policy for all.
+    policy = resolver.get_policy(teacher, course) if sessions else None
+    status = (
+        BookingStatus.PENDING
+        if policy is not None and policy.requires_approval_for_group
+        else BookingStatus.CONFIRMED
+    )
+    accepted: list[BookingAttempt] = []
     for result, person in zip(results, students, strict=True):
         item = result.item
         session = sessions.get(item.start_at_utc)
@@ -462,6 +508,25 @@ def _plan_seats(
             item.status, item.waitlist_entry = It.WAITLISTED, entry
             result.detail = "Already on this session's waitlist."
         elif free[session.pk] >= 1:
+            attempt = BookingAttempt(
+                how="series",
+                booking_type=BookingType.GROUP_SESSION,
+                student=person,
+                teacher=teacher,
+                course=course,
+                start=session.start_at_utc,
+                end=session.end_at_utc,
+                session=session,
+                series=item.series,
+                occurrence=item.occurrence_index,
+                earlier=tuple(a for a in accepted if a.student == person),
+            )
+            try:
+                result.row = build_booking(attempt, status=status, policy=policy, now=now)
+            except BookingRefused as refusal:
+                _skip(result, refusal)
+                continue
+            accepted.append(attempt)
             free[session.pk] -= 1
             booked.add((session.pk, person.pk))
             item.status = It.BOOKED
@@ -484,71 +549,16 @@ def _write(
     actor: Any,
     note: str,
     now: datetime,
-    students: list[Any] | None = None,
 ) -> None:
     """Create the bookings and waitlist entries the plan decided, then save the items (new
     ones created, existing ones updated) and audit and signal each booking after commit."""
     model = get_booking_model()
     to_book = [r for r in results if r.item.status == It.BOOKED and r.item.booking is None]
     lesson = series.type == SeriesType.ONE_ON_ONE_SERIES
-    policy_cache: dict[tuple[Any, Any], Any] = {}
-
-    def policy_of(session: Any) -> Any:
-        if lesson:
-            return series.lesson_policy
-        key = (session.teacher_id, session.course_id)
-        if key not in policy_cache:
-            policy_cache[key] = get_policy_resolver().get_policy(session.teacher, session.course)
-        return policy_cache[key]
-
-    def approval_needed(session: Any) -> bool:
-        policy = policy_of(session)
-        if lesson:
-            return bool(policy.requires_approval_for_one_on_one)
-        return bool(policy.requires_approval_for_group)
-
-    students = students or [series.student_user] * len(results)
-    student_of = {id(r): person for r, person in zip(results, students, strict=True)}
     bookings: list[Any] = []
     for result in to_book:
-        item = result.item
-        session = item.session
-        status = BookingStatus.PENDING if approval_needed(session) else BookingStatus.CONFIRMED
-        deadline = (
-            approval_deadline(policy_of(session), item.start_at_utc, now)
-            if status == BookingStatus.PENDING
-            else None
-        )
-        person = student_of[id(result)]
-        if lesson:
-            blocked_from, blocked_until = item.blocked
-            booking = model(
-                booking_type=BookingType.ONE_ON_ONE,
-                course_id=series.course_id,
-                teacher_id=series.teacher_id,
-                student_user=person,
-                start_at_utc=item.start_at_utc,
-                end_at_utc=item.end_at_utc,
-                blocked_from_utc=blocked_from,
-                blocked_until_utc=blocked_until,
-                status=status,
-                approval_expires_at=deadline,
-                student_note=note,
-            )
-        else:
-            booking = model(
-                booking_type=BookingType.GROUP_SESSION,
-                session_id=session.pk,
-                course_id=session.course_id,
-                teacher_id=session.teacher_id,
-                student_user=person,
-                start_at_utc=session.start_at_utc,
-                end_at_utc=session.end_at_utc,
-                seats_reserved=1,
-                status=status,
-                approval_expires_at=deadline,
-                student_note=note,
-            )
+        booking = result.row  # built by the plan, the host's rules passed
+        booking.student_note = note
         bookings.append(booking)
     try:
         with transaction.atomic():
@@ -693,8 +703,8 @@ def enrol_waiting_series(sessions: list[Any]) -> int:
     now = timezone.now()  # after the locks: waitlist order
     results = [OccurrenceResult(item) for item in items]
     students = [item.series.student_user for item in items]
-    _plan_seats(None, items[0].series.course, results, by_start, now, students=students)
-    _write(items[0].series, results, actor=None, note="", now=now, students=students)
+    _plan_seats(None, teacher, items[0].series.course, results, by_start, now, students=students)
+    _write(items[0].series, results, actor=None, note="", now=now)
     write(
         [
             booking_notice(item.booking, actor=None, old="", series=item.series_id)

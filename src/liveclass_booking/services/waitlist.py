@@ -175,6 +175,8 @@ def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) 
         policy=policy,
         note=note,
         seat_held=True,
+        how="waitlist",
+        waitlist_entry=entry,
     )
     entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
     entry.save(update_fields=["status", "accepted_at", "booking"])
