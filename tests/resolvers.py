@@ -104,3 +104,11 @@ def _weekly() -> type:
 
 
 WeeklyTwoLessons = _weekly()
+
+
+class PersonalRooms(DefaultPolicyResolver):
+    """Every teacher teaches lessons in a personal meeting room named after them."""
+
+    def get_lesson_meeting(self, booking: Any) -> dict[str, str]:
+        name = booking.teacher.get_username()
+        return {"meeting_link": f"https://meet.example.com/{name}", "meeting_passcode": "room"}

@@ -496,6 +496,13 @@ def shows_b1(w: World, target: Any, body: Any, user: Any) -> None:
     )
 
 
+def lesson_meeting_set(w: World, target: Any, body: Any, user: Any) -> None:
+    lesson = fresh(target)
+    assert (lesson.meeting_link, lesson.meeting_id) == ("https://meet.example.com/lesson", "7")
+    assert (body["meeting_link"], body["meeting_id"]) == ("https://meet.example.com/lesson", "7")
+    assert lesson.calendar_sequence == target.calendar_sequence + 1
+
+
 def decided(status: str) -> Callable[..., None]:
     def check(w: World, target: Any, body: Any, user: Any) -> None:
         assert body["status"] == fresh(target).status == status
@@ -935,6 +942,15 @@ ENDPOINTS = [
         target=pending_lesson,
         body=lambda w: {"teacher_note": "See you"},
         done=decided("confirmed"),
+    ),
+    Endpoint(
+        "bookings.meeting",
+        "post",
+        "booking-meeting",
+        BOOKING_TEACHER,
+        target=confirmed_lesson,
+        body=lambda w: {"meeting_link": "https://meet.example.com/lesson", "meeting_id": "7"},
+        done=lesson_meeting_set,
     ),
     Endpoint(
         "bookings.decline",

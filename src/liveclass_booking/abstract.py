@@ -379,6 +379,14 @@ class AbstractLiveClassBooking(models.Model):
         verbose_name=_("rescheduled from"),
         help_text=_("The booking this one replaced."),
     )
+    meeting_link = models.URLField(
+        _("meeting link"),
+        max_length=500,
+        blank=True,
+        help_text=_("For a one-on-one lesson; a group booking uses its session's."),
+    )
+    meeting_id = models.CharField(_("meeting id"), max_length=100, blank=True)
+    meeting_passcode = models.CharField(_("meeting passcode"), max_length=100, blank=True)
     calendar_sequence = models.PositiveIntegerField(
         _("calendar sequence"),
         default=0,
@@ -453,6 +461,13 @@ class AbstractLiveClassBooking(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_booking_type_display()} {self.start_at_utc:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def meeting(self) -> Any:
+        """What holds this booking's meeting details (``meeting_link``, ``meeting_id``,
+        ``meeting_passcode``): its session for a group booking, the booking itself for a
+        one-on-one lesson."""
+        return self.session if self.session_id else self
 
     @property
     def is_active(self) -> bool:

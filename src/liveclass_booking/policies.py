@@ -68,6 +68,15 @@ class DefaultPolicyResolver:
         skipped with the host's code (or fails an all-or-nothing series)."""
         return None
 
+    def get_lesson_meeting(self, booking: Any) -> dict[str, str]:
+        """Return the meeting details (any of ``meeting_link``, ``meeting_id``,
+        ``meeting_passcode``) a one-on-one lesson gets when it is confirmed without the
+        teacher giving them: booked without approval, or approved with none. ``booking`` is
+        the lesson (unsaved when it is confirmed at once), with ``teacher``, ``course``,
+        ``student_user`` and its times. Default: none (``{}``); a host returns, say, the
+        teacher's personal meeting room."""
+        return {}
+
     def get_limits(self, student: Any, teacher: Any, course: Model | None) -> dict[str, Any]:
         """Return the per-account limits that apply when ``student`` books with ``teacher``
         for ``course`` (``course`` may be None for a teacher's default).

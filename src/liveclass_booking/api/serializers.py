@@ -201,7 +201,13 @@ class BookingSerializer(ModelSerializer[Any]):
     cancelled_at = AwareDateTimeField(read_only=True, allow_null=True)
     created_at = AwareDateTimeField(read_only=True)
     updated_at = AwareDateTimeField(read_only=True)
-    meeting_link = serializers.SerializerMethodField()
+    meeting_link = serializers.SerializerMethodField(
+        help_text="The meeting link while the booking is active: its session's, or a lesson's own."
+    )
+    meeting_id = serializers.SerializerMethodField(help_text="As meeting_link.")
+    meeting_passcode = serializers.SerializerMethodField(
+        help_text="Only for the booking's own student and teacher, while it is active."
+    )
     status = named_choice_field(
         BookingStatus, "BookingStatusEnum", source="current_status", read_only=True
     )
@@ -231,6 +237,8 @@ class BookingSerializer(ModelSerializer[Any]):
             "teacher_note",
             "rescheduled_from",
             "meeting_link",
+            "meeting_id",
+            "meeting_passcode",
             "calendar_links",
             "created_at",
             "updated_at",
@@ -238,8 +246,15 @@ class BookingSerializer(ModelSerializer[Any]):
         read_only_fields = fields
 
     def get_meeting_link(self, obj: Any) -> str:
-        session = obj.session if obj.session_id else None
-        return session.meeting_link if session is not None and obj.is_active else ""
+        return str(obj.meeting.meeting_link) if obj.is_active else ""
+
+    def get_meeting_id(self, obj: Any) -> str:
+        return str(obj.meeting.meeting_id) if obj.is_active else ""
+
+    def get_meeting_passcode(self, obj: Any) -> str:
+        user = self.context["request"].user
+        own = user.pk in (obj.student_user_id, obj.teacher_id)
+        return str(obj.meeting.meeting_passcode) if obj.is_active and own else ""
 
     @extend_schema_field(CalendarLinksSerializer)
     def get_calendar_links(self, obj: Any) -> Any:
@@ -278,7 +293,17 @@ class ReasonSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
-class ApproveSerializer(serializers.Serializer[Any]):
+class LessonMeetingSerializer(serializers.Serializer[Any]):
+    """A one-on-one lesson's meeting details; only the fields given change."""
+
+    meeting_link = serializers.URLField(allow_blank=True, required=False, max_length=500)
+    meeting_id = serializers.CharField(allow_blank=True, required=False, max_length=100)
+    meeting_passcode = serializers.CharField(allow_blank=True, required=False, max_length=100)
+
+
+class ApproveSerializer(LessonMeetingSerializer):
+    """A decision to confirm; a one-on-one lesson may get its meeting details with it."""
+
     teacher_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 

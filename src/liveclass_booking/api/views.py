@@ -280,6 +280,7 @@ def _booking_action(operation_id: str, request: Any, created: bool = False) -> A
     reschedule=_booking_action(
         "liveclass_bookings_reschedule", s.RescheduleSerializer, created=True
     ),
+    meeting=_booking_action("liveclass_bookings_meeting", s.LessonMeetingSerializer),
     mark_attended=_booking_action("liveclass_bookings_mark_attended", None),
     mark_no_show=_booking_action("liveclass_bookings_mark_no_show", None),
 )
@@ -378,6 +379,13 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         with in_language_of(request.user):
             body = booking_document(booking, request.user)
         return calendar_response(body, f"booking-{booking.pk}.ics")
+
+    @action(detail=True, methods=["post"], serializer_class=s.LessonMeetingSerializer)
+    def meeting(self, request: Request, pk: Any = None) -> Response:
+        """Give or change a one-on-one lesson's meeting details (its teacher or staff)."""
+        booking = self.get_object()
+        data = self._body(s.LessonMeetingSerializer, request)
+        return self.respond(services.set_lesson_meeting(booking, actor=request.user, **data))
 
     @action(detail=True, methods=["post"], url_path="mark-attended", serializer_class=None)
     def mark_attended(self, request: Request, pk: Any = None) -> Response:

@@ -179,7 +179,7 @@ def booking_entry(
         lines = [f"{_('Teacher')}: {display_name(booking.teacher)}"]
     url = ""
     if status != "CANCELLED":
-        url, meeting = _meeting_lines(booking.session if booking.session_id else None, owner)
+        url, meeting = _meeting_lines(booking.meeting, owner)
         lines += meeting
     if root is None:
         root = first_of_chain(booking)

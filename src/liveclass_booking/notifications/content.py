@@ -103,9 +103,17 @@ class Message:
         return str(course) if course is not None else ""
 
     @property
+    def meeting(self) -> Any:
+        """What holds the meeting details told: the session, or the recipient's own lesson."""
+        if self.session is not None:
+            return self.session
+        booking = self.own_booking or self.booking
+        return booking.meeting if booking is not None else None
+
+    @property
     def meeting_link(self) -> str:
-        if self.session is not None and self.session.meeting_link:
-            return str(self.session.meeting_link)
+        if self.meeting is not None and self.meeting.meeting_link:
+            return str(self.meeting.meeting_link)
         if self.series is not None:
             return str(self.series.default_meeting_link)
         return ""
@@ -128,8 +136,8 @@ class Message:
             "teacher_name": display_name(self._teacher()),
             "student_name": display_name(self._student()),
             "meeting_link": self.meeting_link,
-            "meeting_id": getattr(self.session, "meeting_id", ""),
-            "meeting_passcode": getattr(self.session, "meeting_passcode", ""),
+            "meeting_id": getattr(self.meeting, "meeting_id", ""),
+            "meeting_passcode": getattr(self.meeting, "meeting_passcode", ""),
             "zone": self.zone,
             **self.data,
         }

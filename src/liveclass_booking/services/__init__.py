@@ -16,6 +16,7 @@ from .bookings import (
     mark_no_show,
     request_one_on_one,
     reschedule_booking,
+    set_lesson_meeting,
 )
 from .series import (
     OccurrenceResult,
@@ -87,5 +88,6 @@ __all__ = [
     "reschedule_booking",
     "resume_series",
     "save_teacher_row",
+    "set_lesson_meeting",
     "update_session",
 ]

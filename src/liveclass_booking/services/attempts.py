@@ -11,6 +11,7 @@ from typing import Any
 from ..choices import BookingStatus, BookingType
 from ..models import get_booking_model
 from ..policies import get_policy_resolver
+from .rules import LESSON_MEETING_FIELDS, default_lesson_meeting
 from .transitions import approval_deadline, next_sequence
 
 #: How a booking comes to exist (``BookingAttempt.how``).
@@ -81,7 +82,7 @@ def build_booking(
         }
     else:
         where = {"course": attempt.course, "teacher": attempt.teacher}
-    return get_booking_model()(
+    booking = get_booking_model()(
         booking_type=attempt.booking_type,
         student_user=attempt.student,
         start_at_utc=attempt.start,
@@ -100,3 +101,16 @@ def build_booking(
         calendar_sequence=next_sequence(attempt.rescheduled_from),
         **where,
     )
+    if session is None:
+        # A lesson keeps its meeting details when it moves; a new one confirmed at once gets
+        # the host's default (one given later by the teacher replaces it).
+        replaced = attempt.rescheduled_from
+        if replaced is not None:
+            meeting = {name: getattr(replaced, name) for name in LESSON_MEETING_FIELDS}
+        elif status == BookingStatus.CONFIRMED:
+            meeting = default_lesson_meeting(booking)
+        else:
+            meeting = {}
+        for name, value in meeting.items():
+            setattr(booking, name, value)
+    return booking

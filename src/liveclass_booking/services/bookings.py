@@ -30,10 +30,13 @@ from ..policies import get_policy_resolver
 from .attempts import BookingAttempt, build_booking
 from .availability import TeacherSchedule
 from .common import is_staff, lock_users, require_aware, require_manager, same_user
-from .outbox import write
+from .outbox import notify, write
 from .rules import (
+    LESSON_MEETING_FIELDS,
     check_seats,
     check_student_totals,
+    clean_meeting,
+    default_lesson_meeting,
     limits_for,
     require_bounded_text,
     require_may_book,
@@ -64,6 +67,7 @@ __all__ = [
     "mark_no_show",
     "request_one_on_one",
     "reschedule_booking",
+    "set_lesson_meeting",
 ]
 
 
@@ -263,13 +267,26 @@ def _create_one_on_one(
 # Decisions and status changes --------------------------------------------------------------
 
 
-def approve_booking(booking: Any, *, actor: Any = None, teacher_note: str = "") -> Any:
-    """Confirm a pending booking (teacher or staff)."""
+def approve_booking(
+    booking: Any, *, actor: Any = None, teacher_note: str = "", **meeting: str
+) -> Any:
+    """Confirm a pending booking (teacher or staff). A one-on-one lesson may get its meeting
+    details (``meeting_link``, ``meeting_id``, ``meeting_passcode``) here; without any, the
+    resolver's ``get_lesson_meeting`` fills those it has none of."""
     require_bounded_text(teacher_note=teacher_note)
+    meeting = clean_meeting(meeting)
     require_manager(actor, booking, "approve this booking")
+    if meeting and booking.booking_type != BookingType.ONE_ON_ONE:
+        raise InvalidInput(
+            "A group booking's meeting details are its session's.", field="meeting_link"
+        )
     fields: dict[str, Any] = {"decision_at": timezone.now(), "decided_by": actor}
     if teacher_note:
         fields["teacher_note"] = teacher_note
+    if booking.booking_type == BookingType.ONE_ON_ONE:
+        if not meeting and not any(getattr(booking, n) for n in LESSON_MEETING_FIELDS):
+            meeting = default_lesson_meeting(booking)
+        fields.update(meeting)
     with transaction.atomic():
         return transition(booking, S.CONFIRMED, actor=actor, **fields)
 
@@ -469,3 +486,46 @@ def reschedule_booking(
             ]
         )
     return new
+
+
+# A lesson's meeting details ----------------------------------------------------------------
+
+
+def set_lesson_meeting(booking: Any, *, actor: Any = None, **meeting: str) -> Any:
+    """Give or change an active one-on-one lesson's meeting details (teacher or staff): the
+    given fields of ``meeting_link``, ``meeting_id`` and ``meeting_passcode`` replace the
+    lesson's (an empty string clears one). A change raises the calendar SEQUENCE and tells
+    the student (and the teacher, when someone else made it)."""
+    meeting = clean_meeting(meeting)
+    require_manager(actor, booking, "change this lesson's meeting details")
+    if booking.booking_type != BookingType.ONE_ON_ONE:
+        raise InvalidInput(
+            "A group booking's meeting details are its session's.", field="meeting_link"
+        )
+    if not meeting:
+        raise InvalidInput("Give at least one of: " + ", ".join(LESSON_MEETING_FIELDS) + ".")
+    with transaction.atomic():
+        locked = get_booking_model().objects.select_for_update().get(pk=booking.pk)
+        if not locked.is_active:
+            raise InvalidTransition(
+                f"This lesson is {locked.current_status}; only a pending or confirmed lesson "
+                "gets meeting details.",
+                status=locked.current_status,
+            )
+        changed = [name for name, value in meeting.items() if getattr(locked, name) != value]
+        if not changed:
+            return locked
+        for name in changed:
+            setattr(locked, name, meeting[name])
+        locked.calendar_sequence += 1
+        locked.save(update_fields=[*changed, "calendar_sequence", "updated_at"])
+        teacher = [] if same_user(actor, locked.teacher_id) else [locked.teacher_id]
+        notify(
+            NotificationKind.SESSION_DETAILS_CHANGED,
+            recipients=[locked.student_user_id, *teacher],
+            booking=locked,
+            actor=actor,
+            changed=sorted(changed),
+            sequence=locked.calendar_sequence,
+        )
+    return locked

@@ -175,3 +175,43 @@ def check_student_totals(
             .count()
         )
         _refuse(limits, "active_series_per_student", held_series, series, "active series")
+
+
+# A lesson's meeting details ----------------------------------------------------------------
+
+#: The meeting details a one-on-one lesson carries (a group booking uses its session's).
+LESSON_MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
+
+
+def clean_meeting(meeting: dict[str, Any]) -> dict[str, str]:
+    """``meeting`` checked as a lesson's meeting details: only ``LESSON_MEETING_FIELDS``,
+    strings, the link a URL of at most 500 characters, the others at most 100. Raises
+    ``invalid`` naming each wrong field."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import URLValidator
+
+    unknown = sorted(set(meeting) - set(LESSON_MEETING_FIELDS))
+    if unknown:
+        raise InvalidInput(f"Unknown meeting fields: {', '.join(unknown)}.")
+    errors: dict[str, list[str]] = {}
+    for name, value in meeting.items():
+        limit = 500 if name == "meeting_link" else 100
+        if not isinstance(value, str):
+            errors[name] = ["Not a string."]
+        elif len(value) > limit:
+            errors[name] = [f"Ensure this field has no more than {limit} characters."]
+        elif name == "meeting_link" and value:
+            try:
+                URLValidator()(value)
+            except ValidationError:
+                errors[name] = ["Enter a valid URL."]
+    if errors:
+        name, messages = next(iter(errors.items()))
+        raise InvalidInput(f"{name}: {messages[0]}", errors=errors)
+    return {name: str(value) for name, value in meeting.items()}
+
+
+def default_lesson_meeting(booking: Any) -> dict[str, str]:
+    """The meeting details a lesson gets when it is confirmed without the teacher giving
+    any: the resolver's ``get_lesson_meeting`` (checked like the teacher's own)."""
+    return clean_meeting(dict(get_policy_resolver().get_lesson_meeting(booking) or {}))
