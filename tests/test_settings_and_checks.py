@@ -286,4 +286,19 @@ class TestDatabaseWarnings:
         self, monkeypatch: pytest.MonkeyPatch, vendor: str, expected: str
     ) -> None:
         monkeypatch.setattr(connection, "vendor", vendor)
+        monkeypatch.setitem(connection.settings_dict, "OPTIONS", {})  # SQLite's, not theirs
         assert ids(check_databases()) == [expected]
+
+
+class TestSqliteOnlyOptions:
+    def test_transaction_mode_on_another_database_is_e015(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(connection, "vendor", "postgresql")
+        monkeypatch.setitem(connection.settings_dict, "OPTIONS", {"transaction_mode": "IMMEDIATE"})
+        assert ids(check_databases()) == ["liveclass_booking.E015"]
+
+    def test_the_readme_setting_is_accepted_where_it_belongs(self) -> None:
+        if connection.vendor != "sqlite":
+            assert "transaction_mode" not in (connection.settings_dict.get("OPTIONS") or {})
+        assert "liveclass_booking.E015" not in ids(check_databases())

@@ -311,15 +311,34 @@ def _check_default_policy(value: Any) -> list[CheckMessage]:
 def check_databases(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """W001–W003: databases on which a concurrency guarantee is weaker than on PostgreSQL.
+    """W001–W003: databases on which a concurrency guarantee is weaker than on PostgreSQL;
+    E015: a SQLite-only option on another database.
 
     Reads connection settings only and makes no query, so it runs on a plain ``check``.
     """
     messages: list[CheckMessage] = []
     for alias in settings.DATABASES:
+        messages.extend(sqlite_only_options(alias))
         if router.allow_migrate(alias, "liveclass_booking"):
             messages.extend(database_warnings(alias))
     return messages
+
+
+def sqlite_only_options(alias: str) -> list[CheckMessage]:
+    """E015: ``transaction_mode`` (recommended for SQLite) set on another database, where the
+    driver refuses it and ``migrate`` fails."""
+    connection = connections[alias]
+    options = connection.settings_dict.get("OPTIONS") or {}
+    if connection.vendor == "sqlite" or "transaction_mode" not in options:
+        return []
+    return [
+        Error(
+            f"Database {alias!r} ({connection.vendor}) has OPTIONS['transaction_mode'], an "
+            "option of SQLite only: its driver refuses it.",
+            hint="Set transaction_mode only when the ENGINE is SQLite.",
+            id="liveclass_booking.E015",
+        )
+    ]
 
 
 def database_warnings(alias: str) -> list[CheckMessage]:
