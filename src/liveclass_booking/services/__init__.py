@@ -17,6 +17,8 @@ from .bookings import (
     request_one_on_one,
     reschedule_booking,
 )
+from .legacy import ImportReport, import_legacy
+from .seats import RecountReport, recount_seats
 from .series import (
     OccurrenceResult,
     SeriesReport,
@@ -50,7 +52,9 @@ from .waitlist import (
 
 __all__ = [
     "TRANSITIONS",
+    "ImportReport",
     "OccurrenceResult",
+    "RecountReport",
     "SeriesReport",
     "TeacherSchedule",
     "accept_offer",
@@ -76,6 +80,7 @@ __all__ = [
     "expire_offer",
     "extend_series",
     "free_slots",
+    "import_legacy",
     "is_interval_bookable",
     "join_waitlist",
     "leave_waitlist",
@@ -83,6 +88,7 @@ __all__ = [
     "mark_no_show",
     "offer_seats",
     "pause_series",
+    "recount_seats",
     "request_one_on_one",
     "reschedule_booking",
     "resume_series",
