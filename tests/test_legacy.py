@@ -7,6 +7,8 @@ The adapter here reads test-local lists standing in for a host's legacy ``Bookin
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from io import StringIO
 from typing import Any, ClassVar
@@ -35,6 +37,7 @@ from liveclass_booking.models import (
     get_session_model,
 )
 from tests.conftest import app_row_counts
+from tests.test_migrations import ROOT, database_env  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -233,7 +236,7 @@ def test_import_maps_legacy_rows_to_sessions_and_bookings(
     assert "Already imported: 0 session(s), 0 group booking(s), 0 lesson(s)." in output
     assert "Skipped: 14 row(s)." in output
     assert skips(output) == EXPECTED_SKIPS
-    assert "the session has 3 seats and 3 are taken; this booking needs 1" in output
+    assert "the session has 3 seat(s) and 3 are taken; this booking needs 1" in output
 
     s1, s2, s3 = (imported("session", key) for key in ("s1", "s2", "s3"))
     assert (s1.capacity, s1.total_seats, s1.status) == (3, 3, "scheduled")
@@ -246,7 +249,8 @@ def test_import_maps_legacy_rows_to_sessions_and_bookings(
     # seats_taken is what the bookings hold: b1, b2 (pending) and b4 in s1; b10's two in s2.
     assert (s1.seats_taken, s2.seats_taken, s3.seats_taken) == (3, 2, 0)
     assert [s.seats_taken for s in (s1, s2, s3)] == [held(s) for s in (s1, s2, s3)]
-    assert f"Session {s1.pk}: seats_taken 3." in output
+    assert "Session s1: seats_taken 3 after its bookings." in output
+    assert "Session s3: seats_taken 0 after its bookings." in output  # b12, cancelled
 
     b1, b2 = imported("group_booking", "b1"), imported("group_booking", "b2")
     assert (b1.booking_type, b1.session_id, b1.student_user_id) == (
@@ -287,6 +291,7 @@ def test_importing_again_changes_nothing(legacy: dict[str, list[Any]]) -> None:
     assert "Imported: 0 session(s), 0 group booking(s), 0 lesson(s)." in output
     assert "Already imported: 3 session(s), 8 group booking(s), 3 lesson(s)." in output
     assert skips(output) == EXPECTED_SKIPS  # the same rows, for the same reasons
+    assert "after its bookings" not in output  # no session was touched
     assert snapshot() == before
 
 
@@ -481,3 +486,45 @@ def test_recount_reports_what_it_cannot_repair(
     assert "hold more than its 1 seats" in output
     assert "1 session(s) hold more seats than their capacity" in output
     assert snapshot() == before
+
+
+# The example project ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_example_project_imports_its_phase1_tables(database_env: dict[str, str]) -> None:  # noqa: F811
+    example = ROOT / "example_project"
+    env = {**database_env, "DJANGO_SETTINGS_MODULE": "config.settings"}
+
+    def manage(*args: str) -> tuple[int, str]:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=example,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return result.returncode, result.stdout + result.stderr
+
+    for step in (["migrate", "--noinput"], ["load_demo_data"], ["load_legacy_demo"]):
+        status, output = manage(*step)
+        assert status == 0, output
+    command = ["liveclass_booking_import_legacy", "--adapter", "lms.legacy.Phase1Adapter"]
+
+    status, dry = manage(*command, "--dry-run")
+    assert status == 1, dry
+    assert "Would import: 7 session(s), 16 group booking(s), 9 lesson(s)." in dry
+
+    status, first = manage(*command)
+    assert status == 1, first
+    assert "Imported: 7 session(s), 16 group booking(s), 9 lesson(s)." in first
+    assert "group_booking 17: capacity_exceeded" in first
+    assert "lesson 10: unknown_status: 'on_hold'" in first
+
+    status, again = manage(*command)
+    assert "Already imported: 7 session(s), 16 group booking(s), 9 lesson(s)." in again
+
+    status, counted = manage("liveclass_booking_recount_seats")
+    assert status == 0, counted
+    assert "0 with drift, 0 repaired." in counted

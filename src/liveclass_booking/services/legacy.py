@@ -74,8 +74,8 @@ class ImportReport:
     imported: Counter[str] = field(default_factory=Counter)
     already_imported: Counter[str] = field(default_factory=Counter)
     skipped: list[SkippedRow] = field(default_factory=list)
-    #: ``seats_taken`` of every session that received bookings, by session primary key.
-    seats_taken: dict[Any, int] = field(default_factory=dict)
+    #: ``seats_taken`` of every session that received bookings, by the session's legacy key.
+    seats_taken: dict[str, int] = field(default_factory=dict)
 
     def skip(self, kind: str, key: Any, code: str, reason: str) -> None:
         self.skipped.append(SkippedRow(kind, str(key), code, reason))
@@ -120,7 +120,7 @@ def _run(adapter: LegacyAdapter, report: ImportReport) -> None:
                         f"its session {session_row.key} was not imported ({skip.code}).",
                     )
                 continue
-            importer.group_bookings(session, bookings)
+            importer.group_bookings(session, str(session_row.key), bookings)
     # Bookings of sessions imported by an earlier run.
     for session_key, bookings in by_session.items():
         with transaction.atomic():
@@ -135,7 +135,7 @@ def _run(adapter: LegacyAdapter, report: ImportReport) -> None:
                         f"no session with key {session_key} was imported.",
                     )
                 continue
-            importer.group_bookings(lock_session(session.pk), bookings)
+            importer.group_bookings(lock_session(session.pk), session_key, bookings)
     for lesson in importer.unique(K.LESSON, adapter.lessons()):
         try:
             with transaction.atomic():
@@ -295,12 +295,13 @@ class _Importer:
 
     # Group bookings ------------------------------------------------------------------------
 
-    def group_bookings(self, session: Any, rows: list[LegacyGroupBooking]) -> None:
+    def group_bookings(
+        self, session: Any, session_key: str, rows: list[LegacyGroupBooking]
+    ) -> None:
         """Import ``rows`` into ``session`` (new in this transaction, or locked), then set
         its ``seats_taken`` from what its rows hold."""
-        if not rows:
-            return
         held = seats_held(session.pk)
+        added = 0
         for row in rows:
             if self.imported_pk(K.GROUP_BOOKING, row.key) is not None:
                 self.report.already_imported[K.GROUP_BOOKING] += 1
@@ -308,12 +309,14 @@ class _Importer:
             try:
                 with transaction.atomic():
                     held += self.group_booking(session, row, held)
+                    added += 1
             except Skip as skip:
                 self.report.skip(K.GROUP_BOOKING, row.key, skip.code, skip.reason)
-        taken = seats_held(session.pk)
-        get_session_model().objects.filter(pk=session.pk).update(seats_taken=taken)
-        session.seats_taken = taken
-        self.report.seats_taken[session.pk] = taken
+        if added:
+            taken = seats_held(session.pk)
+            get_session_model().objects.filter(pk=session.pk).update(seats_taken=taken)
+            session.seats_taken = taken
+            self.report.seats_taken[session_key] = taken
 
     def group_booking(self, session: Any, row: LegacyGroupBooking, held: int) -> int:
         """Import one booking; return the seats it holds."""
@@ -337,7 +340,7 @@ class _Importer:
             if held + seats > session.capacity:
                 raise Skip(
                     "capacity_exceeded",
-                    f"the session has {session.capacity} seats and {held} are taken; "
+                    f"the session has {session.capacity} seat(s) and {held} are taken; "
                     f"this booking needs {seats}.",
                 )
         booking = model(

@@ -64,5 +64,5 @@ class Command(BaseCommand):
         self.stdout.write(f"Skipped: {len(report.skipped)} row(s).")
         for row in report.skipped:
             self.stdout.write(f"  {row.kind} {row.key}: {row.code}: {row.reason}")
-        for pk, taken in sorted(report.seats_taken.items(), key=lambda item: str(item[0])):
-            self.stdout.write(f"Session {pk}: seats_taken {taken}.")
+        for key, taken in report.seats_taken.items():
+            self.stdout.write(f"Session {key}: seats_taken {taken} after its bookings.")
