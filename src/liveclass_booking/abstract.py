@@ -28,6 +28,7 @@ from .choices import (
     DeliveryStatus,
     ExceptionKind,
     Frequency,
+    LegacyKind,
     MeetingProvider,
     NotificationKind,
     SeriesItemStatus,
@@ -1292,3 +1293,42 @@ class AbstractCalendarFeedToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or self.hint}… ({self.user_id})"
+
+
+class AbstractLegacyImport(models.Model):
+    """A row of a host's legacy tables that the legacy import has brought in: the import
+    finds it here on every later run, so running it again changes nothing."""
+
+    Kind = LegacyKind
+    objects: ClassVar[models.Manager[Any]]
+
+    source = models.CharField(
+        _("source"), max_length=100, help_text=_("The adapter's name for its legacy tables.")
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=LegacyKind.choices)
+    legacy_key = models.CharField(
+        _("legacy key"), max_length=200, help_text=_("The row's key in the legacy table.")
+    )
+    object_id = models.CharField(
+        _("object id"),
+        max_length=64,
+        help_text=_("Primary key of the session or booking made from the row."),
+    )
+    imported_at = models.DateTimeField(_("imported at"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ("source", "kind", "pk")
+        verbose_name = _("legacy import")
+        verbose_name_plural = _("legacy imports")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "kind", "legacy_key"],
+                name=_name("source_kind_key_uniq"),
+                violation_error_message=_("This legacy row was already imported."),
+            ),
+            _choices_constraint("kind", LegacyKind),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.kind}:{self.legacy_key} → {self.object_id}"

@@ -32,6 +32,7 @@ from .models import (
     CalendarFeedToken,
     Course,
     IdempotencyKey,
+    LegacyImport,
     NotificationDelivery,
     NotificationEvent,
     SessionWaitlist,
@@ -571,6 +572,16 @@ class BookingEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("reason", *user_search_fields("actor"))
     date_hierarchy = "at"
     list_select_related = ("booking", "actor")
+
+
+@admin.register(LegacyImport)
+class LegacyImportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What the legacy import brought in (read-only: it is how a re-run knows a row)."""
+
+    list_display = ("imported_at", "source", "kind", "legacy_key", "object_id")
+    list_filter = ("source", "kind")
+    search_fields = ("legacy_key", "object_id")
+    date_hierarchy = "imported_at"
 
 
 @admin.register(IdempotencyKey)

@@ -131,3 +131,11 @@ class DeliveryStatus(models.TextChoices):
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed (retries used up)")
     SKIPPED = "skipped", _("Skipped (opted out or no longer due)")
+
+
+class LegacyKind(models.TextChoices):
+    """What a legacy row became when it was imported."""
+
+    SESSION = "session", _("Group session")
+    GROUP_BOOKING = "group_booking", _("Group booking")
+    LESSON = "lesson", _("One-on-one lesson")

@@ -21,6 +21,7 @@ from .abstract import (
     AbstractCalendarFeedToken,
     AbstractCourse,
     AbstractIdempotencyKey,
+    AbstractLegacyImport,
     AbstractLiveClassBooking,
     AbstractLiveClassSession,
     AbstractNotificationDelivery,
@@ -39,6 +40,7 @@ __all__ = [
     "CalendarFeedToken",
     "Course",
     "IdempotencyKey",
+    "LegacyImport",
     "LiveClassBooking",
     "LiveClassSession",
     "NotificationDelivery",
@@ -104,6 +106,11 @@ class BookingEvent(AbstractBookingEvent):
 
 class IdempotencyKey(AbstractIdempotencyKey):
     class Meta(AbstractIdempotencyKey.Meta):
+        pass
+
+
+class LegacyImport(AbstractLegacyImport):
+    class Meta(AbstractLegacyImport.Meta):
         pass
 
 

@@ -18,6 +18,8 @@ from .bookings import (
     reschedule_booking,
     set_lesson_meeting,
 )
+from .legacy import ImportReport, import_legacy
+from .seats import RecountReport, recount_seats
 from .series import (
     OccurrenceResult,
     SeriesReport,
@@ -51,7 +53,9 @@ from .waitlist import (
 
 __all__ = [
     "TRANSITIONS",
+    "ImportReport",
     "OccurrenceResult",
+    "RecountReport",
     "SeriesReport",
     "TeacherSchedule",
     "accept_offer",
@@ -77,6 +81,7 @@ __all__ = [
     "expire_offer",
     "extend_series",
     "free_slots",
+    "import_legacy",
     "is_interval_bookable",
     "join_waitlist",
     "leave_waitlist",
@@ -84,6 +89,7 @@ __all__ = [
     "mark_no_show",
     "offer_seats",
     "pause_series",
+    "recount_seats",
     "request_one_on_one",
     "reschedule_booking",
     "resume_series",

@@ -13,24 +13,69 @@ longest, one seat each.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import signals
-from ..choices import OPEN_WAITLIST_STATUSES, NotificationKind, SessionStatus, WaitlistStatus
+from ..choices import (
+    ACTIVE_BOOKING_STATUSES,
+    OPEN_WAITLIST_STATUSES,
+    NotificationKind,
+    SessionStatus,
+    WaitlistStatus,
+)
 from ..conf import booking_settings
-from ..models import BookingSeriesItem, SessionWaitlist, get_session_model
+from ..models import BookingSeriesItem, SessionWaitlist, get_booking_model, get_session_model
 from .common import send_after_commit
 from .outbox import outbox_event, write
 
 W = WaitlistStatus
 K = NotificationKind
 logger = logging.getLogger("liveclass_booking")
+
+
+def held_seats() -> Any:
+    """The seats a session's rows hold, as an expression over the session: the seats of its
+    pending and confirmed bookings plus one seat per open (``offered``) waitlist offer. This
+    is what ``seats_taken`` caches; :func:`seats_held` and :func:`recount_seats` read it."""
+    booked = (
+        get_booking_model()
+        .objects.filter(session=OuterRef("pk"), status__in=ACTIVE_BOOKING_STATUSES)
+        .order_by()
+        .values("session")
+        .annotate(total=Sum("seats_reserved"))
+        .values("total")
+    )
+    offered = (
+        SessionWaitlist.objects.filter(session=OuterRef("pk"), status=W.OFFERED)
+        .order_by()
+        .values("session")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
+    zero = Value(0, output_field=IntegerField())
+    return Coalesce(Subquery(booked, output_field=IntegerField()), zero) + Coalesce(
+        Subquery(offered, output_field=IntegerField()), zero
+    )
+
+
+def seats_held(session_pk: Any) -> int:
+    """The seats the bookings and open offers of one session hold now (see
+    :func:`held_seats`)."""
+    return int(
+        get_session_model()
+        .objects.filter(pk=session_pk)
+        .annotate(held=held_seats())
+        .values_list("held", flat=True)
+        .get()
+    )
 
 
 def lock_sessions(*pks: Any) -> None:
@@ -251,3 +296,81 @@ def close_waiting(session: Any, now: datetime, *, reason: str, actor: Any = None
     if reason != "session_cancelled":
         tell_students(K.WAITLIST_CLOSED, session, entries, now, actor=actor, reason=reason)
     return len(entries)
+
+
+@dataclass
+class SeatDrift:
+    """One session whose ``seats_taken`` did not match what its rows hold."""
+
+    session_pk: Any
+    title: str
+    start_at_utc: datetime
+    capacity: int
+    recorded: int
+    held: int
+    repaired: bool = False
+    offered: int = 0
+
+    @property
+    def repairable(self) -> bool:
+        """Whether the count fits the capacity (the database refuses more seats than that)."""
+        return self.held <= self.capacity
+
+
+@dataclass
+class RecountReport:
+    """What :func:`recount_seats` found and did."""
+
+    dry_run: bool
+    checked: int = 0
+    drifts: list[SeatDrift] = field(default_factory=list)
+
+    @property
+    def unrepairable(self) -> list[SeatDrift]:
+        return [drift for drift in self.drifts if not drift.repairable]
+
+
+def recount_seats(*, dry_run: bool = False, now: datetime | None = None) -> RecountReport:
+    """Find the sessions whose ``seats_taken`` differs from what their bookings and open
+    offers hold (:func:`held_seats`) and, unless ``dry_run``, set it right.
+
+    Each repair happens in its own transaction with the session row locked, as the booking
+    path locks it, and counts again under the lock, so a booking made meanwhile is neither
+    lost nor counted twice. Seats a repair frees are offered to the session's waitlist at once,
+    as anywhere else. A session whose rows hold more seats than its capacity cannot be
+    repaired (the database refuses it): it is reported, and left as it is.
+    """
+    now = now or timezone.now()
+    report = RecountReport(dry_run=dry_run)
+    sessions = get_session_model().objects.annotate(held=held_seats()).order_by("pk")
+    report.checked = sessions.count()
+    for row in sessions.exclude(seats_taken=F("held")).values(
+        "pk", "title", "start_at_utc", "capacity", "seats_taken", "held"
+    ):
+        drift = SeatDrift(
+            session_pk=row["pk"],
+            title=row["title"],
+            start_at_utc=row["start_at_utc"],
+            capacity=row["capacity"],
+            recorded=row["seats_taken"],
+            held=row["held"],
+        )
+        if not dry_run:
+            _repair(drift, now)
+        if drift.recorded != drift.held:
+            report.drifts.append(drift)
+    return report
+
+
+def _repair(drift: SeatDrift, now: datetime) -> None:
+    with transaction.atomic():
+        session = lock_session(drift.session_pk)
+        drift.recorded, drift.capacity = session.seats_taken, session.capacity
+        drift.held = seats_held(session.pk)
+        if drift.recorded == drift.held or not drift.repairable:
+            return
+        get_session_model().objects.filter(pk=session.pk).update(seats_taken=drift.held)
+        session.seats_taken = drift.held
+        drift.repaired = True
+        if drift.held < drift.recorded:
+            drift.offered = len(offer_free_seats(session, now))
