@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("liveclass_booking", "0008_calendar_feed_token"),
+        ("liveclass_booking", "0009_lesson_meeting"),
     ]
 
     operations = [
