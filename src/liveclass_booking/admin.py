@@ -281,6 +281,11 @@ class LiveClassBookingAdmin(NoAddDeleteMixin, admin.ModelAdmin):
         "teacher_note",
         "approval_expires_at",
         "rescheduled_from",
+        # A lesson's meeting details change through the services (approve, or
+        # set_lesson_meeting), which raise its calendar SEQUENCE and tell the student.
+        "meeting_link",
+        "meeting_id",
+        "meeting_passcode",
         "created_at",
         "updated_at",
     )
