@@ -8,6 +8,7 @@ the admin) reports the same rule the database enforces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -44,6 +45,11 @@ USER_MODEL = settings.AUTH_USER_MODEL
 COURSE_MODEL = conf.booking_settings.COURSE_MODEL
 SESSION_MODEL = conf.booking_settings.SESSION_MODEL
 BOOKING_MODEL = conf.booking_settings.BOOKING_MODEL
+
+
+#: The waitlist services behind ``SessionWaitlist.offer_seat``, ``accept_offer`` and
+#: ``expire_offer``, installed by the app's ``ready()``.
+WAITLIST_OPERATIONS: dict[str, Callable[..., Any]] = {}
 
 
 def _name(suffix: str) -> str:
@@ -899,27 +905,24 @@ class AbstractSessionWaitlist(models.Model):
             return str(WaitlistStatus.EXPIRED)
         return str(self.status)
 
+    # Thin entry points into the waitlist services, which the app installs in
+    # WAITLIST_OPERATIONS when it is ready (the models never import the services).
+
     def offer_seat(self) -> bool:
         """Offer the session's free seats to its waitlist in join order (expiring offers past
         their time first); return whether this entry now holds an offer."""
-        from .services import waitlist
-
-        waitlist.offer_seats(self.session)
+        WAITLIST_OPERATIONS["offer_seats"](self.session)
         self.refresh_from_db()
         return self.offer_is_open
 
     def accept_offer(self, actor: Any = None, note: str = "") -> Any:
         """Turn this entry's offer into a booking and return it (``offer_expired`` once its
         time is up). See :func:`liveclass_booking.services.waitlist.accept_offer`."""
-        from .services import waitlist
-
-        return waitlist.accept_offer(self, actor=actor, note=note)
+        return WAITLIST_OPERATIONS["accept_offer"](self, actor=actor, note=note)
 
     def expire_offer(self, actor: Any = None) -> bool:
         """Expire this entry's open offer now and pass the seat on; False if there was none."""
-        from .services import waitlist
-
-        return waitlist.expire_offer(self, actor=actor) is not None
+        return WAITLIST_OPERATIONS["expire_offer"](self, actor=actor) is not None
 
 
 class AbstractTeacherAvailability(models.Model):

@@ -34,3 +34,8 @@ series_created = Signal()
 #: model; sent once per transaction). The app connects the enqueueing of the dispatcher
 #: task to it.
 outbox_written = Signal()
+
+#: Internal: a waitlist offer's deadline was set or moved (``sender`` is ``SessionWaitlist``,
+#: with ``entry_pk`` and ``at``), sent after commit. The app connects the scheduling of the
+#: offer's expiry task to it (the services never import the tasks module).
+offer_deadline_set = Signal()

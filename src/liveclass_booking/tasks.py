@@ -95,6 +95,17 @@ def enqueue_dispatch(**kwargs: Any) -> bool:
     return True
 
 
+def schedule_offer_expiry(entry_pk: Any, at: datetime, **kwargs: Any) -> bool:
+    """Receiver of ``offer_deadline_set``: :func:`defer_offer_expiry`, best effort (the change
+    has committed; a broken queue must not fail the request, and an offer past its time is
+    treated as expired whenever it is read, or expired by the command)."""
+    try:
+        return defer_offer_expiry(entry_pk, at)
+    except Exception:
+        logger.exception("Could not schedule the expiry of waitlist offer %s", entry_pk)
+        return False
+
+
 def defer_offer_expiry(entry_pk: Any, at: datetime) -> bool:
     """Enqueue :data:`expire_offer` for ``at`` when the configured backend can defer; return
     whether it was enqueued."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -154,7 +153,7 @@ def offer_free_seats(session: Any, now: datetime | None = None) -> list[Any]:
         entry.status, entry.offered_at, entry.offer_expires_at = W.OFFERED, now, expires
         entry.session = session
         send_after_commit(signals.waitlist_offered, SessionWaitlist, entry=entry)
-        transaction.on_commit(partial(schedule_offer_expiry, entry.pk, expires))
+        schedule_offer_expiry(entry.pk, expires)
     tell_students(K.WAITLIST_OFFERED, session, entries, now, offer_expires_at=expires)
     return entries
 
@@ -254,16 +253,10 @@ def link_series_items(entry: Any, booking: Any) -> None:
 
 
 def schedule_offer_expiry(entry_pk: Any, at: datetime) -> None:
-    """Ask the tasks backend ``LIVECLASS_BOOKING_TASK_BACKEND`` to expire an offer at ``at``,
-    when it supports deferred tasks. Best effort: an offer past its time is treated as expired
-    whenever it is read or claimed, and the ``liveclass_booking_expire_offers`` command catches
-    anything a worker missed."""
-    from ..tasks import defer_offer_expiry
-
-    try:
-        defer_offer_expiry(entry_pk, at)
-    except Exception:  # the booking has committed; a broken queue must not fail the request
-        logger.exception("Could not schedule the expiry of waitlist offer %s", entry_pk)
+    """Once the transaction commits, announce that the offer ``entry_pk`` ends at ``at``
+    (``offer_deadline_set``): the app schedules its expiry task on a backend that can defer
+    (see :mod:`liveclass_booking.tasks`)."""
+    send_after_commit(signals.offer_deadline_set, SessionWaitlist, entry_pk=entry_pk, at=at)
 
 
 def close_waiting(session: Any, now: datetime, *, reason: str, actor: Any = None) -> int:

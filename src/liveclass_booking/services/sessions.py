@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -296,7 +295,7 @@ def _shorten_offers(session: Any) -> None:
     if late:
         SessionWaitlist.objects.filter(pk__in=late).update(offer_expires_at=session.start_at_utc)
         for pk in late:
-            transaction.on_commit(partial(schedule_offer_expiry, pk, session.start_at_utc))
+            schedule_offer_expiry(pk, session.start_at_utc)
 
 
 def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
