@@ -47,6 +47,11 @@ SESSION_MODEL = conf.booking_settings.SESSION_MODEL
 BOOKING_MODEL = conf.booking_settings.BOOKING_MODEL
 
 
+#: A session's waitlist queue order (first in line first): when the student joined, then the
+#: entry's key. The model's ordering, the services' offers, the queue positions, the API and
+#: the admin all use this one definition.
+WAITLIST_QUEUE_ORDER = ("created_at", "pk")
+
 #: The waitlist services behind ``SessionWaitlist.offer_seat``, ``accept_offer`` and
 #: ``expire_offer``, installed by the app's ``ready()``.
 WAITLIST_OPERATIONS: dict[str, Callable[..., Any]] = {}
@@ -860,7 +865,7 @@ class AbstractSessionWaitlist(models.Model):
 
     class Meta:
         abstract = True
-        ordering = ("session", "created_at", "pk")
+        ordering = ("session", *WAITLIST_QUEUE_ORDER)
         verbose_name = _("waitlist entry")
         verbose_name_plural = _("waitlist entries")
         indexes = [models.Index(fields=["session", "status", "created_at"])]

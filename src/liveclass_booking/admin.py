@@ -25,6 +25,7 @@ from .calendar.tokens import revoke_token
 from .choices import WaitlistStatus
 from .exceptions import BookingError, InvalidTransition
 from .models import (
+    WAITLIST_QUEUE_ORDER,
     AvailabilityException,
     BookingEvent,
     BookingSeries,
@@ -523,7 +524,7 @@ class SessionWaitlistAdmin(QueueColumns, NoAddDeleteMixin, admin.ModelAdmin):
     list_filter = ("status", ("session", admin.RelatedOnlyFieldListFilter))
     search_fields = user_search_fields("student_user")
     date_hierarchy = "created_at"
-    ordering = ("session", "created_at", "pk")
+    ordering = ("session", *WAITLIST_QUEUE_ORDER)
     list_select_related = ("session", "student_user")
     readonly_fields = WAITLIST_FIELDS
     actions = ["expire_now", "offer_next"]

@@ -49,13 +49,13 @@ def check_models(
 ) -> list[CheckMessage]:
     """E001: a model setting that cannot be loaded; E004: a swapped model of the wrong base."""
     from . import abstract
-    from .models import _get_model
+    from .models import model_for_setting
 
     messages: list[CheckMessage] = []
     for setting, attr, base_name in SWAPPABLE:
         label = getattr(booking_settings, attr)
         try:
-            model = _get_model(setting, label)
+            model = model_for_setting(setting, label)
         except ImproperlyConfigured as exc:
             messages.append(
                 Error(

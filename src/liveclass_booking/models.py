@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from .abstract import (
+    WAITLIST_QUEUE_ORDER,
     AbstractAvailabilityException,
     AbstractBookingEvent,
     AbstractBookingSeries,
@@ -33,6 +34,7 @@ from .abstract import (
 from .conf import booking_settings
 
 __all__ = [
+    "WAITLIST_QUEUE_ORDER",
     "AvailabilityException",
     "BookingEvent",
     "BookingSeries",
@@ -129,7 +131,9 @@ class CalendarFeedToken(AbstractCalendarFeedToken):
         pass
 
 
-def _get_model(setting: str, label: str) -> type[models.Model]:
+def model_for_setting(setting: str, label: str) -> type[models.Model]:
+    """The model ``label`` (``app_label.ModelName``) that the model setting ``setting``
+    names; ``ImproperlyConfigured`` naming the setting when it is malformed or missing."""
     try:
         return django_apps.get_model(label, require_ready=False)
     except ValueError as exc:
@@ -144,16 +148,16 @@ def _get_model(setting: str, label: str) -> type[models.Model]:
 
 def get_course_model() -> type[models.Model]:
     """Return the course model active in this project."""
-    return _get_model("LIVECLASS_BOOKING_COURSE_MODEL", booking_settings.COURSE_MODEL)
+    return model_for_setting("LIVECLASS_BOOKING_COURSE_MODEL", booking_settings.COURSE_MODEL)
 
 
 def get_session_model() -> type[AbstractLiveClassSession]:
     """Return the live-class session model active in this project."""
-    model = _get_model("LIVECLASS_BOOKING_SESSION_MODEL", booking_settings.SESSION_MODEL)
+    model = model_for_setting("LIVECLASS_BOOKING_SESSION_MODEL", booking_settings.SESSION_MODEL)
     return model  # type: ignore[return-value]
 
 
 def get_booking_model() -> type[AbstractLiveClassBooking]:
     """Return the booking model active in this project."""
-    model = _get_model("LIVECLASS_BOOKING_BOOKING_MODEL", booking_settings.BOOKING_MODEL)
+    model = model_for_setting("LIVECLASS_BOOKING_BOOKING_MODEL", booking_settings.BOOKING_MODEL)
     return model  # type: ignore[return-value]

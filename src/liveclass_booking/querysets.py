@@ -5,6 +5,8 @@ or narrow visibility by overriding ``visible_bookings``, ``visible_policies``,
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import Any
 
 from django.db.models import (
@@ -23,6 +25,7 @@ from django.db.models.functions import Coalesce
 
 from .choices import BookingStatus, WaitlistStatus
 from .models import (
+    WAITLIST_QUEUE_ORDER,
     BookingSeries,
     SessionWaitlist,
     TeacherAvailability,
@@ -63,10 +66,7 @@ def with_queue_positions(entries: QuerySet[SessionWaitlist]) -> QuerySet[Session
     for entries not waiting (offered, accepted, expired, left). One query for any number."""
     ahead = (
         SessionWaitlist.objects.filter(session=OuterRef("session"), status=WaitlistStatus.WAITING)
-        .filter(
-            Q(created_at__lt=OuterRef("created_at"))
-            | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
-        )
+        .filter(ahead_in_queue())
         .order_by()
         .values("session")
         .annotate(n=Count("pk"))
@@ -82,6 +82,17 @@ def with_queue_positions(entries: QuerySet[SessionWaitlist]) -> QuerySet[Session
             output_field=IntegerField(),
         )
     )
+
+
+def ahead_in_queue() -> Q:
+    """Entries before the outer query's entry in ``WAITLIST_QUEUE_ORDER`` (as a filter to use
+    inside a subquery): smaller in the first field, or equal in it and smaller in the next."""
+    clauses = []
+    equal = Q()
+    for name in WAITLIST_QUEUE_ORDER:
+        clauses.append(equal & Q(**{f"{name}__lt": OuterRef(name)}))
+        equal &= Q(**{name: OuterRef(name)})
+    return reduce(operator.or_, clauses)
 
 
 def series_visible_to(user: Any) -> QuerySet[BookingSeries]:

@@ -23,6 +23,7 @@ from rest_framework.settings import api_settings
 from .. import services
 from ..calendar.feed import booking_document, session_document
 from ..models import (
+    WAITLIST_QUEUE_ORDER,
     BookingSeries,
     BookingSeriesItem,
     SessionWaitlist,
@@ -435,7 +436,7 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
         if self.schema_only:
             return SessionWaitlist.objects.none()
         return with_queue_positions(waitlist_visible_to(self.request.user)).order_by(
-            "session", "created_at", "pk"
+            "session", *WAITLIST_QUEUE_ORDER
         )
 
     def get_serializer_class(self) -> Any:

@@ -12,8 +12,6 @@ from ..choices import BookingStatus, BookingType, NotificationKind
 from ..models import BookingSeries, NotificationEvent, get_booking_model
 from ..policies import display_name, get_policy_resolver
 
-K = NotificationKind
-
 #: Data keys holding instants (stored as ISO 8601 text in the event).
 INSTANT_KEYS = (
     "start",
@@ -27,16 +25,16 @@ INSTANT_KEYS = (
 
 #: Kinds whose message carries the booking's calendar entry, and its iCalendar status.
 CALENDAR_STATUS: dict[str, str] = {
-    K.BOOKING_REQUESTED: "TENTATIVE",
-    K.BOOKING_CONFIRMED: "CONFIRMED",
-    K.BOOKING_RESCHEDULED: "",  # follows the new booking's status
-    K.WAITLIST_ACCEPTED: "",
-    K.SESSION_MOVED: "",
-    K.SESSION_DETAILS_CHANGED: "",
-    K.BOOKING_DECLINED: "CANCELLED",
-    K.BOOKING_CANCELLED: "CANCELLED",
-    K.BOOKING_EXPIRED: "CANCELLED",
-    K.SESSION_CANCELLED: "CANCELLED",
+    NotificationKind.BOOKING_REQUESTED: "TENTATIVE",
+    NotificationKind.BOOKING_CONFIRMED: "CONFIRMED",
+    NotificationKind.BOOKING_RESCHEDULED: "",  # follows the new booking's status
+    NotificationKind.WAITLIST_ACCEPTED: "",
+    NotificationKind.SESSION_MOVED: "",
+    NotificationKind.SESSION_DETAILS_CHANGED: "",
+    NotificationKind.BOOKING_DECLINED: "CANCELLED",
+    NotificationKind.BOOKING_CANCELLED: "CANCELLED",
+    NotificationKind.BOOKING_EXPIRED: "CANCELLED",
+    NotificationKind.SESSION_CANCELLED: "CANCELLED",
 }
 
 

@@ -17,11 +17,8 @@ from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 
 from ..calendar import booking_entry, calendar_domain, itip_calendar
-from ..choices import NotificationKind
 from ..conf import booking_settings
 from .content import Message
-
-K = NotificationKind
 
 
 class SkipDelivery(Exception):

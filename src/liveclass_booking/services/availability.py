@@ -4,8 +4,8 @@
 whether a one-on-one interval is bookable for a teacher in a time range: weekly windows and
 date exceptions (in their own IANA zones, so right across DST changes), the teacher's active
 one-on-one bookings and scheduled sessions, the policy's notice, buffers and daily limit.
-:meth:`TeacherSchedule.problem` is the one answer to "is this interval bookable?", used both by
-:func:`free_slots` and by the booking services.
+:meth:`TeacherSchedule.first_violation` is the one answer to "is this interval bookable?",
+used both by :func:`free_slots` and by the booking services.
 """
 
 from __future__ import annotations
@@ -235,8 +235,10 @@ class TeacherSchedule:
         """The teacher's time a lesson from ``start`` to ``end`` blocks, buffers included."""
         return (start - self._before, end + self._after)
 
-    def problem(self, start: datetime, end: datetime) -> BookingError | None:
-        """Return why a lesson from ``start`` to ``end`` cannot be booked, or None if it can."""
+    def first_violation(self, start: datetime, end: datetime) -> BookingError | None:
+        """Return the first rule a lesson from ``start`` to ``end`` breaks (notice,
+        availability, buffers, daily limit, overlaps), as the error to raise, or None when
+        it can be booked."""
         if end <= start:
             return InvalidInput("A lesson must end after it starts.", field="end_at_utc")
         if start < self._earliest:
@@ -284,7 +286,7 @@ class TeacherSchedule:
 
     def check(self, start: datetime, end: datetime) -> None:
         """Raise the domain error that stops a lesson from ``start`` to ``end``, if any."""
-        error = self.problem(start, end)
+        error = self.first_violation(start, end)
         if error is not None:
             raise error
 
@@ -304,7 +306,8 @@ def is_interval_bookable(
 
     require_aware(start, "start")
     require_aware(end, "end")
-    return TeacherSchedule.load(teacher, course, start, end, **kwargs).problem(start, end) is None
+    schedule = TeacherSchedule.load(teacher, course, start, end, **kwargs)
+    return schedule.first_violation(start, end) is None
 
 
 def free_slots(
@@ -337,5 +340,7 @@ def free_slots(
     return [
         at
         for at in schedule.candidate_starts(duration, step)
-        if start <= at and at + duration <= end and schedule.problem(at, at + duration) is None
+        if start <= at
+        and at + duration <= end
+        and schedule.first_violation(at, at + duration) is None
     ]

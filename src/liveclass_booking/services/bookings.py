@@ -53,8 +53,6 @@ from .transitions import (
     transition,
 )
 
-S = BookingStatus
-
 __all__ = [
     "TRANSITIONS",
     "approve_booking",
@@ -149,7 +147,9 @@ def create_group_booking(
     if already_booked():
         raise AlreadyBooked("You already hold an active booking for this session.")
     if status is None:
-        status = S.PENDING if policy.requires_approval_for_group else S.CONFIRMED
+        status = (
+            BookingStatus.PENDING if policy.requires_approval_for_group else BookingStatus.CONFIRMED
+        )
     attempt = BookingAttempt.for_session(
         how,
         student,
@@ -233,9 +233,13 @@ def _create_one_on_one(
     schedule = TeacherSchedule.load(teacher, course, start, end, now=now)
     schedule.check(start, end)
     if status is None:
-        status = S.PENDING if schedule.policy.requires_approval_for_one_on_one else S.CONFIRMED
+        status = (
+            BookingStatus.PENDING
+            if schedule.policy.requires_approval_for_one_on_one
+            else BookingStatus.CONFIRMED
+        )
     if limits is not None:
-        pending_to = teacher if status == S.PENDING else None
+        pending_to = teacher if status == BookingStatus.PENDING else None
         check_student_totals(student, limits, now, bookings=1, pending_to=pending_to)
     attempt = BookingAttempt(
         how=how,
@@ -288,7 +292,7 @@ def approve_booking(
             meeting = default_lesson_meeting(booking)
         fields.update(meeting)
     with transaction.atomic():
-        return transition(booking, S.CONFIRMED, actor=actor, **fields)
+        return transition(booking, BookingStatus.CONFIRMED, actor=actor, **fields)
 
 
 def decline_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
@@ -298,7 +302,7 @@ def decline_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any
     with transaction.atomic():
         return transition(
             booking,
-            S.DECLINED,
+            BookingStatus.DECLINED,
             actor=actor,
             reason=reason,
             decision_at=timezone.now(),
@@ -325,7 +329,7 @@ def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
     with transaction.atomic():
         return transition(
             booking,
-            S.CANCELLED,
+            BookingStatus.CANCELLED,
             actor=actor,
             reason=reason,
             check=inside_window,
@@ -365,12 +369,12 @@ def _mark(booking: Any, status: str, actor: Any) -> Any:
 
 def mark_attended(booking: Any, *, actor: Any = None) -> Any:
     """Mark a confirmed booking attended, once it has started (teacher or staff)."""
-    return _mark(booking, S.ATTENDED, actor)
+    return _mark(booking, BookingStatus.ATTENDED, actor)
 
 
 def mark_no_show(booking: Any, *, actor: Any = None) -> Any:
     """Mark a confirmed booking as a no-show, once it has started (teacher or staff)."""
-    return _mark(booking, S.NO_SHOW, actor)
+    return _mark(booking, BookingStatus.NO_SHOW, actor)
 
 
 def reschedule_booking(
@@ -414,13 +418,13 @@ def reschedule_booking(
             lock_users(booking.teacher)  # users before bookings: the lock order everywhere
         lock_sessions(booking.session_id, session.pk if moving_seat else None)
         old = model.objects.select_for_update().get(pk=booking.pk)
-        check_transition(old.status, S.RESCHEDULED)
+        check_transition(old.status, BookingStatus.RESCHEDULED)
         require_may_book(None, old.student_user, old.course, session)
         if by_student:
             _check_cancel_window(old, now, "move")
         # Retire the old booking first, so neither its seats nor its time block the move (and
         # PostgreSQL's exclusion constraint sees no overlap); a failure below rolls this back.
-        old.status = S.RESCHEDULED
+        old.status = BookingStatus.RESCHEDULED
         old.calendar_sequence += 1
         old.save(update_fields=["status", "calendar_sequence", "updated_at"])
         if old.booking_type == BookingType.ONE_ON_ONE:
@@ -438,7 +442,7 @@ def reschedule_booking(
                 end=end_at_utc,
                 note=old.student_note,
                 rescheduled_from=old,
-                status=S.PENDING if needs_approval else S.CONFIRMED,
+                status=BookingStatus.PENDING if needs_approval else BookingStatus.CONFIRMED,
                 how="reschedule",
             )
         else:
@@ -461,14 +465,21 @@ def reschedule_booking(
                 policy=policy,
                 note=old.student_note,
                 rescheduled_from=old,
-                status=S.PENDING if needs_approval else S.CONFIRMED,
+                status=BookingStatus.PENDING if needs_approval else BookingStatus.CONFIRMED,
                 how="reschedule",
             )
         # A rescheduled occurrence of a series stays in its series.
         BookingSeriesItem.objects.filter(booking=old).update(
             booking=new, session_id=new.session_id, updated_at=now
         )
-        announce(old, actor=actor, old=S.CONFIRMED, reason=reason, new_booking=new, notice=False)
+        announce(
+            old,
+            actor=actor,
+            old=BookingStatus.CONFIRMED,
+            reason=reason,
+            new_booking=new,
+            notice=False,
+        )
         announce(new, actor=actor, old="", reason=reason, rescheduled_from=old.pk, notice=False)
         write(
             [

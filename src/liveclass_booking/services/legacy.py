@@ -42,8 +42,6 @@ from .common import lock_users, record_event, require_aware
 from .seats import lock_session, seats_held
 from .transitions import approval_deadline
 
-K = LegacyKind
-
 #: The reason recorded on the audit entry of an imported booking.
 IMPORT_REASON = "imported"
 
@@ -100,9 +98,9 @@ def import_legacy(adapter: LegacyAdapter, *, dry_run: bool = False) -> ImportRep
 
 def _run(adapter: LegacyAdapter, report: ImportReport) -> None:
     importer = _Importer(adapter.source, report)
-    sessions = importer.unique(K.SESSION, adapter.sessions())
+    sessions = importer.unique(LegacyKind.SESSION, adapter.sessions())
     by_session: dict[str, list[LegacyGroupBooking]] = defaultdict(list)
-    for row in importer.unique(K.GROUP_BOOKING, adapter.group_bookings()):
+    for row in importer.unique(LegacyKind.GROUP_BOOKING, adapter.group_bookings()):
         by_session[str(row.session_key)].append(row)
     for session_row in sessions:
         bookings = by_session.pop(str(session_row.key), [])
@@ -111,10 +109,10 @@ def _run(adapter: LegacyAdapter, report: ImportReport) -> None:
                 with transaction.atomic():
                     session = importer.session(session_row)
             except Skip as skip:
-                report.skip(K.SESSION, session_row.key, skip.code, skip.reason)
+                report.skip(LegacyKind.SESSION, session_row.key, skip.code, skip.reason)
                 for row in bookings:
                     report.skip(
-                        K.GROUP_BOOKING,
+                        LegacyKind.GROUP_BOOKING,
                         row.key,
                         "unknown_session",
                         f"its session {session_row.key} was not imported ({skip.code}).",
@@ -124,24 +122,24 @@ def _run(adapter: LegacyAdapter, report: ImportReport) -> None:
     # Bookings of sessions imported by an earlier run.
     for session_key, bookings in by_session.items():
         with transaction.atomic():
-            pk = importer.imported_pk(K.SESSION, session_key)
+            pk = importer.imported_pk(LegacyKind.SESSION, session_key)
             session = get_session_model().objects.filter(pk=pk).first() if pk else None
             if session is None:
                 for row in bookings:
                     report.skip(
-                        K.GROUP_BOOKING,
+                        LegacyKind.GROUP_BOOKING,
                         row.key,
                         "unknown_session",
                         f"no session with key {session_key} was imported.",
                     )
                 continue
             importer.group_bookings(lock_session(session.pk), session_key, bookings)
-    for lesson in importer.unique(K.LESSON, adapter.lessons()):
+    for lesson in importer.unique(LegacyKind.LESSON, adapter.lessons()):
         try:
             with transaction.atomic():
                 importer.lesson(lesson)
         except Skip as skip:
-            report.skip(K.LESSON, lesson.key, skip.code, skip.reason)
+            report.skip(LegacyKind.LESSON, lesson.key, skip.code, skip.reason)
 
 
 class _Importer:
@@ -249,12 +247,12 @@ class _Importer:
 
     def session(self, row: LegacySession) -> Any:
         """The session of ``row``: imported now, or (locked) as an earlier run imported it."""
-        pk = self.imported_pk(K.SESSION, row.key)
+        pk = self.imported_pk(LegacyKind.SESSION, row.key)
         if pk is not None:
             session = get_session_model().objects.filter(pk=pk).first()
             if session is None:
                 raise Skip("deleted", "it was imported before, and the session since deleted.")
-            self.report.already_imported[K.SESSION] += 1
+            self.report.already_imported[LegacyKind.SESSION] += 1
             return lock_session(session.pk)
         self.times(row.start_at_utc, row.end_at_utc)
         status = self.status(row.status, SessionStatus)
@@ -284,7 +282,7 @@ class _Importer:
             raise Skip("invalid", "capacity: it cannot be negative.")
         session.save()
         self.backdate_or_skip(session, row.created_at)
-        self.remember(K.SESSION, row.key, session)
+        self.remember(LegacyKind.SESSION, row.key, session)
         return session
 
     def backdate_or_skip(self, obj: Any, created_at: datetime | None) -> None:
@@ -303,15 +301,15 @@ class _Importer:
         held = seats_held(session.pk)
         added = 0
         for row in rows:
-            if self.imported_pk(K.GROUP_BOOKING, row.key) is not None:
-                self.report.already_imported[K.GROUP_BOOKING] += 1
+            if self.imported_pk(LegacyKind.GROUP_BOOKING, row.key) is not None:
+                self.report.already_imported[LegacyKind.GROUP_BOOKING] += 1
                 continue
             try:
                 with transaction.atomic():
                     held += self.group_booking(session, row, held)
                     added += 1
             except Skip as skip:
-                self.report.skip(K.GROUP_BOOKING, row.key, skip.code, skip.reason)
+                self.report.skip(LegacyKind.GROUP_BOOKING, row.key, skip.code, skip.reason)
         if added:
             taken = seats_held(session.pk)
             get_session_model().objects.filter(pk=session.pk).update(seats_taken=taken)
@@ -356,14 +354,14 @@ class _Importer:
             **self.decisions(row, status, session.start_at_utc, session.teacher, session.course),
         )
         self.save_booking(booking, row, exclude=["session", "course", "teacher", "student_user"])
-        self.remember(K.GROUP_BOOKING, row.key, booking)
+        self.remember(LegacyKind.GROUP_BOOKING, row.key, booking)
         return seats if active else 0
 
     # Lessons -------------------------------------------------------------------------------
 
     def lesson(self, row: LegacyLesson) -> None:
-        if self.imported_pk(K.LESSON, row.key) is not None:
-            self.report.already_imported[K.LESSON] += 1
+        if self.imported_pk(LegacyKind.LESSON, row.key) is not None:
+            self.report.already_imported[LegacyKind.LESSON] += 1
             return
         self.times(row.start_at_utc, row.end_at_utc)
         status = self.status(row.status, BookingStatus)
@@ -406,7 +404,7 @@ class _Importer:
             **self.decisions(row, status, row.start_at_utc, teacher, course),
         )
         self.save_booking(booking, row, exclude=["course", "teacher", "student_user"])
-        self.remember(K.LESSON, row.key, booking)
+        self.remember(LegacyKind.LESSON, row.key, booking)
 
     # Shared --------------------------------------------------------------------------------
 

@@ -17,11 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import signals
-from ..choices import NotificationKind
 from ..conf import booking_settings
 from ..models import NotificationEvent
-
-K = NotificationKind
 
 
 def _pk(value: Any) -> Any:

@@ -31,12 +31,16 @@ from ..choices import (
     WaitlistStatus,
 )
 from ..conf import booking_settings
-from ..models import BookingSeriesItem, SessionWaitlist, get_booking_model, get_session_model
+from ..models import (
+    WAITLIST_QUEUE_ORDER,
+    BookingSeriesItem,
+    SessionWaitlist,
+    get_booking_model,
+    get_session_model,
+)
 from .common import send_after_commit
 from .outbox import outbox_event, write
 
-W = WaitlistStatus
-K = NotificationKind
 logger = logging.getLogger("liveclass_booking")
 
 
@@ -53,7 +57,7 @@ def held_seats() -> Any:
         .values("total")
     )
     offered = (
-        SessionWaitlist.objects.filter(session=OuterRef("pk"), status=W.OFFERED)
+        SessionWaitlist.objects.filter(session=OuterRef("pk"), status=WaitlistStatus.OFFERED)
         .order_by()
         .values("session")
         .annotate(total=Count("pk"))
@@ -136,9 +140,9 @@ def offer_free_seats(session: Any, now: datetime | None = None) -> list[Any]:
     if free <= 0 or session.status != SessionStatus.SCHEDULED or session.start_at_utc <= now:
         return []
     entries = list(
-        SessionWaitlist.objects.filter(session_id=session.pk, status=W.WAITING).order_by(
-            "created_at", "pk"
-        )[:free]
+        SessionWaitlist.objects.filter(
+            session_id=session.pk, status=WaitlistStatus.WAITING
+        ).order_by(*WAITLIST_QUEUE_ORDER)[:free]
     )
     if not entries:
         return []
@@ -147,14 +151,20 @@ def offer_free_seats(session: Any, now: datetime | None = None) -> list[Any]:
     session.seats_taken += len(entries)
     expires = offer_expiry(session, now)
     SessionWaitlist.objects.filter(pk__in=[entry.pk for entry in entries]).update(
-        status=W.OFFERED, offered_at=now, offer_expires_at=expires
+        status=WaitlistStatus.OFFERED, offered_at=now, offer_expires_at=expires
     )
     for entry in entries:
-        entry.status, entry.offered_at, entry.offer_expires_at = W.OFFERED, now, expires
+        entry.status, entry.offered_at, entry.offer_expires_at = (
+            WaitlistStatus.OFFERED,
+            now,
+            expires,
+        )
         entry.session = session
         send_after_commit(signals.waitlist_offered, SessionWaitlist, entry=entry)
         schedule_offer_expiry(entry.pk, expires)
-    tell_students(K.WAITLIST_OFFERED, session, entries, now, offer_expires_at=expires)
+    tell_students(
+        NotificationKind.WAITLIST_OFFERED, session, entries, now, offer_expires_at=expires
+    )
     return entries
 
 
@@ -186,13 +196,13 @@ def close_offers(session: Any, entries: list[Any], now: datetime, *, actor: Any 
     if not entries:
         return
     SessionWaitlist.objects.filter(pk__in=[entry.pk for entry in entries]).update(
-        status=W.EXPIRED, expired_at=now
+        status=WaitlistStatus.EXPIRED, expired_at=now
     )
     drop_held_seats(session, len(entries))
     for entry in entries:
-        entry.status, entry.expired_at = W.EXPIRED, now
+        entry.status, entry.expired_at = WaitlistStatus.EXPIRED, now
         send_after_commit(signals.waitlist_offer_expired, SessionWaitlist, entry=entry, actor=actor)
-    tell_students(K.WAITLIST_OFFER_EXPIRED, session, entries, now, actor=actor)
+    tell_students(NotificationKind.WAITLIST_OFFER_EXPIRED, session, entries, now, actor=actor)
 
 
 def drop_held_seats(session: Any, seats: int) -> None:
@@ -206,7 +216,7 @@ def due_offers(session_pk: Any, now: datetime) -> list[Any]:
     """The offers of a session whose time is up (the session must be locked)."""
     return list(
         SessionWaitlist.objects.filter(
-            session_id=session_pk, status=W.OFFERED, offer_expires_at__lte=now
+            session_id=session_pk, status=WaitlistStatus.OFFERED, offer_expires_at__lte=now
         )
     )
 
@@ -222,7 +232,9 @@ def settle(session: Any, now: datetime) -> list[Any]:
 def owed_a_seat(now: datetime) -> Q:
     """Waitlist entries owed a seat before anybody books: a student waiting, or an offer past
     its time whose seat passes on (as a filter)."""
-    return Q(status=W.WAITING) | Q(status=W.OFFERED, offer_expires_at__lte=now)
+    return Q(status=WaitlistStatus.WAITING) | Q(
+        status=WaitlistStatus.OFFERED, offer_expires_at__lte=now
+    )
 
 
 def close_own_entry(session_pk: Any, student: Any, booking: Any, now: datetime) -> None:
@@ -236,8 +248,8 @@ def close_own_entry(session_pk: Any, student: Any, booking: Any, now: datetime) 
     )
     if entry is None:
         return
-    held = entry.status == W.OFFERED
-    entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
+    held = entry.status == WaitlistStatus.OFFERED
+    entry.status, entry.accepted_at, entry.booking = WaitlistStatus.ACCEPTED, now, booking
     entry.save(update_fields=["status", "accepted_at", "booking"])
     link_series_items(entry, booking)
     if held:
@@ -273,11 +285,11 @@ def close_waiting(session: Any, now: datetime, *, reason: str, actor: Any = None
     if not entries:
         return 0
     SessionWaitlist.objects.filter(pk__in=[e.pk for e in entries]).update(
-        status=W.EXPIRED, expired_at=now
+        status=WaitlistStatus.EXPIRED, expired_at=now
     )
     for entry in entries:
         previous = entry.status
-        entry.status, entry.expired_at = W.EXPIRED, now
+        entry.status, entry.expired_at = WaitlistStatus.EXPIRED, now
         send_after_commit(
             signals.waitlist_closed,
             SessionWaitlist,
@@ -287,7 +299,9 @@ def close_waiting(session: Any, now: datetime, *, reason: str, actor: Any = None
             previous_status=previous,
         )
     if reason != "session_cancelled":
-        tell_students(K.WAITLIST_CLOSED, session, entries, now, actor=actor, reason=reason)
+        tell_students(
+            NotificationKind.WAITLIST_CLOSED, session, entries, now, actor=actor, reason=reason
+        )
     return len(entries)
 
 

@@ -5,7 +5,7 @@ occurrences and books each one under the same rules as a single booking, with a 
 number of queries however long the series:
 
 * ``one_on_one_series``: every occurrence is checked by the one function that answers "is this
-  interval bookable?" (:meth:`TeacherSchedule.problem`: availability, notice, buffers, daily
+  interval bookable?" (:meth:`TeacherSchedule.first_violation`: availability, notice, buffers, daily
   limit, overlaps, the series' own earlier occurrences included) and becomes a one-on-one
   booking;
 * ``group_series``: every occurrence is matched to the teacher's scheduled session of the
@@ -85,8 +85,6 @@ from .transitions import (
 )
 from .waitlist import leave_waitlist, reset_entry
 
-It = SeriesItemStatus
-
 #: Fields a series takes from the request besides its rule.
 MEETING_FIELDS = ("default_meeting_link", "default_meeting_id", "default_meeting_passcode")
 
@@ -108,14 +106,14 @@ class OccurrenceResult:
         """``booked`` or ``pending`` (by the booking's status), ``waitlisted``,
         ``awaiting_session``, ``skipped``, ``paused`` or ``cancelled``."""
         item = self.item
-        if item.status == It.BOOKED and item.booking is not None:
+        if item.status == SeriesItemStatus.BOOKED and item.booking is not None:
             confirmed = item.booking.status == BookingStatus.CONFIRMED
             return "booked" if confirmed else str(item.booking.status)
         return str(item.status)
 
     @property
     def failed(self) -> bool:
-        return bool(self.item.status == It.SKIPPED)
+        return bool(self.item.status == SeriesItemStatus.SKIPPED)
 
     def as_dict(self) -> dict[str, Any]:
         item = self.item
@@ -166,7 +164,11 @@ def _conflict(report: SeriesReport, message: str) -> SeriesConflict:
 
 
 def _skip(result: OccurrenceResult, error: BookingError) -> None:
-    result.item.status, result.item.code, result.detail = It.SKIPPED, error.code, error.detail
+    result.item.status, result.item.code, result.detail = (
+        SeriesItemStatus.SKIPPED,
+        error.code,
+        error.detail,
+    )
     result.item.booking = result.item.session = result.item.waitlist_entry = None
 
 
@@ -269,7 +271,7 @@ def _new_result(series: Any, occurrence: Occurrence) -> OccurrenceResult:
         occurrence_index=occurrence.index,
         start_at_utc=occurrence.start,
         end_at_utc=occurrence.end,
-        status=It.BOOKED,
+        status=SeriesItemStatus.BOOKED,
     )
     return OccurrenceResult(item)
 
@@ -328,7 +330,7 @@ def _plan_lessons(series: Any, results: list[OccurrenceResult], now: datetime) -
     accepted: list[BookingAttempt] = []
     for result in results:
         item = result.item
-        error = schedule.problem(item.start_at_utc, item.end_at_utc)
+        error = schedule.first_violation(item.start_at_utc, item.end_at_utc)
         if error is None:
             attempt = BookingAttempt(
                 how="series",
@@ -357,7 +359,7 @@ def _plan_lessons(series: Any, results: list[OccurrenceResult], now: datetime) -
             _skip(result, error)
             continue
         schedule.reserve(item.start_at_utc, item.end_at_utc)
-        item.status, item.code, item.booking = It.BOOKED, "", None
+        item.status, item.code, item.booking = SeriesItemStatus.BOOKED, "", None
     series.lesson_policy = policy
 
 
@@ -405,12 +407,14 @@ def _check_limits(
     series waiting for approval) one more pending request to the teacher."""
     student = series.student_user
     limits = limits_for(student, series.teacher, series.course)
-    bookings = sum(1 for r in results if r.item.status == It.BOOKED and r.item.booking is None)
+    bookings = sum(
+        1 for r in results if r.item.status == SeriesItemStatus.BOOKED and r.item.booking is None
+    )
     entries = len(
         {
             id(r.item.waitlist_entry)
             for r in results
-            if r.item.status == It.WAITLISTED
+            if r.item.status == SeriesItemStatus.WAITLISTED
             and (
                 r.item.waitlist_entry.pk is None
                 or r.item.waitlist_entry.status not in OPEN_WAITLIST_STATUSES
@@ -493,7 +497,7 @@ def _plan_seats(
             if item.start_at_utc <= now:
                 _skip(result, SessionNotBookable("No session took place at this time."))
             else:
-                item.status = It.AWAITING_SESSION
+                item.status = SeriesItemStatus.AWAITING_SESSION
                 result.detail = "The teacher has no session at this time yet."
             continue
         if session.start_at_utc <= now:
@@ -505,7 +509,7 @@ def _plan_seats(
         elif (entry := entries.get((session.pk, person.pk))) is not None and (
             entry.status in OPEN_WAITLIST_STATUSES
         ):
-            item.status, item.waitlist_entry = It.WAITLISTED, entry
+            item.status, item.waitlist_entry = SeriesItemStatus.WAITLISTED, entry
             result.detail = "Already on this session's waitlist."
         elif free[session.pk] >= 1:
             attempt = BookingAttempt(
@@ -529,9 +533,9 @@ def _plan_seats(
             accepted.append(attempt)
             free[session.pk] -= 1
             booked.add((session.pk, person.pk))
-            item.status = It.BOOKED
+            item.status = SeriesItemStatus.BOOKED
         else:
-            item.status = It.WAITLISTED
+            item.status = SeriesItemStatus.WAITLISTED
             result.detail = "The session is full: on its waitlist."
             item.waitlist_entry = entries.get((session.pk, person.pk)) or SessionWaitlist(
                 session=session, student_user=person
@@ -553,7 +557,9 @@ def _write(
     """Create the bookings and waitlist entries the plan decided, then save the items (new
     ones created, existing ones updated) and audit and signal each booking after commit."""
     model = get_booking_model()
-    to_book = [r for r in results if r.item.status == It.BOOKED and r.item.booking is None]
+    to_book = [
+        r for r in results if r.item.status == SeriesItemStatus.BOOKED and r.item.booking is None
+    ]
     lesson = series.type == SeriesType.ONE_ON_ONE_SERIES
     bookings: list[Any] = []
     for result in to_book:
@@ -571,7 +577,7 @@ def _write(
         raise SlotUnavailable("The teacher's calendar changed; try again.") from exc
     for result, booking in zip(to_book, bookings, strict=True):
         result.item.booking = booking
-    _write_entries([r.item for r in results if r.item.status == It.WAITLISTED], now)
+    _write_entries([r.item for r in results if r.item.status == SeriesItemStatus.WAITLISTED], now)
     items = [r.item for r in results]
     new = [item for item in items if item.pk is None]
     old = [item for item in items if item.pk is not None]
@@ -682,7 +688,7 @@ def enrol_waiting_series(sessions: list[Any]) -> int:
         BookingSeriesItem.objects.select_for_update(of=of)
         .select_related("series__student_user", "series__course")
         .filter(
-            status=It.AWAITING_SESSION,
+            status=SeriesItemStatus.AWAITING_SESSION,
             start_at_utc__in=[session.start_at_utc for session in sessions],
             series__status=SeriesStatus.ACTIVE,
             series__type=SeriesType.GROUP_SERIES,
@@ -766,7 +772,7 @@ def _stop_future(
     for item in items:
         result = OccurrenceResult(item)
         results.append(result)
-        if item.status == It.BOOKED:
+        if item.status == SeriesItemStatus.BOOKED:
             if item.booking is None or item.booking.status not in ACTIVE_BOOKING_STATUSES:
                 continue  # cancelled, declined or moved one by one: its own history
             if item.booking.approval_is_overdue:  # nobody decided in time: it expires
@@ -787,11 +793,11 @@ def _stop_future(
                     cancelled_at=now,
                     cancel_reason=reason,
                 )
-        elif item.status == It.WAITLISTED:
+        elif item.status == SeriesItemStatus.WAITLISTED:
             entry = item.waitlist_entry
             if entry is not None and entry.status in OPEN_WAITLIST_STATUSES:
                 leave_waitlist(entry, actor=None)
-        elif item.status in (It.CANCELLED, It.SKIPPED):
+        elif item.status in (SeriesItemStatus.CANCELLED, SeriesItemStatus.SKIPPED):
             continue
         item.status = to
         item.updated_at = now
@@ -810,7 +816,7 @@ def pause_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     complete_series(now, series=series)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.ACTIVE)
-        _stop_future(locked, actor=actor, now=now, to=It.PAUSED, reason=reason)
+        _stop_future(locked, actor=actor, now=now, to=SeriesItemStatus.PAUSED, reason=reason)
         locked.status = SeriesStatus.PAUSED
         locked.save(update_fields=["status", "updated_at"])
         _tell_series(NotificationKind.SERIES_PAUSED, locked, actor=actor, reason=reason)
@@ -823,13 +829,15 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
     _require_party(actor, series, "resume this series")
     now = timezone.now()
     complete_series(now, series=series)
-    paused = series.items.filter(status=It.PAUSED, start_at_utc__gt=now)
+    paused = series.items.filter(status=SeriesItemStatus.PAUSED, start_at_utc__gt=now)
     _settle(series, [OccurrenceResult(item) for item in paused], now)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.PAUSED)
         _require_still_bookable(locked)
         items = list(
-            locked.items.filter(status=It.PAUSED, start_at_utc__gt=now).order_by("occurrence_index")
+            locked.items.filter(status=SeriesItemStatus.PAUSED, start_at_utc__gt=now).order_by(
+                "occurrence_index"
+            )
         )
         results = [OccurrenceResult(item) for item in items]
         report = SeriesReport(locked, results)
@@ -851,7 +859,7 @@ def cancel_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     complete_series(now, series=series)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.ACTIVE, SeriesStatus.PAUSED)
-        _stop_future(locked, actor=actor, now=now, to=It.CANCELLED, reason=reason)
+        _stop_future(locked, actor=actor, now=now, to=SeriesItemStatus.CANCELLED, reason=reason)
         locked.status = SeriesStatus.CANCELLED
         locked.save(update_fields=["status", "updated_at"])
         _tell_series(NotificationKind.SERIES_CANCELLED, locked, actor=actor, reason=reason)

@@ -29,24 +29,35 @@ from .common import record_event, send_after_commit
 from .outbox import outbox_event, write
 from .seats import lock_session, lock_sessions, owed_a_seat, release_seats, settle
 
-S = BookingStatus
-K = NotificationKind
-
 #: SPEC §4: the only status changes there are (``expired``: the approval timeout passed).
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.PENDING: frozenset({S.CONFIRMED, S.DECLINED, S.CANCELLED, S.EXPIRED}),
-    S.CONFIRMED: frozenset({S.CANCELLED, S.ATTENDED, S.NO_SHOW, S.RESCHEDULED}),
+    BookingStatus.PENDING: frozenset(
+        {
+            BookingStatus.CONFIRMED,
+            BookingStatus.DECLINED,
+            BookingStatus.CANCELLED,
+            BookingStatus.EXPIRED,
+        }
+    ),
+    BookingStatus.CONFIRMED: frozenset(
+        {
+            BookingStatus.CANCELLED,
+            BookingStatus.ATTENDED,
+            BookingStatus.NO_SHOW,
+            BookingStatus.RESCHEDULED,
+        }
+    ),
 }
 
 SIGNAL_FOR_STATUS: dict[str, Signal] = {
-    S.PENDING: signals.booking_requested,
-    S.CONFIRMED: signals.booking_confirmed,
-    S.DECLINED: signals.booking_declined,
-    S.CANCELLED: signals.booking_cancelled,
-    S.RESCHEDULED: signals.booking_rescheduled,
-    S.ATTENDED: signals.booking_attendance_marked,
-    S.NO_SHOW: signals.booking_attendance_marked,
-    S.EXPIRED: signals.booking_expired,
+    BookingStatus.PENDING: signals.booking_requested,
+    BookingStatus.CONFIRMED: signals.booking_confirmed,
+    BookingStatus.DECLINED: signals.booking_declined,
+    BookingStatus.CANCELLED: signals.booking_cancelled,
+    BookingStatus.RESCHEDULED: signals.booking_rescheduled,
+    BookingStatus.ATTENDED: signals.booking_attendance_marked,
+    BookingStatus.NO_SHOW: signals.booking_attendance_marked,
+    BookingStatus.EXPIRED: signals.booking_expired,
 }
 
 #: The reason recorded on a booking that expired undecided.
@@ -57,7 +68,7 @@ def check_transition(current: str, new: str) -> None:
     """Raise ``invalid_transition`` unless SPEC §4 allows ``current`` → ``new``."""
     allowed = TRANSITIONS.get(current, frozenset())
     if new not in allowed:
-        options = ", ".join(sorted(allowed - {S.EXPIRED})) or "nothing (it is final)"
+        options = ", ".join(sorted(allowed - {BookingStatus.EXPIRED})) or "nothing (it is final)"
         raise InvalidTransition(
             f"A {current} booking cannot become {new}; it can become {options}.",
             status=current,
@@ -66,14 +77,14 @@ def check_transition(current: str, new: str) -> None:
 
 #: The outbox event of a status change, and who hears it (``student``, ``teacher``).
 NOTICE_FOR_STATUS: dict[str, tuple[str, tuple[str, ...]]] = {
-    S.PENDING: (K.BOOKING_REQUESTED, ("student", "teacher")),
-    S.CONFIRMED: (K.BOOKING_CONFIRMED, ("student", "teacher")),
-    S.DECLINED: (K.BOOKING_DECLINED, ("student",)),
-    S.CANCELLED: (K.BOOKING_CANCELLED, ("student", "teacher")),
-    S.RESCHEDULED: (K.BOOKING_RESCHEDULED, ("student", "teacher")),
-    S.ATTENDED: (K.ATTENDANCE_MARKED, ("student",)),
-    S.NO_SHOW: (K.ATTENDANCE_MARKED, ("student",)),
-    S.EXPIRED: (K.BOOKING_EXPIRED, ("student", "teacher")),
+    BookingStatus.PENDING: (NotificationKind.BOOKING_REQUESTED, ("student", "teacher")),
+    BookingStatus.CONFIRMED: (NotificationKind.BOOKING_CONFIRMED, ("student", "teacher")),
+    BookingStatus.DECLINED: (NotificationKind.BOOKING_DECLINED, ("student",)),
+    BookingStatus.CANCELLED: (NotificationKind.BOOKING_CANCELLED, ("student", "teacher")),
+    BookingStatus.RESCHEDULED: (NotificationKind.BOOKING_RESCHEDULED, ("student", "teacher")),
+    BookingStatus.ATTENDED: (NotificationKind.ATTENDANCE_MARKED, ("student",)),
+    BookingStatus.NO_SHOW: (NotificationKind.ATTENDANCE_MARKED, ("student",)),
+    BookingStatus.EXPIRED: (NotificationKind.BOOKING_EXPIRED, ("student", "teacher")),
 }
 
 
@@ -97,7 +108,7 @@ def booking_notice(
     change to its status (or ``kind``), with the times as they are now. A declined lesson
     request tells its teacher too: their calendar holds it as tentative."""
     default_kind, parties = NOTICE_FOR_STATUS[booking.status]
-    if booking.status == S.DECLINED and booking.booking_type == BookingType.ONE_ON_ONE:
+    if booking.status == BookingStatus.DECLINED and booking.booking_type == BookingType.ONE_ON_ONE:
         parties = (*parties, "teacher")
     people = {"student": booking.student_user_id, "teacher": booking.teacher_id}
     return outbox_event(
@@ -167,7 +178,7 @@ def transition(
     # Lock order everywhere: session rows (by pk), then the booking row.
     lock_sessions(booking.session_id)
     locked = model.objects.select_for_update().get(pk=booking.pk)
-    current = locked.status if new == S.EXPIRED else locked.current_status
+    current = locked.status if new == BookingStatus.EXPIRED else locked.current_status
     check_transition(current, new)
     if check is not None:
         check(locked)
@@ -210,7 +221,9 @@ def expire_due_requests(
     for booking in due.order_by("pk"):
         with transaction.atomic():
             try:
-                transition(booking, S.EXPIRED, actor=None, reason=APPROVAL_TIMEOUT_REASON)
+                transition(
+                    booking, BookingStatus.EXPIRED, actor=None, reason=APPROVAL_TIMEOUT_REASON
+                )
             except InvalidTransition:  # decided meanwhile
                 continue
         expired += 1
@@ -224,9 +237,9 @@ def give_deadlines(now: datetime | None = None) -> int:
     model = get_booking_model()
     resolver = get_policy_resolver()
     rows = list(
-        model.objects.filter(status=S.PENDING, approval_expires_at__isnull=True).select_related(
-            "teacher", "course"
-        )
+        model.objects.filter(
+            status=BookingStatus.PENDING, approval_expires_at__isnull=True
+        ).select_related("teacher", "course")
     )
     for booking in rows:
         policy = resolver.get_policy(booking.teacher, booking.course)

@@ -54,12 +54,10 @@ from .seats import (
 )
 from .transitions import announce, booking_notice, settle_session
 
-W = WaitlistStatus
-
 
 def reset_entry(entry: Any, now: datetime) -> None:
     """Put ``entry`` back at the end of its queue as of ``now`` (a join or a rejoin)."""
-    entry.status = W.WAITING
+    entry.status = WaitlistStatus.WAITING
     entry.created_at = now
     entry.offered_at = entry.offer_expires_at = None
     entry.accepted_at = entry.expired_at = entry.left_at = None
@@ -140,14 +138,14 @@ def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
         session = lock_session(entry.session_id)
         locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
         now = timezone.now()  # after the wait for the locks
-        if locked.status == W.OFFERED and not locked.offer_is_open:
+        if locked.status == WaitlistStatus.OFFERED and not locked.offer_is_open:
             close_offers(session, [locked], now)
             offer_free_seats(session, now)
-        elif locked.status == W.OFFERED:
+        elif locked.status == WaitlistStatus.OFFERED:
             booking = _convert(session, locked, actor=actor, note=note, now=now)
             entry.__dict__.update(locked.__dict__)
             return booking
-    if locked.status == W.EXPIRED and locked.offer_expires_at is not None:
+    if locked.status == WaitlistStatus.EXPIRED and locked.offer_expires_at is not None:
         raise OfferExpired(
             f"This offer expired at {locked.offer_expires_at:%Y-%m-%d %H:%M} UTC.",
             offer_expires_at=locked.offer_expires_at.isoformat(),
@@ -178,7 +176,7 @@ def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) 
         how="waitlist",
         waitlist_entry=entry,
     )
-    entry.status, entry.accepted_at, entry.booking = W.ACCEPTED, now, booking
+    entry.status, entry.accepted_at, entry.booking = WaitlistStatus.ACCEPTED, now, booking
     entry.save(update_fields=["status", "accepted_at", "booking"])
     link_series_items(entry, booking)
     announce(booking, actor=actor, old="", waitlist_entry=entry.pk, notice=False)
@@ -216,8 +214,8 @@ def leave_waitlist(entry: Any, *, actor: Any = None) -> Any:
                 "can be left.",
                 status=locked.status,
             )
-        held = locked.status == W.OFFERED
-        locked.status, locked.left_at = W.LEFT, now
+        held = locked.status == WaitlistStatus.OFFERED
+        locked.status, locked.left_at = WaitlistStatus.LEFT, now
         locked.save(update_fields=["status", "left_at"])
         if held:
             drop_held_seats(session, 1)
@@ -246,7 +244,7 @@ def expire_offer(entry: Any, *, actor: Any = None, only_if_due: bool = False) ->
         session = lock_session(entry.session_id)
         locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
         now = timezone.now()  # after the wait for the locks
-        if locked.status != W.OFFERED or (only_if_due and locked.offer_is_open):
+        if locked.status != WaitlistStatus.OFFERED or (only_if_due and locked.offer_is_open):
             return None
         close_offers(session, [locked], now, actor=actor)
         settle(session, now)
@@ -280,10 +278,10 @@ def expire_due_offers(now: datetime | None = None) -> ExpiryReport:
     or a worker as often as you like."""
     now = now or timezone.now()
     report = ExpiryReport()
-    due = Q(status=W.OFFERED, offer_expires_at__lte=now)
-    started = Q(status=W.WAITING, session__start_at_utc__lte=now)
+    due = Q(status=WaitlistStatus.OFFERED, offer_expires_at__lte=now)
+    started = Q(status=WaitlistStatus.WAITING, session__start_at_utc__lte=now)
     unoffered = Q(
-        status=W.WAITING,
+        status=WaitlistStatus.WAITING,
         session__status=SessionStatus.SCHEDULED,
         session__start_at_utc__gt=now,
         session__seats_taken__lt=F("session__capacity"),
