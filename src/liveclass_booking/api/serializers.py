@@ -34,7 +34,7 @@ from ..models import (
     get_course_model,
     get_session_model,
 )
-from ..policies import get_policy_resolver
+from ..policies import display_name, get_policy_resolver
 from ..recurrence import Recurrence
 from ..services.rules import NOT_A_TEACHER
 from ..validators import validate_timezone
@@ -88,6 +88,38 @@ def _session_field(**kwargs: Any) -> StrictPrimaryKeyRelatedField:
     )
 
 
+def _name_of(relation: str) -> serializers.SerializerMethodField:
+    """A read-only text naming the user of ``relation`` (the policy resolver's
+    ``get_display_name``); the view's queryset selects the user row with the item."""
+
+    return serializers.SerializerMethodField(
+        method_name=f"get_{relation}_display_name",
+        help_text=f"How the {relation.removesuffix('_user')} is named to people (the host's "
+        "display name for the user).",
+    )
+
+
+def _course_name() -> serializers.SerializerMethodField:
+    return serializers.SerializerMethodField(
+        method_name="get_course_display_name",
+        help_text="How the course is named to people (its text form in the host's course model).",
+    )
+
+
+class NamesMixin:
+    """``teacher_name``, ``student_name`` and ``course_name`` beside the ids: what a client
+    shows a person without another request per item."""
+
+    def get_teacher_display_name(self, obj: Any) -> str:
+        return display_name(obj.teacher)
+
+    def get_student_user_display_name(self, obj: Any) -> str:
+        return display_name(obj.student_user)
+
+    def get_course_display_name(self, obj: Any) -> str:
+        return str(obj.course) if obj.course_id is not None else ""
+
+
 class CalendarLinksSerializer(serializers.Serializer[Any]):
     """Where to put this entry in a calendar: Google's and Outlook's "new event" pages,
     filled in, and this API's ``.ics`` file of it."""
@@ -113,10 +145,12 @@ def calendar_links(
     return {**add_to_calendar(summary, start, end, link), "ics": api_url(request, route, pk=pk)}
 
 
-class SessionSerializer(ModelSerializer[Any]):
+class SessionSerializer(NamesMixin, ModelSerializer[Any]):
     course: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         read_only=True
     )
+    course_name = _course_name()
+    teacher_name = _name_of("teacher")
     status = named_choice_field(SessionStatus, "SessionStatusEnum", read_only=True)
     start_at_utc = AwareDateTimeField()
     end_at_utc = AwareDateTimeField()
@@ -133,7 +167,9 @@ class SessionSerializer(ModelSerializer[Any]):
         fields = (
             "id",
             "course",
+            "course_name",
             "teacher",
+            "teacher_name",
             "title",
             "description",
             "start_at_utc",
@@ -194,7 +230,10 @@ class SessionUpdateSerializer(SessionSerializer):
         read_only_fields = ("teacher", "timezone_snapshot", "seats_taken", "status")
 
 
-class BookingSerializer(ModelSerializer[Any]):
+class BookingSerializer(NamesMixin, ModelSerializer[Any]):
+    course_name = _course_name()
+    teacher_name = _name_of("teacher")
+    student_name = _name_of("student_user")
     start_at_utc = AwareDateTimeField(read_only=True)
     end_at_utc = AwareDateTimeField(read_only=True)
     decision_at = AwareDateTimeField(read_only=True, allow_null=True)
@@ -214,8 +253,11 @@ class BookingSerializer(ModelSerializer[Any]):
             "id",
             "booking_type",
             "course",
+            "course_name",
             "teacher",
+            "teacher_name",
             "student_user",
+            "student_name",
             "session",
             "start_at_utc",
             "end_at_utc",
@@ -354,9 +396,11 @@ class SlotSerializer(serializers.Serializer[Any]):
     end_at_utc = AwareDateTimeField(read_only=True)
 
 
-class WaitlistEntrySerializer(ModelSerializer[SessionWaitlist]):
+class WaitlistEntrySerializer(NamesMixin, ModelSerializer[SessionWaitlist]):
     """A place in a session's waitlist. ``status`` reads ``expired`` as soon as an offer's
     time is up; ``position`` is the place in line while waiting (1 = next), else null."""
+
+    student_name = _name_of("student_user")
 
     status = named_choice_field(
         WaitlistStatus, "WaitlistStatusEnum", source="current_status", read_only=True
@@ -375,6 +419,7 @@ class WaitlistEntrySerializer(ModelSerializer[SessionWaitlist]):
             "id",
             "session",
             "student_user",
+            "student_name",
             "status",
             "position",
             "created_at",
@@ -480,8 +525,12 @@ class SeriesItemSerializer(ModelSerializer[BookingSeriesItem]):
         return str(obj.booking.status) if obj.booking_id else None
 
 
-class SeriesSerializer(ModelSerializer[BookingSeries]):
+class SeriesSerializer(NamesMixin, ModelSerializer[BookingSeries]):
     """A series. ``status`` reads ``completed`` once the last occurrence has ended."""
+
+    course_name = _course_name()
+    teacher_name = _name_of("teacher")
+    student_name = _name_of("student_user")
 
     status = named_choice_field(
         SeriesStatus, "SeriesStatusEnum", source="current_status", read_only=True
@@ -500,8 +549,11 @@ class SeriesSerializer(ModelSerializer[BookingSeries]):
             "type",
             "status",
             "student_user",
+            "student_name",
             "teacher",
+            "teacher_name",
             "course",
+            "course_name",
             *Recurrence.RULE_FIELDS,
             "default_meeting_link",
             "default_meeting_id",

@@ -169,6 +169,11 @@ def create_group_booking(
         # The partial unique constraint caught a concurrent second booking of this student;
         # the caller's transaction rolls the seat increment back.
         raise AlreadyBooked("You already hold an active booking for this session.") from exc
+    # The booking's course and teacher are the session's: share the rows the caller has
+    # loaded (the answer names them) rather than reading them again.
+    for name in ("course", "teacher"):
+        if session._meta.get_field(name).is_cached(session):
+            setattr(booking, name, getattr(session, name))
     if not seat_held:
         # Booked directly while on the waitlist (a seat came free that nobody else waits
         # for): the student's own offer must not hold a second seat.
