@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.urls import reverse
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from ..calendar.ics import booking_title
 from ..calendar.links import add_to_calendar
@@ -52,9 +53,33 @@ MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
 _M = TypeVar("_M", bound=models.Model)
 
 
-class ModelSerializer(serializers.ModelSerializer[_M]):
+class FormInitial:
+    """The browsable API's raw form posts what it shows: an optional field shows its default
+    when it has one and is left out when it has none (the server then applies its own), rather
+    than showing a ``null`` the field would refuse."""
+
+    fields: Any
+
+    def get_initial(self) -> Any:
+        initial = super().get_initial()  # type: ignore[misc]
+        for name, field in self.fields.items():
+            if field.read_only or field.required or name not in initial:
+                continue
+            default = field.default
+            if default is not empty and not callable(default):
+                initial[name] = default
+            elif initial[name] is None:
+                del initial[name]
+        return initial
+
+
+class Serializer(FormInitial, serializers.Serializer[Any]):
+    """A request or answer shape that is not a model's."""
+
+
+class ModelSerializer(FormInitial, serializers.ModelSerializer[_M]):
     """What the model serializers here share: a field taking an id takes it strictly, a date
-    only inside the supported range."""
+    only inside the supported range, and the browsable API's form shows what it posts."""
 
     serializer_related_field = StrictPrimaryKeyRelatedField
     serializer_field_mapping = {
@@ -120,7 +145,7 @@ class NamesMixin:
         return str(obj.course) if obj.course_id is not None else ""
 
 
-class CalendarLinksSerializer(serializers.Serializer[Any]):
+class CalendarLinksSerializer(Serializer):
     """Where to put this entry in a calendar: Google's and Outlook's "new event" pages,
     filled in, and this API's ``.ics`` file of it."""
 
@@ -295,7 +320,7 @@ class BookingSerializer(NamesMixin, ModelSerializer[Any]):
         )
 
 
-class BookingCreateSerializer(serializers.Serializer[Any]):
+class BookingCreateSerializer(Serializer):
     booking_type = serializers.ChoiceField(choices=BookingType.choices)
     session = _session_field(required=False)
     seats_reserved = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY, default=1)
@@ -316,15 +341,15 @@ class BookingCreateSerializer(serializers.Serializer[Any]):
         return attrs
 
 
-class ReasonSerializer(serializers.Serializer[Any]):
+class ReasonSerializer(Serializer):
     reason = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
-class ApproveSerializer(serializers.Serializer[Any]):
+class ApproveSerializer(Serializer):
     teacher_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
-class RescheduleSerializer(serializers.Serializer[Any]):
+class RescheduleSerializer(Serializer):
     start_at_utc = AwareDateTimeField(required=False)
     end_at_utc = AwareDateTimeField(required=False)
     session = _session_field(required=False)
@@ -378,7 +403,7 @@ class AvailabilitySerializer(ModelSerializer[TeacherAvailability]):
         )
 
 
-class SlotQuerySerializer(serializers.Serializer[Any]):
+class SlotQuerySerializer(Serializer):
     teacher = _teacher_field()
     course = _course_field(required=False, allow_null=True)
     start = AwareDateTimeField()
@@ -389,7 +414,7 @@ class SlotQuerySerializer(serializers.Serializer[Any]):
     )
 
 
-class SlotSerializer(serializers.Serializer[Any]):
+class SlotSerializer(Serializer):
     """One free one-on-one start time."""
 
     start_at_utc = AwareDateTimeField(read_only=True)
@@ -433,18 +458,18 @@ class WaitlistEntrySerializer(NamesMixin, ModelSerializer[SessionWaitlist]):
         read_only_fields = fields
 
 
-class WaitlistJoinSerializer(serializers.Serializer[Any]):
+class WaitlistJoinSerializer(Serializer):
     session = _session_field()
 
 
-class WaitlistAcceptSerializer(serializers.Serializer[Any]):
+class WaitlistAcceptSerializer(Serializer):
     student_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
 # Recurring series ------------------------------------------------------------------------
 
 
-class RecurrenceSerializer(serializers.Serializer[Any]):
+class RecurrenceSerializer(Serializer):
     """The rule of a series or of a run of sessions, in local wall time (see
     :mod:`liveclass_booking.recurrence`)."""
 
@@ -491,7 +516,7 @@ class SeriesCreateSerializer(RecurrenceSerializer):
     default_meeting_passcode = serializers.CharField(allow_blank=True, default="", max_length=100)
 
 
-class SeriesExtendSerializer(serializers.Serializer[Any]):
+class SeriesExtendSerializer(Serializer):
     occurrence_count = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     until_date = BoundedDateField(required=False, allow_null=True)
     accept_partial = serializers.BooleanField(default=False)
@@ -574,7 +599,7 @@ class SeriesDetailSerializer(SeriesSerializer):
         read_only_fields = fields
 
 
-class OccurrenceReportSerializer(serializers.Serializer[Any]):
+class OccurrenceReportSerializer(Serializer):
     """What creating, extending or resuming did with one occurrence."""
 
     occurrence_index = serializers.IntegerField()
@@ -600,7 +625,7 @@ class OccurrenceReportSerializer(serializers.Serializer[Any]):
     waitlist_entry = serializers.IntegerField(allow_null=True)
 
 
-class SkippedTimeSerializer(serializers.Serializer[Any]):
+class SkippedTimeSerializer(Serializer):
     """A local time the rule names that the zone skips (a DST gap): not an occurrence."""
 
     date = serializers.DateField()
@@ -609,7 +634,7 @@ class SkippedTimeSerializer(serializers.Serializer[Any]):
     code = serializers.CharField()
 
 
-class SeriesReportSerializer(serializers.Serializer[Any]):
+class SeriesReportSerializer(Serializer):
     counts = serializers.DictField(child=serializers.IntegerField())
     occurrences = OccurrenceReportSerializer(many=True)
     skipped_times = SkippedTimeSerializer(many=True)
@@ -639,7 +664,7 @@ class SessionRunSerializer(RecurrenceSerializer):
     meeting_passcode = serializers.CharField(allow_blank=True, required=False, max_length=100)
 
 
-class SessionRunCreatedSerializer(serializers.Serializer[Any]):
+class SessionRunCreatedSerializer(Serializer):
     sessions = SessionSerializer(many=True)
     skipped_times = SkippedTimeSerializer(many=True)
 
@@ -657,7 +682,7 @@ class CalendarTokenSerializer(ModelSerializer[CalendarFeedToken]):
         read_only_fields: tuple[str, ...] = fields
 
 
-class CalendarTokenCreateSerializer(serializers.Serializer[Any]):
+class CalendarTokenCreateSerializer(Serializer):
     name = serializers.CharField(
         allow_blank=True, default="", max_length=100, help_text="A label, e.g. the calendar app."
     )

@@ -11,7 +11,7 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, routers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -81,6 +81,14 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     #: How answers show the object they concern (replace it in a subclass). Actions keep
     #: their own ``serializer_class`` for their request bodies.
     response_serializer_class: Any = None
+
+    def get_serializer_class(self) -> Any:
+        """The body an action reads when it names one (``@action(serializer_class=...)``: the
+        browsable API's form shows it), else how answers show the object."""
+        own = self.__dict__.get("serializer_class")  # set per action by the router
+        if own is not None:
+            return own
+        return self.response_serializer_class or super().get_serializer_class()
 
     def respond(self, obj: Any, code: int = status.HTTP_200_OK) -> Response:
         """Answer with ``obj`` shaped by ``response_serializer_class``."""
@@ -215,7 +223,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
             return s.SessionCreateSerializer
         if self.action == "partial_update":
             return s.SessionUpdateSerializer
-        return self.response_serializer_class
+        return super().get_serializer_class()
 
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -389,7 +397,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     def get_serializer_class(self) -> Any:
         if self.action == "create":
             return s.BookingCreateSerializer
-        return self.response_serializer_class
+        return super().get_serializer_class()
 
     def create(self, request: Request) -> Response:
         return self.create_once(request, "bookings", lambda: self._create(request))
@@ -544,7 +552,7 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
     def get_serializer_class(self) -> Any:
         if self.action == "create":
             return s.WaitlistJoinSerializer
-        return self.response_serializer_class
+        return super().get_serializer_class()
 
     def respond_entry(self, entry: Any, code: int = status.HTTP_200_OK) -> Response:
         """Answer with the entry as the list shows it (its place in line included)."""
@@ -670,7 +678,7 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassV
             return s.SeriesCreateSerializer
         if self.action == "list":
             return s.SeriesSerializer
-        return self.response_serializer_class
+        return super().get_serializer_class()
 
     def respond_series(self, series: Any, report: Any = None, code: int = 200) -> Response:
         """Answer with the series as the detail shows it, and the report of what was done."""
@@ -875,3 +883,11 @@ def not_found(request: Any, path: str = "") -> JsonResponse:
     """Answer any other path under the API's prefix (such as an id with a dot) with this
     API's 404 body rather than the host's HTML page."""
     return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+
+
+@extend_schema(exclude=True)
+class APIRootView(routers.APIRootView):
+    """The index at the mount point: a link to every collection of this API."""
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
