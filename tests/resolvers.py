@@ -71,3 +71,10 @@ class PeopleAbroad(DefaultPolicyResolver):
 
     def wants_notification(self, user: Any, kind: str, channel: str) -> bool:
         return not (user.first_name == "quiet" and kind == "reminder")
+
+
+class TitledNames(DefaultPolicyResolver):
+    """People are named by a title and their username in capitals."""
+
+    def get_display_name(self, user: Any) -> str:
+        return f"Dr. {user.get_username().upper()}"

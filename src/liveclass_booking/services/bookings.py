@@ -327,15 +327,29 @@ def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
         )
 
 
+def _time_left(left: timedelta) -> str:
+    """How long until the start, to the minute and rounded down (so that 23 h 59 min never
+    reads as the 24 h a window needs)."""
+    minutes = int(left.total_seconds() // 60)
+    if minutes < 0:
+        return "this has already started"
+    if minutes == 0:
+        return "this starts in less than a minute"
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours} h"] if hours else []
+    if minutes:
+        parts.append(f"{minutes} min")
+    return "this starts in " + " ".join(parts)
+
+
 def _check_cancel_window(booking: Any, now: datetime, verb: str) -> None:
     """Students may cancel or move a booking only until ``cancel_window_hours`` before it."""
     policy = get_policy_resolver().get_policy(booking.teacher, booking.course)
     deadline = booking.start_at_utc - timedelta(hours=policy.cancel_window_hours)
     if now > deadline:
-        hours = (booking.start_at_utc - now).total_seconds() / 3600
         raise CancelWindowClosed(
             f"students can {verb} until {policy.cancel_window_hours} h before the start; "
-            f"this starts in {hours:.0f} h. Ask the teacher.",
+            f"{_time_left(booking.start_at_utc - now)}. Ask the teacher.",
             cancel_window_hours=policy.cancel_window_hours,
         )
 
