@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# make demo alone installs the runtime (with the extras the example project uses) and the
+# demo group, not the test, lint, type or docs tools.
+DEMO_STAMP := $(VENV)/.demo-installed
 # ical.js for the calendar tests (tests/calendar_parsers.py), when npm is on PATH; reinstalled
 # when the lock file changes.
 JS_STAMP := tests/js/node_modules/.installed
@@ -19,13 +22,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[openapi,postgres,tasks]" --group dev
 	touch $(STAMP)
 
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet -e ".[openapi,postgres,tasks]" --group demo
+	touch $(DEMO_STAMP)
+
 $(JS_STAMP): tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund
 	touch $(JS_STAMP)
 
 install: $(STAMP) $(if $(NPM),$(JS_STAMP))
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	cd example_project && ../$(PY) manage.py migrate --noinput
 	cd example_project && ../$(PY) manage.py load_demo_data
 	@echo "Mail goes to example_project/sent-mail/; the notification dispatcher runs beside the server."

@@ -8,10 +8,12 @@
 # soon as the run ends, and a summary at the end gives every run's result and time. The exit
 # status is 1 if any run fails or collects no tests (pytest's exit code 5).
 #
-# Each PostgreSQL run has a database of its own, so that two never share one: PGDATABASE
-# (default "test") with "_default" or "_swapped" appended (Django's test databases are those
-# names with "test_" in front). They are created when missing. Two checkouts that run this at
-# the same time against one server need different PGDATABASE values.
+# The server is DATABASE_URL's (postgres://user:password@host:port/name) when set, else the
+# PG* variables'. Each PostgreSQL run has a database name of its own, so that two never share
+# one: PGDATABASE (or the URL's name; default "test") with "_default" or "_swapped" appended.
+# Django creates and drops the test databases, those names with "test_" in front, through the
+# server's maintenance database: no database needs to exist beforehand. Two checkouts that run
+# this at the same time against one server need different PGDATABASE values.
 #
 # The PostgreSQL run with the swapped models runs only the tests marked "postgres" (the ones
 # that need PostgreSQL: concurrency, processes, migrations over rows); the swapped models are
@@ -24,6 +26,22 @@
 set -uo pipefail
 PY=${PY:-python}
 JOBS=${TEST_JOBS:-2}
+# DATABASE_URL: its parts become the PG* variables every run uses (each run its own name).
+if [ -n "${DATABASE_URL:-}" ]; then
+  eval "$("$PY" - <<'PYEOF'
+import os, shlex
+from urllib.parse import unquote, urlsplit
+url = urlsplit(os.environ["DATABASE_URL"])
+if url.scheme in ("postgres", "postgresql"):
+    parts = {"PGHOST": url.hostname, "PGPORT": url.port, "PGUSER": url.username,
+             "PGPASSWORD": url.password, "PGDATABASE": url.path.lstrip("/")}
+    for key, value in parts.items():
+        if value:
+            print(f"export {key}={shlex.quote(unquote(str(value)))}")
+    print("unset DATABASE_URL")
+PYEOF
+)"
+fi
 PG_BASE=${PGDATABASE:-test}
 read -r -a RUNS <<<"${TEST_RUNS:-postgres-default sqlite-default postgres-swapped sqlite-swapped}"
 PYTEST_ARGS=("$@")
@@ -49,7 +67,7 @@ for run in "${RUNS[@]}"; do
 done
 case $JOBS in '' | *[!0-9]* | 0) echo "!!! TEST_JOBS must be a number >= 1" >&2; exit 2 ;; esac
 
-# PostgreSQL: does the server answer, and does every run have its database?
+# PostgreSQL: does the server answer?
 pg_databases=()
 for run in "${RUNS[@]}"; do
   case $run in postgres-*) pg_databases+=("$(pg_database "$run")") ;; esac
@@ -58,7 +76,6 @@ if [ ${#pg_databases[@]} -gt 0 ]; then
   if "$PY" - "${pg_databases[@]}" <<'PYEOF'
 import os, sys
 import psycopg
-from psycopg import errors, sql
 
 params = dict(host=os.environ.get("PGHOST", "127.0.0.1"), port=os.environ.get("PGPORT", "5432"),
               user=os.environ.get("PGUSER", "postgres"), password=os.environ.get("PGPASSWORD", ""),
@@ -70,16 +87,9 @@ try:
         if "does not exist" not in str(exc):
             raise
         conn = psycopg.connect(**params, dbname=os.environ.get("PGDATABASE", "test"))
-    with conn:
-        for name in sys.argv[1:]:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-                try:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                except errors.DuplicateDatabase:
-                    pass  # made meanwhile by a run elsewhere
+    conn.close()
 except Exception as exc:
-    print(f"PostgreSQL does not answer (or the databases {sys.argv[1:]} cannot be made): {exc}",
-          file=sys.stderr)
+    print(f"PostgreSQL does not answer: {exc}", file=sys.stderr)
     sys.exit(1)
 PYEOF
   then

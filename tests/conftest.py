@@ -25,18 +25,24 @@ def _postgres_unreachable() -> str | None:
     import psycopg
 
     db = settings.DATABASES["default"]
-    try:
-        psycopg.connect(
-            host=db["HOST"],
-            port=db["PORT"],
-            user=db["USER"],
-            password=db["PASSWORD"],
-            dbname=db["NAME"],
-            connect_timeout=5,
-        ).close()
-    except psycopg.OperationalError as exc:
-        return str(exc).strip()
-    return None
+    # The server's maintenance database, as Django uses it to create the test database (the
+    # database the settings name need not exist); else the named one.
+    error = None
+    for dbname in ("postgres", db["NAME"]):
+        try:
+            psycopg.connect(
+                host=db["HOST"],
+                port=db["PORT"],
+                user=db["USER"],
+                password=db["PASSWORD"],
+                dbname=dbname,
+                connect_timeout=5,
+            ).close()
+        except psycopg.OperationalError as exc:
+            error = str(exc).strip()
+        else:
+            return None
+    return error
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

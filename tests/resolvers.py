@@ -112,3 +112,10 @@ class PersonalRooms(DefaultPolicyResolver):
     def get_lesson_meeting(self, booking: Any) -> dict[str, str]:
         name = booking.teacher.get_username()
         return {"meeting_link": f"https://meet.example.com/{name}", "meeting_passcode": "room"}
+
+
+class TitledNames(DefaultPolicyResolver):
+    """People are named by a title and their username in capitals."""
+
+    def get_display_name(self, user: Any) -> str:
+        return f"Dr. {user.get_username().upper()}"

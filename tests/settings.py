@@ -1,7 +1,9 @@
 """Test settings: the default models.
 
-``TEST_DATABASE=postgres`` runs the suite on PostgreSQL (libpq variables ``PGHOST``,
-``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``; defaults 127.0.0.1:5432, user postgres).
+``TEST_DATABASE=postgres`` runs the suite on PostgreSQL: ``DATABASE_URL``
+(``postgres://user:password@host:port/name``) or the libpq variables ``PGHOST``, ``PGPORT``,
+``PGUSER``, ``PGPASSWORD``, ``PGDATABASE`` (defaults 127.0.0.1:5432, user postgres, name
+liveclass). Django creates its own test database, ``test_<name>``: none needs to exist.
 Anything else runs it on SQLite.
 """
 
@@ -52,18 +54,32 @@ TEMPLATES = [
 
 TEST_DATABASE = os.environ.get("TEST_DATABASE", "sqlite").lower()
 
-if TEST_DATABASE == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "5432"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "NAME": os.environ.get("PGDATABASE", "test"),
-            "OPTIONS": {"connect_timeout": 5},
-        }
+
+def postgres_from_env() -> dict[str, object]:
+    """PostgreSQL from ``DATABASE_URL`` (postgres://user:password@host:port/name) when set,
+    else from the libpq variables. The suite uses its own test database, ``test_`` + the name
+    (created and dropped by the test runner through the server's maintenance database), so the
+    named database need not exist."""
+    from urllib.parse import unquote, urlsplit
+
+    url = os.environ.get("DATABASE_URL", "")
+    parts = urlsplit(url) if url.startswith(("postgres://", "postgresql://")) else None
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": (parts.hostname if parts else None) or os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": str((parts.port if parts else None) or os.environ.get("PGPORT", "5432")),
+        "USER": unquote(parts.username or "")
+        if parts and parts.username
+        else os.environ.get("PGUSER", "postgres"),
+        "PASSWORD": unquote(parts.password or "") if parts else os.environ.get("PGPASSWORD", ""),
+        "NAME": (unquote(parts.path.lstrip("/")) if parts else "")
+        or os.environ.get("PGDATABASE", "liveclass"),
+        "OPTIONS": {"connect_timeout": 5},
     }
+
+
+if TEST_DATABASE == "postgres":
+    DATABASES = {"default": postgres_from_env()}
 else:
     DATABASES = {
         "default": {

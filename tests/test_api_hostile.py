@@ -90,6 +90,8 @@ def router_routes() -> list[Route]:
     for pattern in api_urls.router.urls:
         assert isinstance(pattern, URLPattern)
         callback: Any = pattern.callback
+        if not hasattr(callback, "actions"):  # the API root: no body, read-only
+            continue
         found.append(
             Route(
                 name=str(pattern.name),

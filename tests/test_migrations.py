@@ -183,7 +183,8 @@ def test_example_project_migrates_and_loads_demo_data(database_env: dict[str, st
     env = {**database_env, "DJANGO_SETTINGS_MODULE": "config.settings"}
     run(["manage.py", "migrate", "--noinput"], example, env)
     out = run(["manage.py", "load_demo_data"], example, env)
-    assert "Log in at http://127.0.0.1:8000/admin/" in out
+    assert "log in at http://127.0.0.1:8000/admin/ as admin" in out
+    assert "http://127.0.0.1:8000/api-auth/login/?next=/api/booking/" in out
     assert "no issues" in run(["manage.py", "check"], example, env)
     assert "No changes detected" in run(
         ["manage.py", "makemigrations", "--check", "--dry-run"], example, env
@@ -207,6 +208,42 @@ def test_example_project_migrates_and_loads_demo_data(database_env: dict[str, st
     assert bookings > group_bookings > 0
     assert seats == group_bookings  # the cached seat count matches the bookings
 
+    # The demo's people use the API as printed: a student with HTTP Basic books a seat, the
+    # teacher sees it by name, and both get the browsable API after logging in.
+    used = run(
+        [
+            "manage.py",
+            "shell",
+            "-c",
+            textwrap.dedent(
+                """
+                import base64
+                from django.test import Client
+                def basic(name):
+                    pair = base64.b64encode(f"{name}:demo1234".encode()).decode()
+                    return Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Basic {pair}")
+                lena = basic("lena")
+                sessions = lena.get("/api/booking/sessions/").json()["results"]
+                free = [x for x in sessions if x["seats_available"] and x["status"] == "scheduled"]
+                body = {"booking_type": "group_session", "session": free[-1]["id"]}
+                made = lena.post("/api/booking/bookings/", body, content_type="application/json")
+                teacher = free[-1]["teacher_name"]
+                login = Client(HTTP_HOST="localhost")
+                ok = login.login(username="amira", password="demo1234")
+                page = login.get("/api/booking/bookings/", HTTP_ACCEPT="text/html")
+                print(made.status_code, bool(teacher), ok, page.status_code,
+                      made.json()["student_name"])
+                """
+            ),
+        ],
+        example,
+        env,
+    )
+    last = used.strip().splitlines()[-1]
+    status, named, logged_in, page, student_name = last.split(maxsplit=4)
+    assert (status, named, logged_in, page) == ("201", "True", "True", "200"), used
+    assert student_name == "Lena Vogel"  # the display name, not the username
+
 
 @pytest.mark.slow
 def test_example_project_schema_validates_and_is_served(database_env: dict[str, str]) -> None:
@@ -222,17 +259,37 @@ def test_example_project_schema_validates_and_is_served(database_env: dict[str, 
             "manage.py",
             "shell",
             "-c",
-            "from django.test import Client; c = Client(HTTP_HOST='localhost');"
-            "s = c.get('/api/schema/?format=json');"
-            "d = c.get('/api/docs/'); b = c.get('/api/booking/sessions/', HTTP_ACCEPT='text/html');"
-            "import json; paths = json.loads(s.content)['paths'];"
-            "print(s.status_code, d.status_code, b.status_code, len(paths),"
-            " '/api/booking/bookings/{id}/approve/' in paths)",
+            textwrap.dedent(
+                r"""
+                import json, re
+                from django.contrib.staticfiles import finders
+                from django.test import Client
+                c = Client(HTTP_HOST="localhost")
+                s = c.get("/api/schema/?format=json")
+                d = c.get("/api/docs/")
+                b = c.get("/api/booking/sessions/", HTTP_ACCEPT="text/html")
+                paths = json.loads(s.content)["paths"]
+                page = d.content.decode()
+                hosts = re.findall(r"(?:src|href)=[\"'](?:https?:)?//([^/\"']+)", page)
+                assets = re.findall(r"src=[\"']/static/([^\"'?]+)", page)
+                found = [bool(finders.find(a)) for a in assets]
+                print(s.status_code, d.status_code, b.status_code, len(paths),
+                      "/api/booking/bookings/{id}/approve/" in paths,
+                      b.headers.get("WWW-Authenticate", "-").split()[0],
+                      ",".join(hosts) or "-", len(assets), all(found))
+                """
+            ),
         ],
         example,
         env,
     )
-    schema, docs, browsable, paths, has_approve = served.split()[-5:]
+    schema, docs, browsable, paths, has_approve, scheme, hosts, assets, ok = served.split()[-9:]
     assert (schema, docs, has_approve) == ("200", "200", "True")
-    assert browsable == "403"  # the browsable API answers, and anonymous users are refused
+    # Anonymous users get a 401 that names the scheme to log in with (Basic comes first in
+    # the example project's authentication classes).
+    assert (browsable, scheme) == ("401", "Basic")
     assert int(paths) >= 15
+    # Swagger UI loads nothing from another host: its scripts are served here (sidecar).
+    assert hosts == "-", served
+    assert int(assets) >= 2
+    assert ok == "True"

@@ -222,6 +222,7 @@ def start_dispatcher(sink: MailSink, *args: str) -> subprocess.Popen[str]:
         "PGUSER": str(db["USER"]),
         "PGPASSWORD": str(db["PASSWORD"]),
         "PGDATABASE": str(db["NAME"]),
+        "DATABASE_URL": "",  # the PG* variables above name the test database
         "EMAIL_PORT": str(sink.port),
         "LIVECLASS_BOOKING_CALENDAR_DOMAIN": DOMAIN,
         "PYTHONPATH": os.pathsep.join(

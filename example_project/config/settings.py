@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "rest_framework",  # liveclass_booking
     "django_filters",  # liveclass_booking
     "drf_spectacular",  # OpenAPI schema and Swagger UI (the "openapi" extra)
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here, not from a CDN
     "lms",
     "liveclass_booking",  # liveclass_booking
 ]
@@ -101,9 +102,12 @@ STATIC_URL = "static/"
 LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
+    # Basic first: a request without (or with bad) credentials is a 401 whose WWW-Authenticate
+    # names the scheme. With SessionAuthentication first DRF has no challenge to send and
+    # answers 403. The browsable API still logs in through the session (api-auth/login/).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -112,6 +116,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Example LMS: live-class booking API",
     "DESCRIPTION": "The liveclass_booking REST API as mounted by the example LMS.",
     "VERSION": "1.0.0",
+    # The docs page loads its scripts from this server (drf-spectacular-sidecar), so they
+    # work offline and under a strict Content-Security-Policy.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # Notifications (liveclass_booking): the demo writes every mail as a file a person can read,

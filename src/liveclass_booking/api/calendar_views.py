@@ -23,27 +23,45 @@ from ..models import CalendarFeedToken
 from . import serializers as s
 from .errors import exception_handler
 from .ics import AnyAccept, calendar_response, calendar_schema, in_language_of
-from .schema import errors, extend_schema, extend_schema_view
+from .schema import extend_schema, extend_schema_view, operation
 from .throttling import WriteRateThrottle
 from .views import LiveClassViewSet
 
 
 @extend_schema_view(
-    list=extend_schema(
-        operation_id="liveclass_calendar_tokens_list",
-        responses={200: s.CalendarTokenSerializer(many=True), **errors(404)},
+    list=operation(
+        "liveclass_calendar_tokens_list",
+        "List your calendar feed tokens",
+        "The user's active feed tokens, newest first, each with its name and the first "
+        "characters of its secret.",
+        s.CalendarTokenSerializer(many=True),
+        404,
     ),
-    create=extend_schema(
-        operation_id="liveclass_calendar_tokens_create",
+    create=operation(
+        "liveclass_calendar_tokens_create",
+        "Create a calendar feed token",
+        "Answers the token's secret and the feed's address, once: store them now. To rotate "
+        "a token, create a new one, then delete the old one.",
+        s.CalendarTokenCreatedSerializer,
+        400,
+        409,
         request=s.CalendarTokenCreateSerializer,
-        responses={201: s.CalendarTokenCreatedSerializer, **errors(400, 409, 413)},
+        code=201,
     ),
-    retrieve=extend_schema(
-        operation_id="liveclass_calendar_tokens_retrieve",
-        responses={200: s.CalendarTokenSerializer, **errors(404)},
+    retrieve=operation(
+        "liveclass_calendar_tokens_retrieve",
+        "Get a calendar feed token",
+        "One of the user's active feed tokens (without its secret).",
+        s.CalendarTokenSerializer,
+        404,
     ),
-    destroy=extend_schema(
-        operation_id="liveclass_calendar_tokens_revoke", responses={204: None, **errors(404)}
+    destroy=operation(
+        "liveclass_calendar_tokens_revoke",
+        "Revoke a calendar feed token",
+        "The feed stops answering for this token at once.",
+        None,
+        404,
+        code=204,
     ),
 )
 @extend_schema(tags=["calendar"])
@@ -102,13 +120,14 @@ class CalendarFeedView(APIView):
 
     @calendar_schema(
         "liveclass_calendar_feed",
+        "Subscribe to a user's calendar",
         "The token owner's calendar: their bookings as a student and what they teach, within "
         "the configured window; recently cancelled entries as STATUS:CANCELLED. Answers "
         "If-None-Match with 304. An unknown or revoked token is a 404.",
         404,
         429,
         revalidates=True,
-        auth=[],
+        public=True,
         tags=["calendar"],
     )
     def get(self, request: Request, token: str) -> HttpResponse:

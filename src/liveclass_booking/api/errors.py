@@ -1,5 +1,6 @@
-"""The error contract of SPEC §5, scoped to this API's views: every 4xx body has a stable
-``code`` and a human ``detail``; validation errors also carry ``errors`` per field."""
+"""The error contract, scoped to this API's views: every 4xx body has a stable ``code`` and a
+human ``detail``; validation errors (``invalid``, ``naive_datetime``) also carry ``errors``
+per field, whether a serializer or a service found them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..exceptions import BookingError
+from ..exceptions import BookingError, InvalidInput, NaiveDatetime
 from .parsers import BodyTooLarge
 
 #: The code of an API error this module does not know more about.
@@ -61,15 +62,27 @@ def _plain(detail: Any) -> Any:
     return str(detail)
 
 
+def _domain_body(exc: BookingError) -> dict[str, Any]:
+    """The extra keys of a domain error's body. A service names the one input at fault as
+    ``field``; the answer puts it the way serializers do, as ``errors`` per field."""
+    extra = _plain(exc.data)
+    field = extra.pop("field", None)
+    if field is not None and "errors" not in extra:
+        extra["errors"] = {str(field): [exc.detail]}
+    if isinstance(exc, InvalidInput | NaiveDatetime) and "errors" not in extra:
+        extra["errors"] = {"non_field_errors": [exc.detail]}
+    return extra
+
+
 def error_response(code: str, detail: str, http_status: int, **extra: Any) -> Response:
     return Response({"code": code, "detail": detail, **extra}, status=http_status)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Turn domain and DRF errors into the SPEC error body. Unknown errors propagate."""
+    """Turn domain and DRF errors into this API's error body. Unknown errors propagate."""
     if isinstance(exc, BookingError):
         set_rollback()
-        return error_response(exc.code, exc.detail, exc.http_status, **_plain(exc.data))
+        return error_response(exc.code, exc.detail, exc.http_status, **_domain_body(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

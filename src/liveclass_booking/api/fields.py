@@ -66,12 +66,28 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField[Any]):
             self.fail("does_not_exist", pk_value=data)
 
 
+#: A time followed by a space and an offset's digits: the ``+`` of ``+01:00`` that a query
+#: string decoded as a space.
+_PLUS_AS_SPACE = re.compile(r"T?\d{2}:\d{2}(:\d{2}(\.\d+)?)? \d{2}(:?\d{2})?$")
+
+PLUS_AS_SPACE_MESSAGE = (
+    "The offset's '+' arrived as a space: in a query string '+' means a space. Write it as "
+    "%2B (e.g. 2027-01-04T17:00:00%2B01:00) or give the time in UTC with Z."
+)
+
+
+def plus_became_space(value: str) -> bool:
+    """Whether ``value`` looks like a datetime whose ``+`` offset was decoded as a space."""
+    return bool(_PLUS_AS_SPACE.search(value.strip()))
+
+
 class AwareDateTimeField(serializers.DateTimeField):
     """ISO 8601 with an offset in; UTC with ``Z`` out. A naive value is ``naive_datetime``."""
 
     default_error_messages = {
         "naive_datetime": "Give an offset, e.g. 2027-01-04T17:00:00+01:00 or ...Z.",
         "invalid": "Datetime has wrong format. Use ISO 8601 with an offset.",
+        "plus_as_space": PLUS_AS_SPACE_MESSAGE,
         "out_of_range": timebounds.INSTANT_MESSAGE,
     }
 
@@ -86,7 +102,7 @@ class AwareDateTimeField(serializers.DateTimeField):
         else:
             parsed = None
         if parsed is None:
-            self.fail("invalid")
+            self.fail("plus_as_space" if plus_became_space(str(value)) else "invalid")
         assert parsed is not None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             self.fail("naive_datetime")

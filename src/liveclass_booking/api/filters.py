@@ -23,7 +23,7 @@ from ..choices import (
 from ..models import BookingSeries, SessionWaitlist, get_booking_model, get_session_model
 from ..querysets import overdue_requests
 from ..timebounds import OutOfRange, to_utc
-from .fields import NotCanonical, canonical_pk
+from .fields import PLUS_AS_SPACE_MESSAGE, NotCanonical, canonical_pk, plus_became_space
 
 
 class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -35,6 +35,9 @@ class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
                 parsed = parse_datetime(value.strip())
             except ValueError:
                 parsed = None
+            if parsed is None and plus_became_space(value):
+                # django-filter formats the message with %: its "%2B" stays literal so.
+                raise forms.ValidationError(PLUS_AS_SPACE_MESSAGE.replace("%", "%%"))
             if parsed is not None and (parsed.tzinfo is None or parsed.utcoffset() is None):
                 raise forms.ValidationError(
                     "Give an offset, e.g. 2027-01-04T17:00:00+01:00 or ...Z.",

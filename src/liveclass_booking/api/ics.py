@@ -49,13 +49,16 @@ def in_language_of(user: Any) -> Any:
 
 def calendar_schema(
     operation_id: str,
+    summary: str,
     description: str,
     *statuses: int,
     revalidates: bool = False,
+    public: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """The schema of an operation answering ``text/calendar`` (and, when it ``revalidates``,
-    304 to an ``If-None-Match`` naming its current ETag)."""
+    """The schema of an operation answering ``text/calendar`` (whatever ``Accept`` says, so
+    never 406), and, when it ``revalidates``, 304 to an ``If-None-Match`` naming its current
+    ETag. A ``public`` one needs no login (no 401 or 403)."""
     if OpenApiTypes is None:  # pragma: no cover
         return extend_schema()
     responses: dict[Any, Any] = {(200, "text/calendar"): OpenApiTypes.STR}
@@ -63,9 +66,12 @@ def calendar_schema(
         responses[304] = OpenApiResponse(
             description="Not modified: the If-None-Match header names the current ETag."
         )
+    if public:
+        kwargs["auth"] = []
     return extend_schema(
         operation_id=operation_id,
+        summary=summary,
         description=description,
-        responses={**responses, **errors(*statuses)},
+        responses={**responses, **errors(*statuses, auth=not public, json=False)},
         **kwargs,
     )

@@ -37,6 +37,7 @@ __all__ = [
     "extend_schema_view",
     "header_parameter",
     "named_choice_field",
+    "operation",
 ]
 
 
@@ -52,10 +53,14 @@ def error_codes() -> list[str]:
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
-    """The body of every 4xx answer (SPEC §5)."""
+    """The body of every 4xx answer: always ``code`` and ``detail``; the other keys only with
+    the codes their descriptions name."""
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # Built here because a field called "errors" would shadow Serializer.errors.
+        def count(help_text: str) -> serializers.IntegerField:
+            return serializers.IntegerField(required=False, help_text=help_text)
+
         return {
             # Not an enum: a host's booking rules add codes of their own (check_booking).
             "code": serializers.CharField(
@@ -67,31 +72,86 @@ class ErrorSerializer(serializers.Serializer[Any]):
             "errors": serializers.DictField(
                 child=serializers.ListField(child=serializers.CharField()),
                 required=False,
-                help_text="Per-field messages, for code invalid or naive_datetime.",
+                help_text="Per-field messages (non_field_errors for the input as a whole): "
+                "always with invalid and naive_datetime; idempotency_conflict names the "
+                "Idempotency-Key header here.",
+            ),
+            "limit": serializers.CharField(
+                required=False, help_text="limit_reached: which per-account limit."
+            ),
+            "max": count("limit_reached: the limit's number."),
+            "status": serializers.CharField(
+                required=False,
+                help_text="invalid_transition, already_waitlisted, offer_expired: the state "
+                "the booking, series or waitlist entry is in.",
+            ),
+            "entry": serializers.JSONField(
+                required=False,
+                help_text="already_waitlisted: the id of the existing entry (as ids render).",
+            ),
+            "seats_available": count("session_full, seats_available: the seats still free."),
+            "offer_expires_at": serializers.DateTimeField(
+                required=False, help_text="offer_expired: when the offer ended."
+            ),
+            "cancel_window_hours": count("cancel_window_closed: the teacher's window."),
+            "min_notice_hours": count("min_notice: the notice the teacher needs."),
+            "max_bookings_per_day": count("daily_limit_reached: the teacher's daily limit."),
+            "counts": serializers.DictField(
+                child=serializers.IntegerField(),
+                required=False,
+                help_text="series_conflict: occurrences per outcome.",
+            ),
+            "occurrences": serializers.ListField(
+                child=serializers.DictField(),
+                required=False,
+                help_text="series_conflict: what each occurrence would have been (as in a "
+                "series report).",
+            ),
+            "skipped_times": serializers.ListField(
+                child=serializers.DictField(),
+                required=False,
+                help_text="series_conflict: local times the zone skips (DST gaps).",
             ),
         }
 
 
 DESCRIPTIONS = {
-    400: "Invalid input: `invalid`, `naive_datetime`, or a rule such as `min_notice`, "
-    "`outside_availability`, `cancel_window_closed`.",
-    401: "Not authenticated: `not_authenticated`.",
-    403: "Not allowed: `not_allowed` (or `not_authenticated` for some authentication schemes).",
+    400: "Invalid input: `invalid` or `naive_datetime` (with `errors` per field), or a rule "
+    "such as `min_notice`, `outside_availability`, `cancel_window_closed`.",
+    401: "Not authenticated (no or bad credentials): `not_authenticated`. The "
+    "`WWW-Authenticate` header names the scheme when the host's first authentication class "
+    "has one (with session authentication alone this is a 403).",
+    403: "Not allowed: `not_allowed`; `not_authenticated` when the host's authentication has "
+    "no challenge to send (session authentication).",
     404: "Not found, not visible to this user, or a page past the last: `not_found`.",
+    406: "The `Accept` header names no type this operation answers with: `not_acceptable`.",
     409: "Conflict: `session_full`, `session_not_bookable`, `slot_unavailable`, "
-    "`daily_limit_reached`, `already_booked`, `invalid_transition`, `offer_expired`, "
-    "`idempotency_conflict`, `limit_reached` (with `limit` and `max`).",
+    "`daily_limit_reached`, `already_booked`, `already_waitlisted`, `seats_available`, "
+    "`invalid_transition`, `offer_expired`, `series_conflict`, `idempotency_conflict`, "
+    "`limit_reached` (with `limit` and `max`).",
     413: "The body is larger than the host's `DATA_UPLOAD_MAX_MEMORY_SIZE`: `too_large`.",
-    429: "Too many requests: `throttled`; the `Retry-After` header says how many seconds to wait.",
+    415: "The body is not `application/json`: `unsupported_media_type`.",
+    429: "Too many requests (this API's write throttles or the host's own): `throttled`; the "
+    "`Retry-After` header says how many seconds to wait.",
 }
 
 
-def errors(*statuses: int) -> dict[int, Any]:
-    """Error responses for ``statuses`` (401 and 403 are always included)."""
+def errors(*statuses: int, body: bool = False, auth: bool = True, json: bool = True) -> Any:
+    """Error responses for ``statuses`` and those every operation can answer: 401 and 403
+    (unless it needs no ``auth``), 406 (when it answers ``json``), 429 (the host's throttles
+    apply to every view), and 413 and 415 when it reads a ``body``."""
     if OpenApiResponse is None:
         return {}
-    wanted = sorted({401, 403, *statuses})
-    return {s: OpenApiResponse(ErrorSerializer, description=DESCRIPTIONS[s]) for s in wanted}
+    wanted = {429, *statuses}
+    if auth:
+        wanted |= {401, 403}
+    if json:
+        wanted.add(406)
+    if body:
+        wanted |= {413, 415}
+    return {
+        s: OpenApiResponse(ErrorSerializer, description=DESCRIPTIONS[s]) for s in sorted(wanted)
+    }
 
 
 def header_parameter(name: str, description: str, max_length: int) -> list[Any]:
@@ -129,3 +189,27 @@ def named_choice_field(choices: Any, component: str, **kwargs: Any) -> serialize
         choices=getattr(choices, "choices", values), **kwargs
     )
     return field
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    description: str,
+    response: Any,
+    *statuses: int,
+    request: Any = None,
+    code: int = 200,
+    **kwargs: Any,
+) -> Any:
+    """``extend_schema`` for one action: its own summary and description (never the viewset's
+    docstring), its ``request`` body if any, its answer under ``code`` and its errors
+    (``statuses`` and those :func:`errors` adds)."""
+    responses = {code: response, **errors(*statuses, body=request is not None)}
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description=description,
+        request=request,
+        responses=responses,
+        **kwargs,
+    )

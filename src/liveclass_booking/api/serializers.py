@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.urls import reverse
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from ..calendar.ics import booking_title
 from ..calendar.links import add_to_calendar
@@ -34,7 +35,7 @@ from ..models import (
     get_course_model,
     get_session_model,
 )
-from ..policies import get_policy_resolver
+from ..policies import display_name, get_policy_resolver
 from ..recurrence import Recurrence
 from ..services.rules import NOT_A_TEACHER
 from ..validators import validate_timezone
@@ -52,9 +53,33 @@ MEETING_FIELDS = ("meeting_link", "meeting_id", "meeting_passcode")
 _M = TypeVar("_M", bound=models.Model)
 
 
-class ModelSerializer(serializers.ModelSerializer[_M]):
+class FormInitial:
+    """The browsable API's raw form posts what it shows: an optional field shows its default
+    when it has one and is left out when it has none (the server then applies its own), rather
+    than showing a ``null`` the field would refuse."""
+
+    fields: Any
+
+    def get_initial(self) -> Any:
+        initial = super().get_initial()  # type: ignore[misc]
+        for name, field in self.fields.items():
+            if field.read_only or field.required or name not in initial:
+                continue
+            default = field.default
+            if default is not empty and not callable(default):
+                initial[name] = default
+            elif initial[name] is None:
+                del initial[name]
+        return initial
+
+
+class Serializer(FormInitial, serializers.Serializer[Any]):
+    """A request or answer shape that is not a model's."""
+
+
+class ModelSerializer(FormInitial, serializers.ModelSerializer[_M]):
     """What the model serializers here share: a field taking an id takes it strictly, a date
-    only inside the supported range."""
+    only inside the supported range, and the browsable API's form shows what it posts."""
 
     serializer_related_field = StrictPrimaryKeyRelatedField
     serializer_field_mapping = {
@@ -88,7 +113,39 @@ def _session_field(**kwargs: Any) -> StrictPrimaryKeyRelatedField:
     )
 
 
-class CalendarLinksSerializer(serializers.Serializer[Any]):
+def _name_of(relation: str) -> serializers.SerializerMethodField:
+    """A read-only text naming the user of ``relation`` (the policy resolver's
+    ``get_display_name``); the view's queryset selects the user row with the item."""
+
+    return serializers.SerializerMethodField(
+        method_name=f"get_{relation}_display_name",
+        help_text=f"How the {relation.removesuffix('_user')} is named to people (the host's "
+        "display name for the user).",
+    )
+
+
+def _course_name() -> serializers.SerializerMethodField:
+    return serializers.SerializerMethodField(
+        method_name="get_course_display_name",
+        help_text="How the course is named to people (its text form in the host's course model).",
+    )
+
+
+class NamesMixin:
+    """``teacher_name``, ``student_name`` and ``course_name`` beside the ids: what a client
+    shows a person without another request per item."""
+
+    def get_teacher_display_name(self, obj: Any) -> str:
+        return display_name(obj.teacher)
+
+    def get_student_user_display_name(self, obj: Any) -> str:
+        return display_name(obj.student_user)
+
+    def get_course_display_name(self, obj: Any) -> str:
+        return str(obj.course) if obj.course_id is not None else ""
+
+
+class CalendarLinksSerializer(Serializer):
     """Where to put this entry in a calendar: Google's and Outlook's "new event" pages,
     filled in, and this API's ``.ics`` file of it."""
 
@@ -113,10 +170,12 @@ def calendar_links(
     return {**add_to_calendar(summary, start, end, link), "ics": api_url(request, route, pk=pk)}
 
 
-class SessionSerializer(ModelSerializer[Any]):
+class SessionSerializer(NamesMixin, ModelSerializer[Any]):
     course: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
         read_only=True
     )
+    course_name = _course_name()
+    teacher_name = _name_of("teacher")
     status = named_choice_field(SessionStatus, "SessionStatusEnum", read_only=True)
     start_at_utc = AwareDateTimeField()
     end_at_utc = AwareDateTimeField()
@@ -133,7 +192,9 @@ class SessionSerializer(ModelSerializer[Any]):
         fields = (
             "id",
             "course",
+            "course_name",
             "teacher",
+            "teacher_name",
             "title",
             "description",
             "start_at_utc",
@@ -194,7 +255,10 @@ class SessionUpdateSerializer(SessionSerializer):
         read_only_fields = ("teacher", "timezone_snapshot", "seats_taken", "status")
 
 
-class BookingSerializer(ModelSerializer[Any]):
+class BookingSerializer(NamesMixin, ModelSerializer[Any]):
+    course_name = _course_name()
+    teacher_name = _name_of("teacher")
+    student_name = _name_of("student_user")
     start_at_utc = AwareDateTimeField(read_only=True)
     end_at_utc = AwareDateTimeField(read_only=True)
     decision_at = AwareDateTimeField(read_only=True, allow_null=True)
@@ -220,8 +284,11 @@ class BookingSerializer(ModelSerializer[Any]):
             "id",
             "booking_type",
             "course",
+            "course_name",
             "teacher",
+            "teacher_name",
             "student_user",
+            "student_name",
             "session",
             "start_at_utc",
             "end_at_utc",
@@ -268,7 +335,7 @@ class BookingSerializer(ModelSerializer[Any]):
         )
 
 
-class BookingCreateSerializer(serializers.Serializer[Any]):
+class BookingCreateSerializer(Serializer):
     booking_type = serializers.ChoiceField(choices=BookingType.choices)
     session = _session_field(required=False)
     seats_reserved = serializers.IntegerField(min_value=1, max_value=MAX_CAPACITY, default=1)
@@ -289,11 +356,11 @@ class BookingCreateSerializer(serializers.Serializer[Any]):
         return attrs
 
 
-class ReasonSerializer(serializers.Serializer[Any]):
+class ReasonSerializer(Serializer):
     reason = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
-class LessonMeetingSerializer(serializers.Serializer[Any]):
+class LessonMeetingSerializer(Serializer):
     """A one-on-one lesson's meeting details; only the fields given change."""
 
     meeting_link = serializers.URLField(allow_blank=True, required=False, max_length=500)
@@ -307,7 +374,7 @@ class ApproveSerializer(LessonMeetingSerializer):
     teacher_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
-class RescheduleSerializer(serializers.Serializer[Any]):
+class RescheduleSerializer(Serializer):
     start_at_utc = AwareDateTimeField(required=False)
     end_at_utc = AwareDateTimeField(required=False)
     session = _session_field(required=False)
@@ -361,7 +428,7 @@ class AvailabilitySerializer(ModelSerializer[TeacherAvailability]):
         )
 
 
-class SlotQuerySerializer(serializers.Serializer[Any]):
+class SlotQuerySerializer(Serializer):
     teacher = _teacher_field()
     course = _course_field(required=False, allow_null=True)
     start = AwareDateTimeField()
@@ -372,16 +439,18 @@ class SlotQuerySerializer(serializers.Serializer[Any]):
     )
 
 
-class SlotSerializer(serializers.Serializer[Any]):
+class SlotSerializer(Serializer):
     """One free one-on-one start time."""
 
     start_at_utc = AwareDateTimeField(read_only=True)
     end_at_utc = AwareDateTimeField(read_only=True)
 
 
-class WaitlistEntrySerializer(ModelSerializer[SessionWaitlist]):
+class WaitlistEntrySerializer(NamesMixin, ModelSerializer[SessionWaitlist]):
     """A place in a session's waitlist. ``status`` reads ``expired`` as soon as an offer's
     time is up; ``position`` is the place in line while waiting (1 = next), else null."""
+
+    student_name = _name_of("student_user")
 
     status = named_choice_field(
         WaitlistStatus, "WaitlistStatusEnum", source="current_status", read_only=True
@@ -400,6 +469,7 @@ class WaitlistEntrySerializer(ModelSerializer[SessionWaitlist]):
             "id",
             "session",
             "student_user",
+            "student_name",
             "status",
             "position",
             "created_at",
@@ -413,18 +483,18 @@ class WaitlistEntrySerializer(ModelSerializer[SessionWaitlist]):
         read_only_fields = fields
 
 
-class WaitlistJoinSerializer(serializers.Serializer[Any]):
+class WaitlistJoinSerializer(Serializer):
     session = _session_field()
 
 
-class WaitlistAcceptSerializer(serializers.Serializer[Any]):
+class WaitlistAcceptSerializer(Serializer):
     student_note = serializers.CharField(allow_blank=True, default="", max_length=MAX_TEXT_LENGTH)
 
 
 # Recurring series ------------------------------------------------------------------------
 
 
-class RecurrenceSerializer(serializers.Serializer[Any]):
+class RecurrenceSerializer(Serializer):
     """The rule of a series or of a run of sessions, in local wall time (see
     :mod:`liveclass_booking.recurrence`)."""
 
@@ -471,7 +541,7 @@ class SeriesCreateSerializer(RecurrenceSerializer):
     default_meeting_passcode = serializers.CharField(allow_blank=True, default="", max_length=100)
 
 
-class SeriesExtendSerializer(serializers.Serializer[Any]):
+class SeriesExtendSerializer(Serializer):
     occurrence_count = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     until_date = BoundedDateField(required=False, allow_null=True)
     accept_partial = serializers.BooleanField(default=False)
@@ -505,8 +575,12 @@ class SeriesItemSerializer(ModelSerializer[BookingSeriesItem]):
         return str(obj.booking.status) if obj.booking_id else None
 
 
-class SeriesSerializer(ModelSerializer[BookingSeries]):
+class SeriesSerializer(NamesMixin, ModelSerializer[BookingSeries]):
     """A series. ``status`` reads ``completed`` once the last occurrence has ended."""
+
+    course_name = _course_name()
+    teacher_name = _name_of("teacher")
+    student_name = _name_of("student_user")
 
     status = named_choice_field(
         SeriesStatus, "SeriesStatusEnum", source="current_status", read_only=True
@@ -525,8 +599,11 @@ class SeriesSerializer(ModelSerializer[BookingSeries]):
             "type",
             "status",
             "student_user",
+            "student_name",
             "teacher",
+            "teacher_name",
             "course",
+            "course_name",
             *Recurrence.RULE_FIELDS,
             "default_meeting_link",
             "default_meeting_id",
@@ -547,7 +624,7 @@ class SeriesDetailSerializer(SeriesSerializer):
         read_only_fields = fields
 
 
-class OccurrenceReportSerializer(serializers.Serializer[Any]):
+class OccurrenceReportSerializer(Serializer):
     """What creating, extending or resuming did with one occurrence."""
 
     occurrence_index = serializers.IntegerField()
@@ -573,7 +650,7 @@ class OccurrenceReportSerializer(serializers.Serializer[Any]):
     waitlist_entry = serializers.IntegerField(allow_null=True)
 
 
-class SkippedTimeSerializer(serializers.Serializer[Any]):
+class SkippedTimeSerializer(Serializer):
     """A local time the rule names that the zone skips (a DST gap): not an occurrence."""
 
     date = serializers.DateField()
@@ -582,7 +659,7 @@ class SkippedTimeSerializer(serializers.Serializer[Any]):
     code = serializers.CharField()
 
 
-class SeriesReportSerializer(serializers.Serializer[Any]):
+class SeriesReportSerializer(Serializer):
     counts = serializers.DictField(child=serializers.IntegerField())
     occurrences = OccurrenceReportSerializer(many=True)
     skipped_times = SkippedTimeSerializer(many=True)
@@ -612,7 +689,7 @@ class SessionRunSerializer(RecurrenceSerializer):
     meeting_passcode = serializers.CharField(allow_blank=True, required=False, max_length=100)
 
 
-class SessionRunCreatedSerializer(serializers.Serializer[Any]):
+class SessionRunCreatedSerializer(Serializer):
     sessions = SessionSerializer(many=True)
     skipped_times = SkippedTimeSerializer(many=True)
 
@@ -630,7 +707,7 @@ class CalendarTokenSerializer(ModelSerializer[CalendarFeedToken]):
         read_only_fields: tuple[str, ...] = fields
 
 
-class CalendarTokenCreateSerializer(serializers.Serializer[Any]):
+class CalendarTokenCreateSerializer(Serializer):
     name = serializers.CharField(
         allow_blank=True, default="", max_length=100, help_text="A label, e.g. the calendar app."
     )

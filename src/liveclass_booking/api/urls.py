@@ -1,16 +1,20 @@
 """Mount with ``path("api/booking/", include("liveclass_booking.api.urls"))``.
 
-Explicit basenames keep URL names stable when a host swaps the models.
+Explicit basenames keep URL names stable when a host swaps the models. The mount point
+itself answers the API root: a link to every collection (the browsable API's index).
 """
 
 from django.urls import include, path, re_path
-from rest_framework.routers import SimpleRouter
+from rest_framework.routers import DefaultRouter
 
 from . import calendar_views, views
 
 app_name = "liveclass_booking"
 
-router = SimpleRouter()
+# No format suffixes: an id with a dot stays a 404 (see views.not_found).
+router = DefaultRouter()
+router.include_format_suffixes = False
+router.APIRootView = views.APIRootView
 router.register("sessions", views.SessionViewSet, basename="session")
 router.register("bookings", views.BookingViewSet, basename="booking")
 router.register("waitlist", views.WaitlistViewSet, basename="waitlist")

@@ -11,7 +11,7 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, routers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -48,7 +48,7 @@ from .fields import NotCanonical, canonical_pk
 from .filters import BookingFilter, SeriesFilter, SessionFilter, WaitlistFilter
 from .ics import AnyAccept, calendar_response, calendar_schema, in_language_of
 from .parsers import JSONParser
-from .schema import errors, extend_schema, extend_schema_view, header_parameter
+from .schema import extend_schema, extend_schema_view, header_parameter, operation
 from .throttling import WriteRateThrottle
 
 IDEMPOTENCY_KEY_PARAMETER = header_parameter(
@@ -67,8 +67,8 @@ class Pagination(PageNumberPagination):
 
 
 class LiveClassViewSet(viewsets.GenericViewSet[Any]):
-    """What every view of this API shares: JSON bodies, authentication, pagination, the SPEC
-    error contract (only for these views), and 404 for malformed ids."""
+    """What every view of this API shares: JSON bodies, authentication, pagination, this
+    API's error bodies (only for these views), and 404 for malformed ids."""
 
     parser_classes = [JSONParser]
     permission_classes = [IsAuthenticated]
@@ -82,6 +82,14 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
     #: How answers show the object they concern (replace it in a subclass). Actions keep
     #: their own ``serializer_class`` for their request bodies.
     response_serializer_class: Any = None
+
+    def get_serializer_class(self) -> Any:
+        """The body an action reads when it names one (``@action(serializer_class=...)``: the
+        browsable API's form shows it), else how answers show the object."""
+        own = self.__dict__.get("serializer_class")  # set per action by the router
+        if own is not None:
+            return own
+        return self.response_serializer_class or super().get_serializer_class()
 
     def respond(self, obj: Any, code: int = status.HTTP_200_OK) -> Response:
         """Answer with ``obj`` shaped by ``response_serializer_class``."""
@@ -133,33 +141,64 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
 
 
 @extend_schema_view(
-    list=extend_schema(
-        operation_id="liveclass_sessions_list",
-        responses={200: s.SessionSerializer(many=True), **errors(400, 404)},
+    list=operation(
+        "liveclass_sessions_list",
+        "List group sessions",
+        "Every group session, soonest first, filtered by the query parameters. Any "
+        "authenticated user may list them; the meeting details are shown only to those who "
+        "manage a session (its teacher, staff).",
+        s.SessionSerializer(many=True),
+        400,
+        404,
     ),
-    retrieve=extend_schema(
-        operation_id="liveclass_sessions_retrieve",
-        responses={200: s.SessionSerializer, **errors(404)},
+    retrieve=operation(
+        "liveclass_sessions_retrieve",
+        "Get a group session",
+        "One group session with its free seats and add-to-calendar links.",
+        s.SessionSerializer,
+        404,
     ),
-    create=extend_schema(
-        operation_id="liveclass_sessions_create",
+    create=operation(
+        "liveclass_sessions_create",
+        "Create a group session",
+        "A teacher creates a session of a course they teach (staff may name another "
+        "teacher). It starts in the future and has at least one seat.",
+        s.SessionSerializer,
+        400,
         request=s.SessionCreateSerializer,
-        responses={201: s.SessionSerializer, **errors(400, 413, 429)},
+        code=201,
     ),
-    partial_update=extend_schema(
-        operation_id="liveclass_sessions_partial_update",
+    partial_update=operation(
+        "liveclass_sessions_partial_update",
+        "Change a group session",
+        "Its teacher or staff change the title, time, capacity or meeting details. The "
+        "capacity cannot drop below the seats taken; booked students are told of a new time.",
+        s.SessionSerializer,
+        400,
+        404,
+        409,
         request=s.SessionUpdateSerializer,
-        responses={200: s.SessionSerializer, **errors(400, 404, 409, 413)},
     ),
-    cancel=extend_schema(
-        operation_id="liveclass_sessions_cancel",
+    cancel=operation(
+        "liveclass_sessions_cancel",
+        "Cancel a group session",
+        "Its teacher or staff cancel the session: every active booking of it is cancelled "
+        "and every waitlist entry closed, with the reason given.",
+        s.SessionSerializer,
+        400,
+        404,
+        409,
         request=s.ReasonSerializer,
-        responses={200: s.SessionSerializer, **errors(400, 404, 409, 413)},
     ),
-    recurring=extend_schema(
-        operation_id="liveclass_sessions_create_recurring",
+    recurring=operation(
+        "liveclass_sessions_create_recurring",
+        "Create a run of recurring sessions",
+        "Creates one session per occurrence of the rule, in local wall time across "
+        "daylight-saving changes; local times the zone skips are reported, not created.",
+        s.SessionRunCreatedSerializer,
+        400,
         request=s.SessionRunSerializer,
-        responses={201: s.SessionRunCreatedSerializer, **errors(400, 403, 413, 429)},
+        code=201,
     ),
 )
 @extend_schema(tags=["sessions"])
@@ -171,7 +210,12 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     throttle_scopes = {"create": "sessions", "recurring": "sessions"}
 
     def get_queryset(self) -> QuerySet[Any]:
-        return get_session_model().objects.all().order_by("start_at_utc", "pk")
+        # The teacher and course rows come with each session: their names are in the answer.
+        return (
+            get_session_model()
+            .objects.select_related("teacher", "course")
+            .order_by("start_at_utc", "pk")
+        )
 
     response_serializer_class = s.SessionSerializer
 
@@ -180,7 +224,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
             return s.SessionCreateSerializer
         if self.action == "partial_update":
             return s.SessionUpdateSerializer
-        return self.response_serializer_class
+        return super().get_serializer_class()
 
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -207,6 +251,7 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
 
     @calendar_schema(
         "liveclass_sessions_ics",
+        "Download a session's calendar file",
         "The session as an iCalendar file (METHOD:PUBLISH). Its teacher (and staff) get the "
         "session's entry listing the booked students by name; a booked student gets their own "
         "booking's entry. Anyone else gets a 404.",
@@ -246,44 +291,100 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
         )
 
 
-def _booking_action(operation_id: str, request: Any, created: bool = False) -> Any:
-    code = 201 if created else 200
-    statuses: tuple[int, ...] = (400, 404, 409)
-    if request is not None:
-        statuses += (413,)  # a body over the size limit
-    if created:
-        statuses += (429,)  # the write throttle
-    return extend_schema(
-        operation_id=operation_id,
+def _booking_action(
+    operation_id: str, summary: str, description: str, request: Any, created: bool = False
+) -> Any:
+    return operation(
+        operation_id,
+        summary,
+        description,
+        s.BookingSerializer,
+        400,
+        404,
+        409,
         request=request,
-        responses={code: s.BookingSerializer, **errors(*statuses)},
+        code=201 if created else 200,
     )
 
 
 @extend_schema_view(
-    list=extend_schema(
-        operation_id="liveclass_bookings_list",
-        responses={200: s.BookingSerializer(many=True), **errors(400, 404)},
+    list=operation(
+        "liveclass_bookings_list",
+        "List bookings",
+        "The bookings the user may see (students their own, teachers those they teach, staff "
+        "all), soonest first, filtered by the query parameters.",
+        s.BookingSerializer(many=True),
+        400,
+        404,
     ),
-    retrieve=extend_schema(
-        operation_id="liveclass_bookings_retrieve",
-        responses={200: s.BookingSerializer, **errors(404)},
+    retrieve=operation(
+        "liveclass_bookings_retrieve",
+        "Get a booking",
+        "One booking the user may see, with its meeting link while it is active.",
+        s.BookingSerializer,
+        404,
     ),
-    create=extend_schema(
-        operation_id="liveclass_bookings_create",
+    create=operation(
+        "liveclass_bookings_create",
+        "Book a seat or request a lesson",
+        "`group_session`: book seats of a session (confirmed, or pending when the teacher "
+        "approves group bookings). `one_on_one`: request a lesson with a teacher at a time "
+        "inside their availability (pending or confirmed by the teacher's policy).",
+        s.BookingSerializer,
+        400,
+        409,
         request=s.BookingCreateSerializer,
+        code=201,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.BookingSerializer, **errors(400, 409, 413, 429)},
     ),
-    approve=_booking_action("liveclass_bookings_approve", s.ApproveSerializer),
-    decline=_booking_action("liveclass_bookings_decline", s.ReasonSerializer),
-    cancel=_booking_action("liveclass_bookings_cancel", s.ReasonSerializer),
+    approve=_booking_action(
+        "liveclass_bookings_approve",
+        "Approve a pending booking",
+        "The teacher (or staff) confirms a pending booking, with an optional note; a "
+        "one-on-one lesson may get its meeting link, ID and passcode here too.",
+        s.ApproveSerializer,
+    ),
+    decline=_booking_action(
+        "liveclass_bookings_decline",
+        "Decline a pending booking",
+        "The teacher (or staff) declines a pending booking; its seats are freed.",
+        s.ReasonSerializer,
+    ),
+    cancel=_booking_action(
+        "liveclass_bookings_cancel",
+        "Cancel a booking",
+        "The student (until the teacher's cancel window), the teacher or staff cancel a "
+        "booking; its seats go to the waitlist.",
+        s.ReasonSerializer,
+    ),
     reschedule=_booking_action(
-        "liveclass_bookings_reschedule", s.RescheduleSerializer, created=True
+        "liveclass_bookings_reschedule",
+        "Move a booking",
+        "Moves a lesson to a new time, or a seat to another session of the same course: the "
+        "answer is the new booking, the old one is marked rescheduled.",
+        s.RescheduleSerializer,
+        created=True,
     ),
-    meeting=_booking_action("liveclass_bookings_meeting", s.LessonMeetingSerializer),
-    mark_attended=_booking_action("liveclass_bookings_mark_attended", None),
-    mark_no_show=_booking_action("liveclass_bookings_mark_no_show", None),
+    mark_attended=_booking_action(
+        "liveclass_bookings_mark_attended",
+        "Mark a booking attended",
+        "The teacher (or staff) records that the student attended, once the class started.",
+        None,
+    ),
+    mark_no_show=_booking_action(
+        "liveclass_bookings_mark_no_show",
+        "Mark a booking as a no-show",
+        "The teacher (or staff) records that the student did not come, once the class started.",
+        None,
+    ),
+    meeting=_booking_action(
+        "liveclass_bookings_meeting",
+        "Give a lesson's meeting details",
+        "The teacher (or staff) gives or changes a one-on-one lesson's meeting link, ID or "
+        "passcode (only the fields sent change); the student is told and the calendar entry "
+        "updated. A group booking's meeting details are its session's.",
+        s.LessonMeetingSerializer,
+    ),
 )
 @extend_schema(tags=["bookings"])
 class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassViewSet):
@@ -297,7 +398,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
             return get_booking_model().objects.none()
         return (
             bookings_visible_to(self.request.user)
-            .select_related("session", "course")
+            .select_related("session", "course", "teacher", "student_user")
             .order_by("start_at_utc", "pk")
         )
 
@@ -306,7 +407,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
     def get_serializer_class(self) -> Any:
         if self.action == "create":
             return s.BookingCreateSerializer
-        return self.response_serializer_class
+        return super().get_serializer_class()
 
     def create(self, request: Request) -> Response:
         return self.create_once(request, "bookings", lambda: self._create(request))
@@ -367,6 +468,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
 
     @calendar_schema(
         "liveclass_bookings_ics",
+        "Download a booking's calendar file",
         "The booking as an iCalendar file (METHOD:PUBLISH), as the caller sees it: the same "
         "UID as in the feeds and e-mails, the meeting passcode only for the booking's own "
         "student and teacher.",
@@ -398,29 +500,52 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
 
 
 @extend_schema_view(
-    list=extend_schema(
-        operation_id="liveclass_waitlist_list",
-        responses={200: s.WaitlistEntrySerializer(many=True), **errors(400, 404)},
+    list=operation(
+        "liveclass_waitlist_list",
+        "List waitlist entries",
+        "Students see their own entries with their place in line, teachers the queues of "
+        "their sessions, staff all.",
+        s.WaitlistEntrySerializer(many=True),
+        400,
+        404,
     ),
-    retrieve=extend_schema(
-        operation_id="liveclass_waitlist_retrieve",
-        responses={200: s.WaitlistEntrySerializer, **errors(404)},
+    retrieve=operation(
+        "liveclass_waitlist_retrieve",
+        "Get a waitlist entry",
+        "One waitlist entry with its place in line while it waits.",
+        s.WaitlistEntrySerializer,
+        404,
     ),
-    create=extend_schema(
-        operation_id="liveclass_waitlist_join",
+    create=operation(
+        "liveclass_waitlist_join",
+        "Join a session's waitlist",
+        "The student joins the line of a full session. When a seat frees up, the next in "
+        "line gets a timed offer.",
+        s.WaitlistEntrySerializer,
+        400,
+        409,
         request=s.WaitlistJoinSerializer,
+        code=201,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.WaitlistEntrySerializer, **errors(400, 403, 409, 413, 429)},
     ),
-    accept=extend_schema(
-        operation_id="liveclass_waitlist_accept",
+    accept=operation(
+        "liveclass_waitlist_accept",
+        "Accept a seat offer",
+        "The student books the seat an open offer holds; the answer is the new booking.",
+        s.BookingSerializer,
+        400,
+        404,
+        409,
         request=s.WaitlistAcceptSerializer,
-        responses={201: s.BookingSerializer, **errors(400, 403, 404, 409, 413, 429)},
+        code=201,
     ),
-    leave=extend_schema(
-        operation_id="liveclass_waitlist_leave",
-        request=None,
-        responses={200: s.WaitlistEntrySerializer, **errors(403, 404, 409)},
+    leave=operation(
+        "liveclass_waitlist_leave",
+        "Leave a waitlist",
+        "The student leaves the line (or turns down an offer, which goes to the next in line).",
+        s.WaitlistEntrySerializer,
+        404,
+        409,
     ),
 )
 @extend_schema(tags=["waitlist"])
@@ -435,14 +560,16 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
     def get_queryset(self) -> QuerySet[Any]:
         if self.schema_only:
             return SessionWaitlist.objects.none()
-        return with_queue_positions(waitlist_visible_to(self.request.user)).order_by(
-            "session", *WAITLIST_QUEUE_ORDER
+        return (
+            with_queue_positions(waitlist_visible_to(self.request.user))
+            .select_related("student_user")
+            .order_by("session", *WAITLIST_QUEUE_ORDER)
         )
 
     def get_serializer_class(self) -> Any:
         if self.action == "create":
             return s.WaitlistJoinSerializer
-        return self.response_serializer_class
+        return super().get_serializer_class()
 
     def respond_entry(self, entry: Any, code: int = status.HTTP_200_OK) -> Response:
         """Answer with the entry as the list shows it (its place in line included)."""
@@ -476,44 +603,69 @@ class WaitlistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClas
         return self.respond_entry(entry)
 
 
-def _series_action(operation_id: str, request: Any, response: Any, throttled: bool = False) -> Any:
-    statuses: tuple[int, ...] = (400, 403, 404, 409)
-    if request is not None:
-        statuses += (413,)  # a body over the size limit
-    if throttled:
-        statuses += (429,)  # the write throttle
-    return extend_schema(
-        operation_id=operation_id,
-        request=request,
-        responses={200: response, **errors(*statuses)},
-    )
+def _series_action(
+    operation_id: str, summary: str, description: str, request: Any, response: Any
+) -> Any:
+    return operation(operation_id, summary, description, response, 400, 404, 409, request=request)
 
 
 @extend_schema_view(
-    list=extend_schema(
-        operation_id="liveclass_series_list",
-        responses={200: s.SeriesSerializer(many=True), **errors(400, 404)},
+    list=operation(
+        "liveclass_series_list",
+        "List recurring series",
+        "The series the user may see (students their own, teachers those they teach, staff "
+        "all), newest first, without their occurrences.",
+        s.SeriesSerializer(many=True),
+        400,
+        404,
     ),
-    retrieve=extend_schema(
-        operation_id="liveclass_series_retrieve",
-        responses={200: s.SeriesDetailSerializer, **errors(404)},
+    retrieve=operation(
+        "liveclass_series_retrieve",
+        "Get a recurring series",
+        "One series with every occurrence and where it stands.",
+        s.SeriesDetailSerializer,
+        404,
     ),
-    create=extend_schema(
-        operation_id="liveclass_series_create",
+    create=operation(
+        "liveclass_series_create",
+        "Book a recurring series",
+        "Books every occurrence of the rule (one-on-one lessons or seats of matching group "
+        "sessions). All or nothing unless `accept_partial`: a 409 `series_conflict` carries "
+        "the report of what could not be booked.",
+        s.SeriesCreatedSerializer,
+        400,
+        409,
         request=s.SeriesCreateSerializer,
+        code=201,
         parameters=IDEMPOTENCY_KEY_PARAMETER,
-        responses={201: s.SeriesCreatedSerializer, **errors(400, 403, 409, 413, 429)},
     ),
-    pause=_series_action("liveclass_series_pause", s.ReasonSerializer, s.SeriesDetailSerializer),
+    pause=_series_action(
+        "liveclass_series_pause",
+        "Pause a series",
+        "Cancels the future occurrences and keeps the series, to be resumed later.",
+        s.ReasonSerializer,
+        s.SeriesDetailSerializer,
+    ),
     resume=_series_action(
-        "liveclass_series_resume", None, s.SeriesCreatedSerializer, throttled=True
+        "liveclass_series_resume",
+        "Resume a paused series",
+        "Books the paused series' future occurrences again and reports each one.",
+        None,
+        s.SeriesCreatedSerializer,
     ),
-    cancel=_series_action("liveclass_series_cancel", s.ReasonSerializer, s.SeriesDetailSerializer),
+    cancel=_series_action(
+        "liveclass_series_cancel",
+        "Cancel a series",
+        "Cancels every future occurrence and ends the series.",
+        s.ReasonSerializer,
+        s.SeriesDetailSerializer,
+    ),
     extend=_series_action(
         "liveclass_series_extend",
+        "Extend a series",
+        "Adds occurrences up to a new count or end date and reports each new one.",
         s.SeriesExtendSerializer,
         s.SeriesCreatedSerializer,
-        throttled=True,
     ),
 )
 @extend_schema(tags=["series"])
@@ -528,7 +680,11 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassV
     def get_queryset(self) -> QuerySet[Any]:
         if self.schema_only:
             return BookingSeries.objects.none()
-        series = series_visible_to(self.request.user).order_by("-created_at", "pk")
+        series = (
+            series_visible_to(self.request.user)
+            .select_related("student_user", "teacher", "course")
+            .order_by("-created_at", "pk")
+        )
         if self.action != "list":
             items = BookingSeriesItem.objects.select_related("booking").order_by("occurrence_index")
             series = series.prefetch_related(Prefetch("items", queryset=items))
@@ -539,7 +695,7 @@ class SeriesViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClassV
             return s.SeriesCreateSerializer
         if self.action == "list":
             return s.SeriesSerializer
-        return self.response_serializer_class
+        return super().get_serializer_class()
 
     def respond_series(self, series: Any, report: Any = None, code: int = 200) -> Response:
         """Answer with the series as the detail shows it, and the report of what was done."""
@@ -633,34 +789,53 @@ class TeacherOwnedViewSet(
         services.delete_teacher_row(instance, actor=self.request.user)
 
 
-def _teacher_rows(name: str, serializer: Any) -> Any:
+def _teacher_rows(name: str, serializer: Any, one: str, many: str, what: str) -> Any:
+    """The operations of a teacher's own rows: ``one`` and ``many`` name a row, ``what``
+    says what the rows set."""
+    mine = f"Teachers see and manage their own {many}, staff all. {what}"
     return extend_schema_view(
-        list=extend_schema(
-            operation_id=f"liveclass_{name}_list",
-            responses={200: serializer(many=True), **errors(404)},
+        list=operation(f"liveclass_{name}_list", f"List {many}", mine, serializer(many=True), 404),
+        retrieve=operation(f"liveclass_{name}_retrieve", f"Get {one}", mine, serializer, 404),
+        create=operation(
+            f"liveclass_{name}_create",
+            f"Create {one}",
+            mine,
+            serializer,
+            400,
+            request=serializer,
+            code=201,
         ),
-        retrieve=extend_schema(
-            operation_id=f"liveclass_{name}_retrieve", responses={200: serializer, **errors(404)}
+        update=operation(
+            f"liveclass_{name}_update",
+            f"Replace {one}",
+            mine,
+            serializer,
+            400,
+            404,
+            request=serializer,
         ),
-        create=extend_schema(
-            operation_id=f"liveclass_{name}_create", responses={201: serializer, **errors(400, 413)}
+        partial_update=operation(
+            f"liveclass_{name}_partial_update",
+            f"Change {one}",
+            mine,
+            serializer,
+            400,
+            404,
+            request=serializer,
         ),
-        update=extend_schema(
-            operation_id=f"liveclass_{name}_update",
-            responses={200: serializer, **errors(400, 404, 413)},
-        ),
-        partial_update=extend_schema(
-            operation_id=f"liveclass_{name}_partial_update",
-            responses={200: serializer, **errors(400, 404, 413)},
-        ),
-        destroy=extend_schema(
-            operation_id=f"liveclass_{name}_destroy", responses={204: None, **errors(404)}
-        ),
+        destroy=operation(f"liveclass_{name}_destroy", f"Delete {one}", mine, None, 404, code=204),
     )
 
 
 @extend_schema(tags=["policies"])
-@_teacher_rows("policies", s.PolicySerializer)
+@_teacher_rows(
+    "policies",
+    s.PolicySerializer,
+    "a booking policy",
+    "booking policies",
+    "A policy sets approvals, notice, the cancel window, buffers and the daily limit, for "
+    "all of a teacher's courses or one.",
+)
 class PolicyViewSet(TeacherOwnedViewSet):
     serializer_class = s.PolicySerializer
 
@@ -671,7 +846,13 @@ class PolicyViewSet(TeacherOwnedViewSet):
 
 
 @extend_schema(tags=["availability"])
-@_teacher_rows("availability", s.AvailabilitySerializer)
+@_teacher_rows(
+    "availability",
+    s.AvailabilitySerializer,
+    "an availability window",
+    "availability windows",
+    "A window is a weekly span of local time in which students may request lessons.",
+)
 class AvailabilityViewSet(TeacherOwnedViewSet):
     serializer_class = s.AvailabilitySerializer
 
@@ -682,10 +863,15 @@ class AvailabilityViewSet(TeacherOwnedViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(
-        operation_id="liveclass_slots_list",
+    list=operation(
+        "liveclass_slots_list",
+        "List free lesson times",
+        "The start times at which a lesson of `duration` minutes with the teacher can be "
+        "requested between `start` and `end` (every `step` minutes).",
+        s.SlotSerializer(many=True),
+        400,
+        404,
         parameters=[s.SlotQuerySerializer],
-        responses={200: s.SlotSerializer(many=True), **errors(400, 404)},
     )
 )
 @extend_schema(tags=["slots"])
@@ -714,3 +900,11 @@ def not_found(request: Any, path: str = "") -> JsonResponse:
     """Answer any other path under the API's prefix (such as an id with a dot) with this
     API's 404 body rather than the host's HTML page."""
     return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+
+
+@extend_schema(exclude=True)
+class APIRootView(routers.APIRootView):
+    """The index at the mount point: a link to every collection of this API."""
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler

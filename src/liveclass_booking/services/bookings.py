@@ -166,6 +166,11 @@ def create_group_booking(
         # The partial unique constraint caught a concurrent second booking of this student;
         # the caller's transaction rolls the seat increment back.
         raise AlreadyBooked("You already hold an active booking for this session.") from exc
+    # The booking's course and teacher are the session's: share the rows the caller has
+    # loaded (the answer names them) rather than reading them again.
+    for name in ("course", "teacher"):
+        if session._meta.get_field(name).is_cached(session):
+            setattr(booking, name, getattr(session, name))
     if not seat_held:
         # Booked directly while on the waitlist (a seat came free that nobody else waits
         # for): the student's own offer must not hold a second seat.
@@ -339,15 +344,29 @@ def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
         )
 
 
+def _time_left(left: timedelta) -> str:
+    """How long until the start, to the minute and rounded down (so that 23 h 59 min never
+    reads as the 24 h a window needs)."""
+    minutes = int(left.total_seconds() // 60)
+    if minutes < 0:
+        return "this has already started"
+    if minutes == 0:
+        return "this starts in less than a minute"
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{hours} h"] if hours else []
+    if minutes:
+        parts.append(f"{minutes} min")
+    return "this starts in " + " ".join(parts)
+
+
 def _check_cancel_window(booking: Any, now: datetime, verb: str) -> None:
     """Students may cancel or move a booking only until ``cancel_window_hours`` before it."""
     policy = get_policy_resolver().get_policy(booking.teacher, booking.course)
     deadline = booking.start_at_utc - timedelta(hours=policy.cancel_window_hours)
     if now > deadline:
-        hours = (booking.start_at_utc - now).total_seconds() / 3600
         raise CancelWindowClosed(
             f"students can {verb} until {policy.cancel_window_hours} h before the start; "
-            f"this starts in {hours:.0f} h. Ask the teacher.",
+            f"{_time_left(booking.start_at_utc - now)}. Ask the teacher.",
             cancel_window_hours=policy.cancel_window_hours,
         )
 

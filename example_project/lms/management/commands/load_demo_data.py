@@ -65,11 +65,16 @@ class Command(BaseCommand):
                     user_model.objects.filter(username__in=usernames).delete()
                 self._load()
             self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+        site = "http://127.0.0.1:8000"
         self.stdout.write(
-            "\nLog in at http://127.0.0.1:8000/admin/\n"
-            "  admin / admin            (staff: sees everything)\n"
+            f"\nStaff: log in at {site}/admin/ as admin / admin (sees everything).\n"
+            f"Teachers and students: log in to the browsable API at {site}/api-auth/login/"
+            "?next=/api/booking/\n"
             f"  amira, ben, chitra / {PASSWORD}   (teachers in Berlin, New York, Kolkata)\n"
             f"  lena, marco, sofia, yuki, omar, priya / {PASSWORD}   (students)\n"
+            f"The API takes the same names with HTTP Basic: curl -u lena:{PASSWORD} "
+            f"{site}/api/booking/sessions/\n"
+            f"Its schema and Swagger UI: {site}/api/docs/\n"
         )
 
     def _load(self) -> None:
