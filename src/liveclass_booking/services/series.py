@@ -19,14 +19,12 @@ history; changing or cancelling one occurrence's booking never touches the other
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db import transaction
 from django.utils import timezone
 
 from .. import signals
@@ -34,142 +32,47 @@ from ..choices import (
     ACTIVE_BOOKING_STATUSES,
     OPEN_WAITLIST_STATUSES,
     BookingStatus,
-    BookingType,
     NotificationKind,
     SeriesItemStatus,
     SeriesStatus,
     SeriesType,
-    SessionStatus,
-    WaitlistStatus,
 )
 from ..exceptions import (
-    AlreadyBooked,
-    BookingError,
-    BookingRefused,
     InvalidInput,
     InvalidTransition,
     NotAllowed,
-    SeriesConflict,
-    SessionNotBookable,
-    SlotUnavailable,
 )
 from ..models import (
-    BookingEvent,
     BookingSeries,
     BookingSeriesItem,
-    SessionWaitlist,
-    get_booking_model,
-    get_session_model,
 )
 from ..policies import get_policy_resolver
-from ..querysets import overdue_requests
-from ..recurrence import Occurrence, Recurrence, SkippedTime
-from .attempts import BookingAttempt, build_booking
-from .availability import TeacherSchedule
-from .common import is_staff, lock_users, require_manager, same_user, send_after_commit
-from .outbox import notify, write
+from ..recurrence import Recurrence, SkippedTime
+from .common import is_staff, require_manager, same_user, send_after_commit
+from .outbox import notify
 from .rules import (
-    check_student_totals,
-    limits_for,
     require_bounded_text,
     require_may_book,
     require_teacher,
 )
+from .series_plan import (
+    OccurrenceResult,
+    SeriesReport,
+    check_series_limits,
+    occurrence_result,
+    plan_occurrences,
+    refuse_failures,
+    settle_occurrences,
+)
+from .series_write import enrol_waiting_series, write_occurrences
 from .transitions import (
     APPROVAL_TIMEOUT_REASON,
-    SIGNAL_FOR_STATUS,
-    booking_notice,
-    settle_session,
-    settle_teacher,
     transition,
 )
-from .waitlist import leave_waitlist, reset_entry
+from .waitlist import leave_waitlist
 
 #: Fields a series takes from the request besides its rule.
 MEETING_FIELDS = ("default_meeting_link", "default_meeting_id", "default_meeting_passcode")
-
-
-# The per-occurrence report --------------------------------------------------------------
-
-
-@dataclass
-class OccurrenceResult:
-    """What happened to one occurrence (``item`` is its :class:`BookingSeriesItem`)."""
-
-    item: Any
-    detail: str = ""
-    #: The unsaved booking planned for this occurrence (written by ``_write``).
-    row: Any = None
-
-    @property
-    def status(self) -> str:
-        """``booked`` or ``pending`` (by the booking's status), ``waitlisted``,
-        ``awaiting_session``, ``skipped``, ``paused`` or ``cancelled``."""
-        item = self.item
-        if item.status == SeriesItemStatus.BOOKED and item.booking is not None:
-            confirmed = item.booking.status == BookingStatus.CONFIRMED
-            return "booked" if confirmed else str(item.booking.status)
-        return str(item.status)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.item.status == SeriesItemStatus.SKIPPED)
-
-    def as_dict(self) -> dict[str, Any]:
-        item = self.item
-        return {
-            "occurrence_index": item.occurrence_index,
-            "start_at_utc": item.start_at_utc,
-            "end_at_utc": item.end_at_utc,
-            "status": self.status,
-            "code": item.code,
-            "detail": self.detail,
-            "booking": item.booking_id,
-            "session": item.session_id,
-            "waitlist_entry": item.waitlist_entry_id,
-        }
-
-
-@dataclass
-class SeriesReport:
-    """The series and one result per occurrence worked on, in order, plus the local times the
-    rule named that do not exist (skipped, RFC 5545)."""
-
-    series: Any
-    occurrences: list[OccurrenceResult] = field(default_factory=list)
-    skipped_times: list[SkippedTime] = field(default_factory=list)
-
-    @property
-    def failures(self) -> list[OccurrenceResult]:
-        return [result for result in self.occurrences if result.failed]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(result.status for result in self.occurrences))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "counts": self.counts,
-            "occurrences": [result.as_dict() for result in self.occurrences],
-            "skipped_times": [skipped.as_dict() for skipped in self.skipped_times],
-        }
-
-
-def _conflict(report: SeriesReport, message: str) -> SeriesConflict:
-    data = report.as_dict()
-    for result in data["occurrences"]:
-        for name in ("start_at_utc", "end_at_utc"):
-            result[name] = result[name].astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return SeriesConflict(message, **data)
-
-
-def _skip(result: OccurrenceResult, error: BookingError) -> None:
-    result.item.status, result.item.code, result.detail = (
-        SeriesItemStatus.SKIPPED,
-        error.code,
-        error.detail,
-    )
-    result.item.booking = result.item.session = result.item.waitlist_entry = None
 
 
 # Creating ---------------------------------------------------------------------------------
@@ -218,17 +121,17 @@ def create_series(
         **meeting,
     )
     _validate(series)
-    results = [_new_result(series, occurrence) for occurrence in expansion.occurrences]
+    results = [occurrence_result(series, occurrence) for occurrence in expansion.occurrences]
     report = SeriesReport(series, results, expansion.skipped)
     now = timezone.now()
-    _settle(series, results, now)
+    settle_occurrences(series, results, now)
     with transaction.atomic():
-        _plan(series, results, now)
-        _refuse_failures(report, accept_partial)
-        _check_limits(series, results, now, new_series=True)
+        plan_occurrences(series, results, now)
+        refuse_failures(report, accept_partial)
+        check_series_limits(series, results, now, new_series=True)
         series.save()
         # Waitlist order is the time the locks were granted, as for a single join.
-        _write(series, results, actor=actor, note=note, now=timezone.now())
+        write_occurrences(series, results, actor=actor, note=note, now=timezone.now())
         _tell_series(NotificationKind.SERIES_CREATED, series, actor=actor, report=report)
         send_after_commit(
             signals.series_created, BookingSeries, series=series, report=report, actor=actor
@@ -263,462 +166,6 @@ def _validate(series: Any) -> None:
     except ValidationError as exc:
         first = next(iter(exc.message_dict.values()))[0]
         raise InvalidInput(first, errors=exc.message_dict) from exc
-
-
-def _new_result(series: Any, occurrence: Occurrence) -> OccurrenceResult:
-    item = BookingSeriesItem(
-        series=series,
-        occurrence_index=occurrence.index,
-        start_at_utc=occurrence.start,
-        end_at_utc=occurrence.end,
-        status=SeriesItemStatus.BOOKED,
-    )
-    return OccurrenceResult(item)
-
-
-def _refuse_failures(report: SeriesReport, accept_partial: bool) -> None:
-    failures = report.failures
-    if failures and not accept_partial:
-        first = failures[0]
-        raise _conflict(
-            report,
-            f"{len(failures)} of {len(report.occurrences)} occurrences cannot be booked "
-            f"(the first, #{first.item.occurrence_index}: {first.detail}); nothing was "
-            "booked. Change the rule or accept a partial series.",
-        )
-    if failures and len(failures) == len(report.occurrences):
-        raise _conflict(report, "No occurrence of this series can be booked.")
-
-
-# Planning: decide each occurrence in memory, after loading what decides it --------------
-
-
-def _plan(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
-    if not results:
-        return
-    if series.type == SeriesType.ONE_ON_ONE_SERIES:
-        _plan_lessons(series, results, now)
-    else:
-        # The teacher's row lock orders a group series and the creation of the sessions it
-        # waits for: whichever comes second sees the other (see enrol_waiting_series). The
-        # student's row orders the checks of the student's limits.
-        lock_users(series.teacher, series.student_user)
-        _plan_seats(
-            series.student_user,
-            series.teacher,
-            series.course,
-            results,
-            _sessions_at(series, results),
-            now,
-        )
-
-
-def _plan_lessons(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
-    # One teacher's one-on-one bookings are decided one run at a time (as single requests);
-    # the student's row orders the checks of the student's limits.
-    lock_users(series.teacher, series.student_user)
-    schedule = TeacherSchedule.load(
-        series.teacher,
-        series.course,
-        results[0].item.start_at_utc,
-        results[-1].item.end_at_utc,
-        now=now,
-    )
-    policy = schedule.policy
-    needs_approval = policy.requires_approval_for_one_on_one
-    status = BookingStatus.PENDING if needs_approval else BookingStatus.CONFIRMED
-    accepted: list[BookingAttempt] = []
-    for result in results:
-        item = result.item
-        error = schedule.first_violation(item.start_at_utc, item.end_at_utc)
-        if error is None:
-            attempt = BookingAttempt(
-                how="series",
-                booking_type=BookingType.ONE_ON_ONE,
-                student=series.student_user,
-                teacher=series.teacher,
-                course=series.course,
-                start=item.start_at_utc,
-                end=item.end_at_utc,
-                series=series,
-                occurrence=item.occurrence_index,
-                earlier=tuple(accepted),
-            )
-            try:
-                result.row = build_booking(
-                    attempt,
-                    status=status,
-                    policy=policy,
-                    now=now,
-                    blocked=schedule.blocked_range(item.start_at_utc, item.end_at_utc),
-                )
-                accepted.append(attempt)
-            except BookingRefused as refusal:
-                error = refusal
-        if error is not None:
-            _skip(result, error)
-            continue
-        schedule.reserve(item.start_at_utc, item.end_at_utc)
-        item.status, item.code, item.booking = SeriesItemStatus.BOOKED, "", None
-    series.lesson_policy = policy
-
-
-def _matching_sessions(teacher_id: Any, course_id: Any, starts: list[datetime]) -> Any:
-    return get_session_model().objects.filter(
-        teacher_id=teacher_id,
-        course_id=course_id,
-        status=SessionStatus.SCHEDULED,
-        start_at_utc__in=starts,
-    )
-
-
-def _settle(series: Any, results: list[OccurrenceResult], now: datetime) -> None:
-    """Before planning, as a single booking does: expire the requests past their approval
-    timeout that hold the time or seats wanted (the teacher's lessons; the matching
-    sessions' seats), and settle the waitlists owed a seat — an offer past its time, or a
-    free seat while students wait — so a series never jumps a queue."""
-    if series.type == SeriesType.ONE_ON_ONE_SERIES:
-        settle_teacher(series.teacher, now)
-        return
-    starts = [result.item.start_at_utc for result in results]
-    sessions = _matching_sessions(series.teacher_id, series.course_id, starts)
-    owed = Q(status=WaitlistStatus.OFFERED, offer_expires_at__lte=now) | Q(
-        status=WaitlistStatus.WAITING, session__seats_taken__lt=F("session__capacity")
-    )
-    due = set(
-        SessionWaitlist.objects.filter(owed, session__in=sessions).values_list(
-            "session_id", flat=True
-        )
-    )
-    due |= set(
-        get_booking_model()
-        .objects.filter(overdue_requests(now), session__in=sessions)
-        .values_list("session_id", flat=True)
-    )
-    for session_pk in sorted(due, key=str):
-        settle_session(session_pk, now)
-
-
-def _check_limits(
-    series: Any, results: list[OccurrenceResult], now: datetime, *, new_series: bool = False
-) -> None:
-    """The student's limits, counted under the locks :func:`_plan` took: the bookings and
-    waitlist entries this run adds, one more active series when it is new, and (a lesson
-    series waiting for approval) one more pending request to the teacher."""
-    student = series.student_user
-    limits = limits_for(student, series.teacher, series.course)
-    bookings = sum(
-        1 for r in results if r.item.status == SeriesItemStatus.BOOKED and r.item.booking is None
-    )
-    entries = len(
-        {
-            id(r.item.waitlist_entry)
-            for r in results
-            if r.item.status == SeriesItemStatus.WAITLISTED
-            and (
-                r.item.waitlist_entry.pk is None
-                or r.item.waitlist_entry.status not in OPEN_WAITLIST_STATUSES
-            )
-        }
-    )
-    lesson_policy = getattr(series, "lesson_policy", None)
-    pending = bookings and lesson_policy and lesson_policy.requires_approval_for_one_on_one
-    check_student_totals(
-        student,
-        limits,
-        now,
-        bookings=bookings,
-        entries=entries,
-        series=int(new_series),
-        pending_to=series.teacher if pending else None,
-    )
-
-
-def _sessions_at(series: Any, results: list[OccurrenceResult]) -> dict[datetime, Any]:
-    """Lock and return the teacher's scheduled sessions of the course starting at the
-    occurrences, by start (the first by primary key where two start together)."""
-    starts = [result.item.start_at_utc for result in results]
-    sessions = list(
-        _matching_sessions(series.teacher_id, series.course_id, starts)
-        .select_for_update()
-        .order_by("pk")
-    )
-    by_start: dict[datetime, Any] = {}
-    for session in sessions:
-        by_start.setdefault(session.start_at_utc, session)
-    return by_start
-
-
-def _plan_seats(
-    student: Any,
-    teacher: Any,
-    course: Any,
-    results: list[OccurrenceResult],
-    sessions: dict[datetime, Any],
-    now: datetime,
-    students: list[Any] | None = None,
-) -> None:
-    """Decide each occurrence of a group series against its (locked) session: a seat, the
-    waitlist of a full session, or waiting for a session. ``students`` (one per result) lets
-    several series' students be placed at once; by default all are ``student``."""
-    students = students or [student] * len(results)
-    session_pks = [session.pk for session in sessions.values()]
-    student_pks = {person.pk for person in students}
-    booked = set(
-        get_booking_model()
-        .objects.filter(
-            session_id__in=session_pks,
-            student_user_id__in=student_pks,
-            status__in=ACTIVE_BOOKING_STATUSES,
-        )
-        .values_list("session_id", "student_user_id")
-    )
-    entries = {
-        (entry.session_id, entry.student_user_id): entry
-        for entry in SessionWaitlist.objects.filter(
-            session_id__in=session_pks, student_user_id__in=student_pks
-        )
-    }
-    free = {session.pk: session.capacity - session.seats_taken for session in sessions.values()}
-    resolver = get_policy_resolver()
-    # The sessions matched are the teacher's of the course: one policy for all.
-    policy = resolver.get_policy(teacher, course) if sessions else None
-    status = (
-        BookingStatus.PENDING
-        if policy is not None and policy.requires_approval_for_group
-        else BookingStatus.CONFIRMED
-    )
-    accepted: list[BookingAttempt] = []
-    for result, person in zip(results, students, strict=True):
-        item = result.item
-        session = sessions.get(item.start_at_utc)
-        item.session, item.waitlist_entry, item.booking, item.code = session, None, None, ""
-        if session is None:
-            if item.start_at_utc <= now:
-                _skip(result, SessionNotBookable("No session took place at this time."))
-            else:
-                item.status = SeriesItemStatus.AWAITING_SESSION
-                result.detail = "The teacher has no session at this time yet."
-            continue
-        if session.start_at_utc <= now:
-            _skip(result, SessionNotBookable("This session has already started."))
-        elif not resolver.can_book(person, course, session):
-            _skip(result, NotAllowed("You may not book this session."))
-        elif (session.pk, person.pk) in booked:
-            _skip(result, AlreadyBooked("You already hold a booking for this session."))
-        elif (entry := entries.get((session.pk, person.pk))) is not None and (
-            entry.status in OPEN_WAITLIST_STATUSES
-        ):
-            item.status, item.waitlist_entry = SeriesItemStatus.WAITLISTED, entry
-            result.detail = "Already on this session's waitlist."
-        elif free[session.pk] >= 1:
-            attempt = BookingAttempt(
-                how="series",
-                booking_type=BookingType.GROUP_SESSION,
-                student=person,
-                teacher=teacher,
-                course=course,
-                start=session.start_at_utc,
-                end=session.end_at_utc,
-                session=session,
-                series=item.series,
-                occurrence=item.occurrence_index,
-                earlier=tuple(a for a in accepted if a.student == person),
-            )
-            try:
-                result.row = build_booking(attempt, status=status, policy=policy, now=now)
-            except BookingRefused as refusal:
-                _skip(result, refusal)
-                continue
-            accepted.append(attempt)
-            free[session.pk] -= 1
-            booked.add((session.pk, person.pk))
-            item.status = SeriesItemStatus.BOOKED
-        else:
-            item.status = SeriesItemStatus.WAITLISTED
-            result.detail = "The session is full: on its waitlist."
-            item.waitlist_entry = entries.get((session.pk, person.pk)) or SessionWaitlist(
-                session=session, student_user=person
-            )
-            entries[(session.pk, person.pk)] = item.waitlist_entry
-
-
-# Writing: a constant number of statements for the whole run ------------------------------
-
-
-def _write(
-    series: Any,
-    results: list[OccurrenceResult],
-    *,
-    actor: Any,
-    note: str,
-    now: datetime,
-) -> None:
-    """Create the bookings and waitlist entries the plan decided, then save the items (new
-    ones created, existing ones updated) and audit and signal each booking after commit."""
-    model = get_booking_model()
-    to_book = [
-        r for r in results if r.item.status == SeriesItemStatus.BOOKED and r.item.booking is None
-    ]
-    lesson = series.type == SeriesType.ONE_ON_ONE_SERIES
-    bookings: list[Any] = []
-    for result in to_book:
-        booking = result.row  # built by the plan, the host's rules passed
-        booking.student_note = note
-        bookings.append(booking)
-    try:
-        with transaction.atomic():
-            model.objects.bulk_create(bookings)
-            if not lesson:
-                _take_seats([booking.session_id for booking in bookings])
-    except IntegrityError as exc:
-        # The exclusion constraint (PostgreSQL) or a seat or uniqueness constraint refused
-        # what the locks should have prevented: nothing of the run is kept.
-        raise SlotUnavailable("The teacher's calendar changed; try again.") from exc
-    for result, booking in zip(to_book, bookings, strict=True):
-        result.item.booking = booking
-    _write_entries([r.item for r in results if r.item.status == SeriesItemStatus.WAITLISTED], now)
-    items = [r.item for r in results]
-    new = [item for item in items if item.pk is None]
-    old = [item for item in items if item.pk is not None]
-    for item in items:
-        item.updated_at = now
-    BookingSeriesItem.objects.bulk_create(new)
-    if old:
-        BookingSeriesItem.objects.bulk_update(
-            old, ["status", "code", "booking", "session", "waitlist_entry", "updated_at"]
-        )
-    by_booking = {id(r.item.booking): r.item for r in to_book}
-    BookingEvent.objects.bulk_create(
-        [
-            BookingEvent(
-                booking=booking,
-                actor=actor,
-                from_status="",
-                to_status=booking.status,
-                reason="",
-                data={
-                    "series": by_booking[id(booking)].series_id,
-                    "occurrence": by_booking[id(booking)].occurrence_index,
-                },
-            )
-            for booking in bookings
-        ]
-    )
-    for booking in bookings:
-        send_after_commit(
-            SIGNAL_FOR_STATUS[booking.status],
-            model,
-            booking=booking,
-            actor=actor,
-            from_status="",
-            to_status=booking.status,
-        )
-
-
-def _take_seats(session_pks: list[Any]) -> None:
-    """One UPDATE adds each session's new seats (the sessions are locked; the database's
-    CHECK keeps ``seats_taken`` within ``capacity`` regardless)."""
-    counts = Counter(session_pks)
-    if not counts:
-        return
-    get_session_model().objects.filter(pk__in=list(counts)).update(
-        seats_taken=F("seats_taken")
-        + Case(
-            *[When(pk=pk, then=Value(n)) for pk, n in counts.items()],
-            default=Value(0),
-            output_field=IntegerField(),
-        )
-    )
-
-
-def _write_entries(items: list[Any], now: datetime) -> None:
-    """Join the waitlists the plan decided: new entries and rejoined closed ones go to the
-    back of their queue now, in plan order; open entries stay where they are."""
-    joining = [
-        item.waitlist_entry
-        for item in items
-        if item.waitlist_entry.pk is None
-        or item.waitlist_entry.status not in OPEN_WAITLIST_STATUSES
-    ]
-    seen: set[int] = set()
-    fresh: list[Any] = []
-    rejoined: list[Any] = []
-    for offset, entry in enumerate(joining):
-        if id(entry) in seen:
-            continue
-        seen.add(id(entry))
-        reset_entry(entry, now + timedelta(microseconds=offset))
-        (rejoined if entry.pk else fresh).append(entry)
-    SessionWaitlist.objects.bulk_create(fresh)
-    if rejoined:
-        SessionWaitlist.objects.bulk_update(
-            rejoined,
-            [
-                "status",
-                "created_at",
-                "offered_at",
-                "offer_expires_at",
-                "accepted_at",
-                "expired_at",
-                "left_at",
-                "booking",
-            ],
-        )
-
-
-# A session created later enrols the series waiting for it --------------------------------
-
-
-def enrol_waiting_series(sessions: list[Any]) -> int:
-    """Enrol the students of active group series whose occurrence waits for a session at the
-    start of one of ``sessions`` (just created, same teacher and course). Returns how many
-    occurrences were placed.
-
-    Takes the teacher's row lock first, as group series creation does, so that a series
-    created at the same time either sees these sessions or is seen here."""
-    if not sessions:
-        return 0
-    teacher, course_id = sessions[0].teacher, sessions[0].course_id
-    lock_users(teacher)
-    # Lock the items only (not their series rows: an extend holds its series, then waits
-    # for the teacher lock held here).
-    of = ("self",) if connection.features.has_select_for_update_of else ()
-    items = list(
-        BookingSeriesItem.objects.select_for_update(of=of)
-        .select_related("series__student_user", "series__course")
-        .filter(
-            status=SeriesItemStatus.AWAITING_SESSION,
-            start_at_utc__in=[session.start_at_utc for session in sessions],
-            series__status=SeriesStatus.ACTIVE,
-            series__type=SeriesType.GROUP_SERIES,
-            series__teacher_id=teacher.pk,
-            series__course_id=course_id,
-        )
-        .order_by("series__created_at", "series_id", "occurrence_index")
-    )
-    if not items:
-        return 0
-    locked = (
-        get_session_model()
-        .objects.select_for_update()
-        .filter(pk__in=[session.pk for session in sessions])
-        .order_by("pk")
-    )
-    by_start = {session.start_at_utc: session for session in locked}
-    now = timezone.now()  # after the locks: waitlist order
-    results = [OccurrenceResult(item) for item in items]
-    students = [item.series.student_user for item in items]
-    _plan_seats(None, teacher, items[0].series.course, results, by_start, now, students=students)
-    _write(items[0].series, results, actor=None, note="", now=now)
-    write(
-        [
-            booking_notice(item.booking, actor=None, old="", series=item.series_id)
-            for item in items
-            if item.booking is not None
-        ]
-    )
-    return len(items)
 
 
 # Pause, resume, cancel, extend, complete -------------------------------------------------
@@ -830,7 +277,7 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
     now = timezone.now()
     complete_series(now, series=series)
     paused = series.items.filter(status=SeriesItemStatus.PAUSED, start_at_utc__gt=now)
-    _settle(series, [OccurrenceResult(item) for item in paused], now)
+    settle_occurrences(series, [OccurrenceResult(item) for item in paused], now)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.PAUSED)
         _require_still_bookable(locked)
@@ -841,9 +288,9 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
         )
         results = [OccurrenceResult(item) for item in items]
         report = SeriesReport(locked, results)
-        _plan(locked, results, now)
-        _check_limits(locked, results, now, new_series=True)
-        _write(locked, results, actor=actor, note="", now=timezone.now())
+        plan_occurrences(locked, results, now)
+        check_series_limits(locked, results, now, new_series=True)
+        write_occurrences(locked, results, actor=actor, note="", now=timezone.now())
         locked.status = SeriesStatus.ACTIVE
         locked.save(update_fields=["status", "updated_at"])
         _tell_series(NotificationKind.SERIES_RESUMED, locked, actor=actor, report=report)
@@ -885,18 +332,18 @@ def extend_series(
     complete_series(now, series=series)
     # Settle what the new occurrences need before any lock (users come before sessions in
     # the lock order; the series row, locked below, comes first of all).
-    _settle(series, _extension(series, occurrence_count, until_date)[0], now)
+    settle_occurrences(series, _extension(series, occurrence_count, until_date)[0], now)
     with transaction.atomic():
         locked = _lock(series, now, SeriesStatus.ACTIVE)
         _require_still_bookable(locked)
         results, skipped = _extension(locked, occurrence_count, until_date)
         report = SeriesReport(locked, results, skipped)
-        _plan(locked, results, now)
-        _refuse_failures(report, accept_partial)
-        _check_limits(locked, results, now)
+        plan_occurrences(locked, results, now)
+        refuse_failures(report, accept_partial)
+        check_series_limits(locked, results, now)
         locked.occurrence_count, locked.until_date = occurrence_count, until_date
         locked.save(update_fields=["occurrence_count", "until_date", "updated_at"])
-        _write(locked, results, actor=actor, note="", now=timezone.now())
+        write_occurrences(locked, results, actor=actor, note="", now=timezone.now())
         _tell_series(NotificationKind.SERIES_EXTENDED, locked, actor=actor, report=report)
     return report
 
@@ -918,7 +365,7 @@ def _extension(
     last_old = series.items.order_by("-occurrence_index").values_list("start_at_utc", flat=True)[:1]
     after = last_old[0] if last_old else None
     skipped = [s for s in expansion.skipped if after is None or _skipped_after(s, after)]
-    return [_new_result(series, occurrence) for occurrence in new], skipped
+    return [occurrence_result(series, occurrence) for occurrence in new], skipped
 
 
 def _skipped_after(skipped: SkippedTime, instant: datetime) -> bool:

@@ -31,7 +31,7 @@ from .common import (
 from .outbox import notify
 from .rules import require_bounded_text
 from .seats import close_waiting, lock_session, offer_free_seats, schedule_offer_expiry
-from .series import enrol_waiting_series
+from .series_write import enrol_waiting_series
 
 #: Session fields a teacher may change with :func:`update_session`.
 EDITABLE_FIELDS = frozenset(
