@@ -1,4 +1,4 @@
-"""The REST API (SPEC §5): roles, visibility, the error contract, pagination, query counts."""
+"""The REST API (docs/api.md): roles, visibility, the error contract, pagination, query counts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile input against every route of the API (SPEC §5: no request, however malformed, yields
+"""Hostile input against every route of the API (docs/api.md: no request, however malformed, yields
 a 500).
 
 The routes are read from the API's router, so a new route is covered without touching this

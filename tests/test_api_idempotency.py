@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on POST bookings/ (SPEC §5): replay, conflict, expiry, concurrency."""
+"""``Idempotency-Key`` on POST bookings/ (docs/api.md): replay, conflict, expiry, concurrency."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The REST API (SPEC §5) endpoint by endpoint and role by role, and list/create query counts.
+"""The REST API (docs/api.md) endpoint by endpoint and role by role, and list/create query counts.
 
 Part 1 is a table: one ``Endpoint`` per route and method the API's router mounts (plus the
 states an action needs), with the HTTP status each role must get and, for lists, which objects
@@ -10,7 +10,7 @@ a new route fails the coverage test until it has its rows.
 Part 2 checks that no list endpoint issues more queries for 50 items than for 1, and that creating
 a booking costs a small, fixed number of queries however busy the teacher already is.
 
-The expectations come from SPEC §5, not from the code.
+The expectations come from docs/api.md, not from the code.
 """
 
 from __future__ import annotations
@@ -768,7 +768,7 @@ def row_changed_to(**values: Any) -> Callable[..., None]:
 
 # The table -----------------------------------------------------------------------------------
 
-Expect = int | tuple[int, str]  # a status, or a status and the SPEC error code
+Expect = int | tuple[int, str]  # a status, or a status and its stable error code
 
 
 @dataclass(frozen=True)
@@ -813,7 +813,7 @@ def everyone(status: Expect) -> dict[str, Expect]:
 SESSION_OWNER = roles(student=403, other_student=403, teacher=200, other_teacher=403, staff=200)
 #: The booking's teacher or staff act; its student sees it but may not; everybody else gets 404.
 BOOKING_TEACHER = roles(student=403, other_student=404, teacher=200, other_teacher=404, staff=200)
-#: SPEC names the "student or teacher" for reschedule; staff may too, as for every other
+#: The contract names the "student or teacher" for reschedule; staff may too, as for every other
 #: booking action (a documented widening, see docs/api.md). The response is the new booking, 201.
 BOOKING_MOVER = roles(student=201, other_student=404, teacher=201, other_teacher=404, staff=201)
 #: A teacher's own rows; staff all; everybody else gets 404.
@@ -824,7 +824,7 @@ TEACHERS_CREATE = roles(student=403, other_student=403, teacher=201, other_teach
 #: Students their own (waitlist entries, series), teachers what they teach, staff all; anybody
 #: else gets 404.
 PARTIES = roles(student=200, other_student=404, teacher=200, other_teacher=404, staff=200)
-#: SPEC names only "the entry's student" for accept; docs/waitlist.md and docs/api.md let
+#: The contract names only "the entry's student" for accept; docs/waitlist.md and docs/api.md let
 #: staff accept for a student too (as staff may every booking action). The teacher sees the
 #: entry but may not accept it: 403. The response is the new booking, 201.
 OFFER_TAKER = roles(student=201, other_student=404, teacher=403, other_teacher=404, staff=201)
@@ -1363,7 +1363,7 @@ ENDPOINTS = [
 
 
 def assert_error_body(body: Any) -> None:
-    """SPEC §5: every 4xx body has a stable machine ``code`` and a human ``detail``."""
+    """docs/api.md: every 4xx body has a stable machine ``code`` and a human ``detail``."""
     assert isinstance(body, dict), body
     for key in ("code", "detail"):
         assert isinstance(body.get(key), str), body
@@ -1460,7 +1460,7 @@ def test_the_matrix_covers_every_endpoint_and_role() -> None:
     covered = {(e.route, e.method) for e in ENDPOINTS}
     assert not mounted - covered, f"routes without a row in the matrix: {sorted(mounted - covered)}"
     assert not covered - mounted, f"rows for routes not mounted: {sorted(covered - mounted)}"
-    # The derivation itself: every router prefix and the routes SPEC §5 names are in it.
+    # The derivation itself: every router prefix and the routes docs/api.md names are in it.
     assert {("session-list", "get"), ("waitlist-accept", "post"), ("series-extend", "post")} <= (
         mounted
     )

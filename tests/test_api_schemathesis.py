@@ -1,4 +1,4 @@
-"""Schemathesis over the OpenAPI schema (SPEC §5): no request yields a 5xx, and every answer
+"""Schemathesis over the OpenAPI schema (docs/api.md): no request yields a 5xx, and every answer
 conforms to the schema (a documented status code, content type and body).
 
 The API runs in-process: Schemathesis calls the test project's WSGI application, in the test's

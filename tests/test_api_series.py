@@ -1,4 +1,4 @@
-"""The series endpoints (SPEC §5): create with the per-occurrence report (all-or-nothing or
+"""The series endpoints (docs/api.md): create with the per-occurrence report (all-or-nothing or
 partial, Idempotency-Key), list, detail with occurrences, pause, resume, cancel, extend; and
 ``sessions/recurring/`` for a teacher's run of sessions."""
 

@@ -1,4 +1,4 @@
-"""The waitlist endpoints (SPEC §5): join, list with places in line, accept, leave."""
+"""The waitlist endpoints (docs/api.md): join, list with places in line, accept, leave."""
 
 from __future__ import annotations
 

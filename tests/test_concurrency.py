@@ -1,4 +1,5 @@
-"""SPEC §8 under real concurrent connections on PostgreSQL: threads, each with its own
+"""The guarantees of docs/concurrency.md under real concurrent connections on PostgreSQL:
+threads, each with its own
 connection, released together."""
 
 from __future__ import annotations

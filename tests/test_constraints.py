@@ -1,4 +1,5 @@
-"""Raw ORM writes that break an invariant are refused by the database itself (SPEC §3, §8).
+"""Raw ORM writes that break an invariant are refused by the database itself (docs/models.md,
+docs/concurrency.md).
 
 Each case runs on SQLite and PostgreSQL, with the default and the swapped models.
 """

@@ -1,4 +1,4 @@
-"""The policy resolver (SPEC §6)."""
+"""The policy resolver (docs/policies.md)."""
 
 from __future__ import annotations
 

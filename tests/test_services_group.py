@@ -1,4 +1,4 @@
-"""Group sessions and their seats, through the services (SPEC §4)."""
+"""Group sessions and their seats, through the services (docs/booking-rules.md)."""
 
 from __future__ import annotations
 
@@ -422,7 +422,7 @@ def test_transition_table_is_spec_section_4(current: str, new: str) -> None:
         ("confirmed", "attended"),
         ("confirmed", "no_show"),
         ("confirmed", "rescheduled"),
-        ("pending", "expired"),  # the approval timeout (SPEC §9)
+        ("pending", "expired"),  # the approval timeout (docs/booking-rules.md)
     }
     if (current, new) in allowed:
         services.check_transition(current, new)

@@ -1,4 +1,4 @@
-"""One-on-one lessons, availability and free slots, through the services (SPEC §4)."""
+"""One-on-one lessons, availability and free slots, through the services (docs/booking-rules.md)."""
 
 from __future__ import annotations
 

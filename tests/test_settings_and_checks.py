@@ -1,4 +1,4 @@
-"""The settings object and the system checks (SPEC §2)."""
+"""The settings object and the system checks (docs/settings.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Random sequences of booking operations keep the seat invariant (SPEC §8):
+"""Random sequences of booking operations keep the seat invariant (docs/concurrency.md):
 seats_taken == seats of pending + confirmed bookings <= capacity, for every session."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class SeatMachine(RuleBasedStateMachine):
         try:
             return action()
         except BookingError:
-            return None  # a refusal with a SPEC code is a valid outcome
+            return None  # a refusal with a stable error code is a valid outcome
 
     @rule(approval=st.booleans())
     def set_group_approval(self, approval: bool) -> None:

@@ -1,5 +1,5 @@
 """Random sequences of bookings, cancellations and waitlist operations against one small group
-session, under a controlled clock, keep the waitlist rules (SPEC §8 and the waitlist):
+session, under a controlled clock, keep the waitlist rules (docs/concurrency.md and the waitlist):
 
 - ``seats_taken`` == seats of pending + confirmed bookings + open offers <= capacity;
 - offers go out in join order: every open offer joined before every entry still waiting;
@@ -108,7 +108,7 @@ class WaitlistMachine(RuleBasedStateMachine):
         try:
             return action()
         except BookingError:
-            return None  # a refusal with a SPEC code is a valid outcome
+            return None  # a refusal with a stable error code is a valid outcome
 
     def entry_of(self, student: Any) -> Any:
         return SessionWaitlist.objects.filter(session=self.session, student_user=student).first()

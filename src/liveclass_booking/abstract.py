@@ -1,4 +1,4 @@
-"""Abstract bases for every model (SPEC §3).
+"""Abstract bases for every model (docs/models.md).
 
 A host that swaps the session or booking model subclasses the abstract base here. Constraint
 names carry ``%(app_label)s_%(class)s`` so that a subclass in another app gets its own names.
@@ -253,7 +253,7 @@ class AbstractLiveClassSession(models.Model):
                 code="capacity_below_seats_taken",
             )
 
-    # Legacy aliases for hosts migrating from older code (SPEC §3).
+    # Legacy aliases for hosts migrating from older code (docs/models.md).
     @property
     def total_seats(self) -> int:
         """Legacy name of :attr:`capacity`."""
@@ -1096,7 +1096,7 @@ class AbstractBookingEvent(models.Model):
 
 
 class AbstractIdempotencyKey(models.Model):
-    """A client's ``Idempotency-Key`` and the first response it produced (SPEC §5)."""
+    """A client's ``Idempotency-Key`` and the first response it produced (docs/api.md)."""
 
     user = models.ForeignKey(
         USER_MODEL,

@@ -1,7 +1,7 @@
 """System checks for settings, swapped models and database capabilities.
 
 Errors (``liveclass_booking.E00N``) stop ``manage.py check``/``migrate``; warnings
-(``liveclass_booking.W00N``) name a database where a guarantee of SPEC §8 is weaker.
+(``liveclass_booking.W00N``) name a database where a guarantee of docs/concurrency.md is weaker.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Status and type values. Their stored values are part of the public contract (SPEC §3)."""
+"""Status and type values. Their stored values are part of the public contract (docs/models.md)."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _

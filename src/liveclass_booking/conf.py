@@ -20,7 +20,7 @@ MODEL_SETTING_DEFAULTS: dict[str, str] = {
     "LIVECLASS_BOOKING_BOOKING_MODEL": "liveclass_booking.LiveClassBooking",
 }
 
-#: The policy used when a teacher has no policy row (SPEC §6). A host's
+#: The policy used when a teacher has no policy row (docs/policies.md). A host's
 #: ``LIVECLASS_BOOKING_DEFAULT_POLICY`` may name only the keys it changes.
 DEFAULT_POLICY: dict[str, Any] = {
     "requires_approval_for_one_on_one": True,

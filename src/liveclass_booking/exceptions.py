@@ -1,4 +1,4 @@
-"""Domain errors. Each carries the stable ``code`` and HTTP status of SPEC §5, and a ``detail``
+"""Domain errors. Each carries the stable ``code`` and HTTP status of docs/api.md, and a ``detail``
 that names the rule and its numbers. The API, the admin and the commands all speak these."""
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ class DailyLimitReached(BookingError):
 
 
 class LimitReached(BookingError):
-    """SPEC §9: a per-account limit (seats per booking, active bookings, pending requests,
-    waitlist entries, active series). ``limit`` names it and ``max`` gives its number."""
+    """A per-account limit (docs/security.md): seats per booking, active bookings, pending
+    requests, waitlist entries, active series. ``limit`` names it and ``max`` gives its number."""
 
     code = "limit_reached"
     http_status = 409
@@ -84,15 +84,14 @@ class AlreadyBooked(BookingError):
 
 
 class AlreadyWaitlisted(BookingError):
-    """Extension of SPEC §5: the student already waits on (or holds an offer from) this
-    session's waitlist."""
+    """The student already waits on (or holds an offer from) this session's waitlist."""
 
     code = "already_waitlisted"
     http_status = 409
 
 
 class SeatsAvailable(BookingError):
-    """Extension of SPEC §5: joining the waitlist of a session with a free seat; book it."""
+    """Joining the waitlist of a session with a free seat; book it."""
 
     code = "seats_available"
     http_status = 409

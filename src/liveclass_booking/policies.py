@@ -1,4 +1,4 @@
-"""Policy hooks (SPEC §6).
+"""Policy hooks (docs/policies.md).
 
 ``LIVECLASS_BOOKING_POLICY_RESOLVER`` names a class; a host subclasses
 :class:`DefaultPolicyResolver` and overrides the methods it needs, for example ``can_book`` to

@@ -1,4 +1,4 @@
-"""Signals sent by the services, always after the transaction commits (SPEC §7).
+"""Signals sent by the services, always after the transaction commits (docs/signals.md).
 
 Booking signals: ``sender`` is the booking model, with ``booking``, ``actor`` (None for the
 system), ``from_status`` and ``to_status``; ``booking_rescheduled`` adds ``new_booking``;

@@ -1,4 +1,5 @@
-"""Throttles of the writing actions (SPEC §9: ``throttled``, 429 with ``Retry-After``).
+"""Throttles of the writing actions and the calendar feed (docs/security.md: ``throttled``,
+429 with ``Retry-After``).
 
 Each writing action of the API names a scope (``book``, ``waitlist``, ``series``,
 ``sessions``); the rate of a scope comes from ``LIVECLASS_BOOKING_THROTTLE_RATES`` over the

@@ -1,7 +1,8 @@
-"""The service layer: the only code that changes booking state (SPEC §4, §6, §7, §8).
+"""The service layer: the only code that changes booking state (docs/booking-rules.md,
+policies.md, signals.md, concurrency.md).
 
 Views, the admin and management commands call these functions; each raises a
-:class:`~liveclass_booking.exceptions.BookingError` carrying the SPEC error code.
+:class:`~liveclass_booking.exceptions.BookingError` carrying its stable error code.
 """
 
 from .availability import TeacherSchedule, free_slots, is_interval_bookable

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` (SPEC §5): one key, one outcome.
+"""``Idempotency-Key`` (docs/api.md): one key, one outcome.
 
 The first request with a key runs and its response is stored in the same transaction as the
 rows it creates. The same key with the same body replays that response and creates nothing; the

@@ -1,5 +1,6 @@
-"""Status changes of bookings: the SPEC §4 table, the one function that applies a change
-(lock, check, save, free seats, audit, signal after commit), and the approval timeout.
+"""Status changes of bookings: the table of docs/booking-rules.md, the one function that
+applies a change (lock, check, save, free seats, audit, signal after commit), and the
+approval timeout.
 
 A pending booking carries ``approval_expires_at`` (the policy's ``approval_timeout_hours``
 after it was made, never after its start). Past that it reads as ``expired`` at once
@@ -29,7 +30,8 @@ from .common import record_event, send_after_commit
 from .outbox import outbox_event, write
 from .seats import lock_session, lock_sessions, owed_a_seat, release_seats, settle
 
-#: SPEC §4: the only status changes there are (``expired``: the approval timeout passed).
+#: The only status changes there are (docs/booking-rules.md; ``expired``: the approval
+#: timeout passed).
 TRANSITIONS: dict[str, frozenset[str]] = {
     BookingStatus.PENDING: frozenset(
         {
@@ -65,7 +67,7 @@ APPROVAL_TIMEOUT_REASON = "approval timeout"
 
 
 def check_transition(current: str, new: str) -> None:
-    """Raise ``invalid_transition`` unless SPEC §4 allows ``current`` → ``new``."""
+    """Raise ``invalid_transition`` unless docs/booking-rules.md allows ``current`` → ``new``."""
     allowed = TRANSITIONS.get(current, frozenset())
     if new not in allowed:
         options = ", ".join(sorted(allowed - {BookingStatus.EXPIRED})) or "nothing (it is final)"
