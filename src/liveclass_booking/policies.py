@@ -79,7 +79,8 @@ class DefaultPolicyResolver:
 
     def get_limits(self, student: Any, teacher: Any, course: Model | None) -> dict[str, Any]:
         """Return the per-account limits that apply when ``student`` books with ``teacher``
-        for ``course`` (``course`` may be None for a teacher's default).
+        for ``course`` (the library always passes the course of the session, lesson or
+        series, never None).
 
         Keys: ``seats_per_booking``, ``active_bookings_per_student``,
         ``pending_requests_per_teacher``, ``open_waitlist_entries_per_student``,
@@ -91,7 +92,9 @@ class DefaultPolicyResolver:
         return booking_settings.LIMITS
 
     def can_teach(self, user: Any, course: Model | None) -> bool:
-        """Return whether ``user`` may run sessions and offer availability for ``course``.
+        """Return whether ``user`` may run sessions and offer availability for ``course``
+        (None for a policy or availability row without a course, and for a slot listing
+        without one).
 
         Default: staff, or users holding the ``add`` permission of the session model.
         """
@@ -103,10 +106,11 @@ class DefaultPolicyResolver:
     def can_manage(self, user: Any, obj: Model) -> bool:
         """Return whether ``user`` may act as the teacher of ``obj``.
 
-        ``obj`` is a session, booking, policy or availability row (possibly unsaved, when it
-        is being created). Acting as its teacher means editing, cancelling or completing a
-        session, approving or declining a booking, cancelling it as the teacher, marking
-        attendance, and managing policies and availability.
+        ``obj`` is a session, booking, series, policy, availability window or availability
+        exception (possibly unsaved, when it is being created or changed). Acting as its
+        teacher means editing, cancelling or completing a session, approving or declining a
+        booking, cancelling it as the teacher, marking attendance, and managing policies and
+        availability.
 
         Default: the object's teacher and staff, adjusted by the authentication backends
         for the ``change`` permission of the object's model on ``obj`` (see
