@@ -31,6 +31,7 @@ from liveclass_booking.models import (
 from liveclass_booking.policies import get_policy_resolver
 from liveclass_booking.recurrence import Recurrence
 from liveclass_booking.services import series as series_services
+from liveclass_booking.services import series_plan
 from tests.concurrency import outcomes, race
 from tests.test_waitlist_concurrency import assert_seats_exact, fresh, make_students
 
@@ -189,11 +190,11 @@ def test_group_series_and_direct_bookings_racing_for_the_last_seats(
             assert not SessionWaitlist.objects.filter(student_user=student).exists()
 
 
-def hold_thread(monkeypatch: Any, name: str, thread_name: str) -> tuple[Any, Any]:
-    """Hold the thread called ``thread_name`` each time it returns from the series service's
+def hold_thread(monkeypatch: Any, module: Any, name: str, thread_name: str) -> tuple[Any, Any]:
+    """Hold the thread called ``thread_name`` each time it returns from ``module``'s function
     ``name``, until ``go`` is set; ``held`` is set when it gets there."""
     held, go = threading.Event(), threading.Event()
-    original = getattr(series_services, name)
+    original = getattr(module, name)
 
     def holding(*args: Any, **kwargs: Any) -> Any:
         value = original(*args, **kwargs)
@@ -202,7 +203,7 @@ def hold_thread(monkeypatch: Any, name: str, thread_name: str) -> tuple[Any, Any
             go.wait(10)
         return value
 
-    monkeypatch.setattr(series_services, name, holding)
+    monkeypatch.setattr(module, name, holding)
     return held, go
 
 
@@ -235,7 +236,7 @@ def test_a_group_series_that_waited_for_the_lock_queues_behind_earlier_joins(
     slow, quick = make_students(user_model, 2, "joiner")
     # The slow series has taken its time stamp and is on its way to the session locks: hold
     # it there, as sessions locked by somebody else would.
-    held, go = hold_thread(monkeypatch, "_settle", "slow-series")
+    held, go = hold_thread(monkeypatch, series_services, "settle_occurrences", "slow-series")
     out: dict[str, Any] = {}
     thread = in_thread(
         "slow-series",
@@ -278,7 +279,7 @@ def test_a_group_series_racing_the_teacher_creating_its_sessions_is_enrolled(
 ) -> None:
     rule = weekly(3)
     # The series has looked for its sessions (none yet) and is about to write its plan.
-    held, go = hold_thread(monkeypatch, "_sessions_at", "series")
+    held, go = hold_thread(monkeypatch, series_plan, "_sessions_at", "series")
     out: dict[str, Any] = {}
     series_thread = in_thread(
         "series",
