@@ -12,6 +12,8 @@ DEMO_STAMP := $(VENV)/.demo-installed
 # ical.js for the calendar tests (tests/calendar_parsers.py), when npm is on PATH; reinstalled
 # when the lock file changes.
 JS_STAMP := tests/js/node_modules/.installed
+# openapi-typescript and TypeScript for the generated-client test (tests/clients/), likewise.
+CLIENTS_STAMP := tests/clients/node_modules/.installed
 NPM := $(shell command -v npm 2>/dev/null)
 
 .PHONY: install demo test test-sqlite test-postgres lint types docs clean
@@ -32,7 +34,11 @@ $(JS_STAMP): tests/js/package-lock.json
 	npm ci --prefix tests/js --no-audit --no-fund
 	touch $(JS_STAMP)
 
-install: $(STAMP) $(if $(NPM),$(JS_STAMP))
+$(CLIENTS_STAMP): tests/clients/package-lock.json
+	npm ci --prefix tests/clients --no-audit --no-fund
+	touch $(CLIENTS_STAMP)
+
+install: $(STAMP) $(if $(NPM),$(JS_STAMP) $(CLIENTS_STAMP))
 
 demo: $(DEMO_STAMP)
 	cd example_project && ../$(PY) manage.py migrate --noinput
@@ -56,4 +62,5 @@ docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .tox docs/_build .pytest_cache .mypy_cache .ruff_cache tests/js/node_modules
+	rm -rf $(VENV) .tox docs/_build .pytest_cache .mypy_cache .ruff_cache tests/js/node_modules \
+	  tests/clients/node_modules

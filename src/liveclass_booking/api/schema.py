@@ -28,6 +28,50 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
     extend_schema = extend_schema_view = extend_schema_field = _unchanged  # type: ignore[assignment,unused-ignore]
     OpenApiResponse = OpenApiParameter = None  # type: ignore[assignment,misc]
+else:
+    import json
+
+    from drf_spectacular.extensions import OpenApiSerializerExtension
+    from drf_spectacular.settings import spectacular_settings
+
+    class _ClientFriendlyComponents(OpenApiSerializerExtension):  # type: ignore[no-untyped-call,unused-ignore]
+        """With ``COMPONENT_SPLIT_REQUEST`` (request and answer components apart), this API's
+        serializers and their subclasses describe what generated clients need:
+
+        * in an answer, every field is required (but those a serializer names in
+          ``fields_left_out_for_some``): the serializers render every field, so a client
+          types a session's ``description`` as present, not as maybe absent;
+        * in a request, a field the server fills in when absent has no ``default`` keyword
+          (its description names the value instead): openapi-typescript, by default, makes
+          every property with a ``default`` required, in request bodies too.
+
+        Without the split one component serves both directions and is left as
+        drf-spectacular makes it."""
+
+        match_subclasses = True
+
+        def map_serializer(self, auto_schema: Any, direction: str) -> Any:
+            schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+            properties = schema.get("properties")
+            if not spectacular_settings.COMPONENT_SPLIT_REQUEST or not properties:
+                return schema
+            if direction == "response":
+                absent = set(getattr(self.target, "fields_left_out_for_some", ()))
+                schema["required"] = sorted(set(properties) - absent)
+            else:
+                for prop in properties.values():
+                    if "default" in prop:
+                        value = json.dumps(prop.pop("default"))
+                        said = prop.get("description", "")
+                        prop["description"] = f"{said} Default: {value}.".lstrip()
+            return schema
+
+    class _ModelSerializerComponents(_ClientFriendlyComponents):
+        target_class = "liveclass_booking.api.serializers.ModelSerializer"
+
+    class _SerializerComponents(_ClientFriendlyComponents):
+        target_class = "liveclass_booking.api.serializers.Serializer"
+
 
 __all__ = [
     "ErrorSerializer",

@@ -186,6 +186,9 @@ class SessionSerializer(NamesMixin, ModelSerializer[Any]):
         help_text="Add-to-calendar links (the meeting link only for those who manage the "
         "session); the ics file is for its teacher and booked students."
     )
+    # Not in the answer for those who do not manage the session (see to_representation): the
+    # OpenAPI schema lists them as optional there.
+    fields_left_out_for_some: tuple[str, ...] = MEETING_FIELDS
 
     class Meta:
         model = get_session_model()
