@@ -145,7 +145,7 @@ class TestReplay:
         assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new-a"]
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrent
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_requests_with_one_key_make_one_booking(
     session: Any, student: Any, booking_model: Any

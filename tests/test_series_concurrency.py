@@ -1,7 +1,7 @@
-"""Recurring series under real concurrent connections on PostgreSQL: threads, each with its own
-connection, released together. Series racing each other and single bookings never overbook a
-session, never double-book the teacher or break the daily limit, and an all-or-nothing series
-is either booked whole or not at all."""
+"""Recurring series under real concurrent connections on PostgreSQL and MariaDB/MySQL: threads, each
+with its own connection, released together. Series racing each other and single bookings never
+overbook a session, never double-book the teacher or break the daily limit, and an all-or-nothing
+series is either booked whole or not at all."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from liveclass_booking.services import series as series_services
 from tests.concurrency import outcomes, race
 from tests.test_waitlist_concurrency import assert_seats_exact, fresh, make_students
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.concurrent, pytest.mark.django_db(transaction=True)]
 
 BERLIN = ZoneInfo("Europe/Berlin")
 #: How an all-or-nothing series that lost its race is refused: by the plan (the winner is

@@ -1,6 +1,7 @@
-"""The waitlist under real concurrent connections on PostgreSQL: threads, each with its own
-connection. Offers are accepted once, a seat offered to the queue is never taken by a direct
-booking, and seats_taken stays exact (bookings + open offers <= capacity) at every commit."""
+"""The waitlist under real concurrent connections on PostgreSQL and MariaDB/MySQL: threads, each
+with its own connection. Offers are accepted once, a seat offered to the queue is never taken by
+a direct booking, and seats_taken stays exact (bookings + open offers <= capacity) at every
+commit."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from liveclass_booking.models import BookingEvent, SessionWaitlist, get_session_
 from liveclass_booking.services import waitlist as waitlist_services
 from tests.concurrency import outcomes, race
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.concurrent, pytest.mark.django_db(transaction=True)]
 
 
 def make_students(user_model: Any, count: int, prefix: str) -> list[Any]:
@@ -52,7 +53,7 @@ def fresh(obj: Any) -> Any:
 def seat_count(session: Any) -> dict[str, int]:
     """The session's seat figures, read in one snapshot."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor in ("postgresql", "mysql"):
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         current = get_session_model().objects.get(pk=session.pk)
