@@ -20,7 +20,7 @@ from liveclass_booking.choices import WaitlistStatus as W
 from liveclass_booking.exceptions import InvalidTransition, SessionFull
 from liveclass_booking.models import BookingEvent, SessionWaitlist, get_session_model
 from liveclass_booking.services import waitlist as waitlist_services
-from tests.concurrency import outcomes, race
+from tests.concurrency import innodb_deadlock, outcomes, race
 
 pytestmark = [pytest.mark.concurrent, pytest.mark.django_db(transaction=True)]
 
@@ -171,6 +171,7 @@ def test_one_student_joining_from_many_clients_is_queued_once(
     assert SessionWaitlist.objects.filter(session=session, student_user=waiter).count() == 1
 
 
+@innodb_deadlock
 def test_direct_bookings_never_take_a_seat_offered_to_the_queue(
     make_session: Any, user_model: Any, teacher: Any
 ) -> None:
@@ -199,6 +200,7 @@ def test_direct_bookings_never_take_a_seat_offered_to_the_queue(
     assert not session.bookings.filter(student_user__in=outsiders).exists()
 
 
+@innodb_deadlock
 def test_thirty_cancellations_and_accepts_interleaved_across_threads(
     make_session: Any, user_model: Any, teacher: Any
 ) -> None:
