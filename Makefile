@@ -1,7 +1,8 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo  - install, migrate, load demo data and serve the example project on 127.0.0.1:8000
 #                with the notification dispatcher beside it (mail as files in example_project/sent-mail)
-#   make test  - install and run the suite on SQLite, then on PostgreSQL when it answers
+#   make test  - install and run the suite on SQLite, PostgreSQL and MariaDB (the servers when
+#                they answer)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,13 +16,18 @@ JS_STAMP := tests/js/node_modules/.installed
 # openapi-typescript and TypeScript for the generated-client test (tests/clients/), likewise.
 CLIENTS_STAMP := tests/clients/node_modules/.installed
 NPM := $(shell command -v npm 2>/dev/null)
+# The MariaDB/MySQL driver (extra "mysql": mysqlclient) when its C library can be built against
+# (Debian: libmariadb-dev or default-libmysqlclient-dev, pkg-config, build-essential); without
+# them the MariaDB runs of make test are skipped (.ci/run installs them).
+MYSQL_EXTRA := $(shell { pkg-config --exists mysqlclient || pkg-config --exists libmariadb; } \
+  2>/dev/null && echo ,mysql)
 
 .PHONY: install demo test test-sqlite test-postgres lint types docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet -e ".[openapi,postgres,tasks]" --group dev
+	$(PY) -m pip install --quiet -e ".[openapi,postgres,tasks$(MYSQL_EXTRA)]" --group dev
 	touch $(STAMP)
 
 $(DEMO_STAMP): pyproject.toml

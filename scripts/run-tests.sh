@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Run the suite in both model configurations (default and swapped) on SQLite and on
-# PostgreSQL (127.0.0.1:5432 unless PGHOST/PGPORT say otherwise). Locally PostgreSQL is
-# skipped when it does not answer; with CI=true it must answer or the run fails.
+# Run the suite in both model configurations (default and swapped) on SQLite, on PostgreSQL
+# (127.0.0.1:5432 unless PGHOST/PGPORT say otherwise) and on MariaDB or MySQL (127.0.0.1:3306,
+# user root without password, unless MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD say
+# otherwise). Locally a server that does not answer (or, for MariaDB, a missing driver:
+# pip install -e ".[mysql]") is skipped; with CI=true it must answer or the run fails.
 #
 # The runs go TEST_JOBS at a time (default 2; TEST_JOBS=1 runs them one after another): as a
 # run ends, the next one in the queue starts. Each run writes its own log, printed in full as
@@ -14,12 +16,15 @@
 # Django creates and drops the test databases, those names with "test_" in front, through the
 # server's maintenance database: no database needs to exist beforehand. Two checkouts that run
 # this at the same time against one server need different PGDATABASE values.
+# The MariaDB runs do the same with MYSQL_DATABASE (default "test"); Django creates their test
+# databases itself.
 #
-# The PostgreSQL run with the swapped models runs only the tests marked "postgres" (the ones
-# that need PostgreSQL: concurrency, processes, migrations over rows); the swapped models are
-# tested in full on SQLite. TEST_FULL_SWAPPED_POSTGRES=1 runs the whole suite there too.
+# The PostgreSQL and MariaDB runs with the swapped models run only the tests that need a
+# server (marked "postgres" or "concurrent": concurrency, processes, migrations over rows) and
+# tests/test_string_course_key.py; the swapped models are tested in full on SQLite.
+# TEST_FULL_SWAPPED_POSTGRES=1 and TEST_FULL_SWAPPED_MARIADB=1 run the whole suite there too.
 #
-# TEST_RUNS chooses the runs and their order (default: all four, PostgreSQL first as it takes
+# TEST_RUNS chooses the runs and their order (default: all six, the servers first as they take
 # longest). Arguments go to every pytest run. For example, what .ci/run does for Schemathesis:
 #   TEST_RUNS="postgres-default sqlite-default sqlite-swapped" bash scripts/run-tests.sh \
 #     -m schemathesis tests/test_api_schemathesis.py
@@ -43,7 +48,8 @@ PYEOF
 )"
 fi
 PG_BASE=${PGDATABASE:-test}
-read -r -a RUNS <<<"${TEST_RUNS:-postgres-default sqlite-default postgres-swapped sqlite-swapped}"
+MYSQL_BASE=${MYSQL_DATABASE:-test}
+read -r -a RUNS <<<"${TEST_RUNS:-postgres-default mariadb-default sqlite-default postgres-swapped mariadb-swapped sqlite-swapped}"
 PYTEST_ARGS=("$@")
 
 label() {
@@ -52,16 +58,19 @@ label() {
     sqlite-swapped) echo "SQLite, swapped models" ;;
     postgres-default) echo "PostgreSQL, default models" ;;
     postgres-swapped) echo "PostgreSQL, swapped models" ;;
+    mariadb-default) echo "MariaDB, default models" ;;
+    mariadb-swapped) echo "MariaDB, swapped models" ;;
     *) return 1 ;;
   esac
 }
 
 pg_database() { echo "${PG_BASE}_${1#postgres-}"; }
+mysql_database() { echo "${MYSQL_BASE}_${1#mariadb-}"; }
 
 for run in "${RUNS[@]}"; do
   label "$run" >/dev/null || {
     echo "!!! unknown run '$run' in TEST_RUNS (sqlite-default, sqlite-swapped," \
-      "postgres-default, postgres-swapped)" >&2
+      "postgres-default, postgres-swapped, mariadb-default, mariadb-swapped)" >&2
     exit 2
   }
 done
@@ -108,6 +117,48 @@ PYEOF
   # Under CI=true an unreachable server makes the PostgreSQL runs fail (see tests/conftest.py).
 fi
 
+# MariaDB/MySQL: is the driver installed and does the server answer? (Django creates the test
+# databases; the server needs no database of ours.)
+has_mariadb=no
+for run in "${RUNS[@]}"; do
+  case $run in mariadb-*) has_mariadb=yes ;; esac
+done
+if [ "$has_mariadb" = yes ]; then
+  if "$PY" - <<'PYEOF'
+import os, sys
+
+try:
+    import MySQLdb
+except ImportError as exc:
+    print(f"The MariaDB/MySQL driver is missing (pip install -e '.[mysql]'): {exc}",
+          file=sys.stderr)
+    sys.exit(1)
+try:
+    MySQLdb.connect(host=os.environ.get("MYSQL_HOST", "127.0.0.1"),
+                    port=int(os.environ.get("MYSQL_PORT", "3306")),
+                    user=os.environ.get("MYSQL_USER", "root"),
+                    password=os.environ.get("MYSQL_PASSWORD", ""), connect_timeout=5).close()
+except Exception as exc:
+    print(f"MariaDB/MySQL does not answer: {exc}", file=sys.stderr)
+    sys.exit(1)
+PYEOF
+  then
+    mariadb=yes
+  else
+    mariadb=no
+  fi
+  if [ "$mariadb" = no ] && [ "${CI:-}" != "true" ]; then
+    echo "=== MariaDB skipped: no driver, or no server answers at" \
+      "${MYSQL_HOST:-127.0.0.1}:${MYSQL_PORT:-3306}"
+    kept=()
+    for run in "${RUNS[@]}"; do
+      case $run in mariadb-*) ;; *) kept+=("$run") ;; esac
+    done
+    RUNS=(${kept[@]+"${kept[@]}"})
+  fi
+  # Under CI=true the MariaDB runs then fail (see tests/conftest.py).
+fi
+
 if [ ${#RUNS[@]} -eq 0 ]; then
   echo "!!! no runs left to do" >&2
   exit 1
@@ -131,14 +182,18 @@ run_one() {
       [ -z "${SQLITE_TEST_PATH:-}" ] || env+=("SQLITE_TEST_PATH=$SQLITE_TEST_PATH.$run")
       ;;
     postgres-*) env+=(TEST_DATABASE=postgres "PGDATABASE=$(pg_database "$run")") ;;
+    mariadb-*) env+=(TEST_DATABASE=mariadb "MYSQL_DATABASE=$(mysql_database "$run")") ;;
   esac
   case $run in *-swapped) args+=(--ds=tests.settings_swapped) ;; esac
-  # PostgreSQL with the swapped models: the tests that need PostgreSQL (concurrency, real
-  # processes, migrations over rows) unless arguments choose otherwise; everything else about
-  # the swapped models runs in full on SQLite. TEST_FULL_SWAPPED_POSTGRES=1 runs it all.
-  if [ "$run" = postgres-swapped ] && [ ${#PYTEST_ARGS[@]} -eq 0 ] \
-    && [ "${TEST_FULL_SWAPPED_POSTGRES:-}" != 1 ]; then
-    args+=(-m postgres)
+  # A server with the swapped models: the tests that need a server (concurrency, real
+  # processes, migrations over rows) and the string course keys, unless arguments choose
+  # otherwise; everything else about the swapped models runs in full on SQLite.
+  # TEST_FULL_SWAPPED_POSTGRES=1 / TEST_FULL_SWAPPED_MARIADB=1 run it all.
+  if [ ${#PYTEST_ARGS[@]} -eq 0 ] && {
+    { [ "$run" = postgres-swapped ] && [ "${TEST_FULL_SWAPPED_POSTGRES:-}" != 1 ]; } \
+      || { [ "$run" = mariadb-swapped ] && [ "${TEST_FULL_SWAPPED_MARIADB:-}" != 1 ]; }
+  }; then
+    args+=(-m "postgres or concurrent or string_course_key")
   fi
   start=$SECONDS
   env "${env[@]}" "$PY" -m pytest "${args[@]}" ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} \

@@ -10,6 +10,7 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 from model_bakery import baker
 
@@ -21,46 +22,69 @@ from liveclass_booking.models import (
 )
 
 
-def _postgres_unreachable() -> str | None:
-    import psycopg
-
+def _server_unreachable() -> str | None:
+    """Why the PostgreSQL or MariaDB/MySQL server of the settings does not answer, or None."""
     db = settings.DATABASES["default"]
-    # The server's maintenance database, as Django uses it to create the test database (the
-    # database the settings name need not exist); else the named one.
-    error = None
-    for dbname in ("postgres", db["NAME"]):
-        try:
-            psycopg.connect(
-                host=db["HOST"],
-                port=db["PORT"],
-                user=db["USER"],
-                password=db["PASSWORD"],
-                dbname=dbname,
-                connect_timeout=5,
-            ).close()
-        except psycopg.OperationalError as exc:
-            error = str(exc).strip()
-        else:
-            return None
-    return error
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        # The server's maintenance database, as Django uses it to create the test database
+        # (the database the settings name need not exist); else the named one.
+        error = None
+        for dbname in ("postgres", db["NAME"]):
+            try:
+                psycopg.connect(
+                    host=db["HOST"],
+                    port=db["PORT"],
+                    user=db["USER"],
+                    password=db["PASSWORD"],
+                    dbname=dbname,
+                    connect_timeout=5,
+                ).close()
+            except psycopg.OperationalError as exc:
+                error = str(exc).strip()
+            else:
+                return None
+        return error
+    import MySQLdb
+
+    try:  # no database named: the test database is made by the run
+        MySQLdb.connect(
+            host=db["HOST"],
+            port=int(db["PORT"]),
+            user=db["USER"],
+            password=db["PASSWORD"],
+            connect_timeout=5,
+        ).close()
+    except MySQLdb.OperationalError as exc:
+        return str(exc).strip()
+    return None
+
+
+SERVER_NAMES = {"postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-    if on_postgres:
-        problem = _postgres_unreachable()
+    vendor = connection.vendor
+    if vendor in SERVER_NAMES:
+        problem = _server_unreachable()
         if problem:
+            name = SERVER_NAMES[vendor]
             if os.environ.get("CI", "").lower() == "true":
-                raise pytest.UsageError(f"CI=true and PostgreSQL does not answer: {problem}")
-            skip = pytest.mark.skip(reason=f"PostgreSQL does not answer: {problem}")
+                raise pytest.UsageError(f"CI=true and {name} does not answer: {problem}")
+            skip = pytest.mark.skip(reason=f"{name} does not answer: {problem}")
             for item in items:
                 item.add_marker(skip)
             return
-    else:
-        skip_pg = pytest.mark.skip(reason="needs PostgreSQL (TEST_DATABASE=postgres)")
-        for item in items:
-            if "postgres" in item.keywords:
-                item.add_marker(skip_pg)
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (TEST_DATABASE=postgres)")
+    skip_server = pytest.mark.skip(
+        reason="needs concurrent connections: TEST_DATABASE=postgres or mariadb"
+    )
+    for item in items:
+        if "postgres" in item.keywords and vendor != "postgresql":
+            item.add_marker(skip_pg)
+        elif "concurrent" in item.keywords and vendor not in SERVER_NAMES:
+            item.add_marker(skip_server)
 
 
 def app_row_counts() -> dict[str, int]:

@@ -4,6 +4,9 @@
 (``postgres://user:password@host:port/name``) or the libpq variables ``PGHOST``, ``PGPORT``,
 ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE`` (defaults 127.0.0.1:5432, user postgres, name
 liveclass). Django creates its own test database, ``test_<name>``: none needs to exist.
+``TEST_DATABASE=mariadb`` (or ``mysql``) runs it on MariaDB or MySQL (``MYSQL_HOST``,
+``MYSQL_PORT``, ``MYSQL_USER``, ``MYSQL_PASSWORD``, ``MYSQL_DATABASE``; defaults
+127.0.0.1:3306, user root, no password), utf8mb4 under READ COMMITTED.
 Anything else runs it on SQLite.
 """
 
@@ -80,6 +83,25 @@ def postgres_from_env() -> dict[str, object]:
 
 if TEST_DATABASE == "postgres":
     DATABASES = {"default": postgres_from_env()}
+elif TEST_DATABASE in ("mariadb", "mysql"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("MYSQL_PORT", "3306"),
+            "USER": os.environ.get("MYSQL_USER", "root"),
+            "PASSWORD": os.environ.get("MYSQL_PASSWORD", ""),
+            "NAME": os.environ.get("MYSQL_DATABASE", "test"),
+            # READ COMMITTED is Django's default on MySQL/MariaDB and what the services assume
+            # (docs/concurrency.md); named here so that the suite does not depend on it.
+            "OPTIONS": {
+                "charset": "utf8mb4",
+                "isolation_level": "read committed",
+                "connect_timeout": 5,
+            },
+            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+        }
+    }
 else:
     DATABASES = {
         "default": {

@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from liveclass_booking.models import IdempotencyKey
-from tests.concurrency import race
+from tests.concurrency import innodb_deadlock, race
 
 URL = "liveclass_booking:booking-list"
 
@@ -145,7 +145,8 @@ class TestReplay:
         assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new-a"]
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrent
+@innodb_deadlock
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_requests_with_one_key_make_one_booking(
     session: Any, student: Any, booking_model: Any

@@ -489,9 +489,11 @@ def non_canonical(pk: Any) -> list[Any]:
         forms += [float(pk), pk + 0.9, f"{text}e0", [pk], {"pk": pk}, True]
         if pk >= 10:
             forms.append(f"{text[0]}_{text[1:]}")
-    else:
+    elif isinstance(pk, uuid.UUID):
         hexed = uuid.UUID(text).hex
         forms += [text.upper(), hexed, "{" + text + "}", f"urn:uuid:{text}", uuid.UUID(text).int]
+    else:  # a text key, e.g. course-v1:Org+Number+Run (MySQL/MariaDB compare it case-blind)
+        forms += [text.upper(), text.swapcase(), text.replace("+", " ")]
     return forms
 
 

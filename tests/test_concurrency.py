@@ -1,6 +1,5 @@
-"""The guarantees of docs/concurrency.md under real concurrent connections on PostgreSQL:
-threads, each with its own
-connection, released together."""
+"""The guarantees of docs/concurrency.md under real concurrent connections on PostgreSQL and
+MariaDB/MySQL: threads, each with its own connection, released together."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from liveclass_booking.choices import BookingStatus as S
 from liveclass_booking.models import BookingEvent, TeacherAvailability, TeacherBookingPolicy
 from tests.concurrency import outcomes, race
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.concurrent, pytest.mark.django_db(transaction=True)]
 
 
 def make_students(user_model: Any, count: int, prefix: str = "racer") -> list[Any]:
@@ -155,6 +154,7 @@ def test_many_double_approvals_one_wins(make_session: Any, student: Any, teacher
     assert BookingEvent.objects.filter(booking=booking, to_status="confirmed").count() == 1
 
 
+@pytest.mark.postgres  # the exclusion constraint exists on PostgreSQL only
 def test_database_refuses_overlapping_lessons_written_directly(
     teacher: Any, student: Any, course: Any, booking_model: Any
 ) -> None:

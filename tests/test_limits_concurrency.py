@@ -1,5 +1,6 @@
-"""Per-account limits under real concurrent requests on PostgreSQL: N requests of one student
-at once, through the REST API, each thread with its own connection, never pass a limit of M.
+"""Per-account limits under real concurrent requests on PostgreSQL and MariaDB/MySQL: N requests of
+one student at once, through the REST API, each thread with its own connection, never pass a
+limit of M.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from liveclass_booking.models import (
 )
 from tests.concurrency import race
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.concurrent, pytest.mark.django_db(transaction=True)]
 
 
 def iso(value: datetime) -> str:

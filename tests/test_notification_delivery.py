@@ -3,10 +3,10 @@ services write the outbox, the dispatcher sends it through Django's SMTP backend
 
 What arrives (recipients, subjects, one Message-ID per delivery, the calendar entry); retries
 with a doubling delay while the server refuses, giving up after the last attempt and the
-admin's retry; nothing from a change that rolled back. On PostgreSQL, with dispatcher
-processes (the management command): two at once send every mail exactly once; a dispatcher
-killed mid-run loses nothing and repeats at most the one mail it was sending; one asked to
-stop (SIGTERM) ends after the mail it is sending and leaves the rest to others at once.
+admin's retry; nothing from a change that rolled back. On PostgreSQL and MariaDB/MySQL, with
+dispatcher processes (the management command): two at once send every mail exactly once; a
+dispatcher killed mid-run loses nothing and repeats at most the one mail it was sending; one
+asked to stop (SIGTERM) ends after the mail it is sending and leaves the rest to others at once.
 """
 
 from __future__ import annotations
@@ -207,22 +207,35 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.05)
 
 
+def database_environment() -> dict[str, str]:
+    """The variables that point tests/settings.py at this test's database."""
+    db = connection.settings_dict
+    prefix = "PG" if connection.vendor == "postgresql" else "MYSQL_"
+    return {
+        "TEST_DATABASE": "postgres" if connection.vendor == "postgresql" else "mariadb",
+        **{
+            f"{prefix}{name}": str(db[key])
+            for name, key in [
+                ("HOST", "HOST"),
+                ("PORT", "PORT"),
+                ("USER", "USER"),
+                ("PASSWORD", "PASSWORD"),
+                ("DATABASE", "NAME"),
+            ]
+        },
+    }
+
+
 def start_dispatcher(sink: MailSink, *args: str) -> subprocess.Popen[str]:
     """``python -m django liveclass_booking_dispatch *args`` in a new process, on the test
     database (the one this test's connection uses) and mailing to ``sink``."""
-    db = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings_dispatch",
         # The settings the suite runs with (default or swapped models).
         "DISPATCH_BASE_SETTINGS": os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings"),
-        "TEST_DATABASE": "postgres",
-        "PGHOST": str(db["HOST"]),
-        "PGPORT": str(db["PORT"]),
-        "PGUSER": str(db["USER"]),
-        "PGPASSWORD": str(db["PASSWORD"]),
-        "PGDATABASE": str(db["NAME"]),
-        "DATABASE_URL": "",  # the PG* variables above name the test database
+        **database_environment(),
+        "DATABASE_URL": "",  # the variables above name the test database
         "EMAIL_PORT": str(sink.port),
         "LIVECLASS_BOOKING_CALENDAR_DOMAIN": DOMAIN,
         "PYTHONPATH": os.pathsep.join(
@@ -437,10 +450,10 @@ def test_a_change_that_rolls_back_sends_nothing(
     )
 
 
-# Dispatcher processes on PostgreSQL ----------------------------------------------------------
+# Dispatcher processes on PostgreSQL and MariaDB/MySQL ------------------------------------------
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrent
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)  # the processes see only committed rows
 def test_two_dispatcher_processes_send_every_mail_exactly_once(
@@ -489,7 +502,7 @@ def test_two_dispatcher_processes_send_every_mail_exactly_once(
     assert sum(sent) == 120, sent
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrent
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_dispatcher_killed_mid_run_loses_nothing_and_repeats_at_most_one_mail(
@@ -532,7 +545,7 @@ def test_a_dispatcher_killed_mid_run_loses_nothing_and_repeats_at_most_one_mail(
     assert set(ids.values()) <= {1, 2}
 
 
-@pytest.mark.postgres
+@pytest.mark.concurrent
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_dispatcher_asked_to_stop_ends_after_the_mail_it_is_sending(

@@ -1,7 +1,7 @@
-"""Recurring series under real concurrent connections on PostgreSQL: threads, each with its own
-connection, released together. Series racing each other and single bookings never overbook a
-session, never double-book the teacher or break the daily limit, and an all-or-nothing series
-is either booked whole or not at all."""
+"""Recurring series under real concurrent connections on PostgreSQL and MariaDB/MySQL: threads, each
+with its own connection, released together. Series racing each other and single bookings never
+overbook a session, never double-book the teacher or break the daily limit, and an all-or-nothing
+series is either booked whole or not at all."""
 
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ from liveclass_booking.policies import get_policy_resolver
 from liveclass_booking.recurrence import Recurrence
 from liveclass_booking.services import series as series_services
 from liveclass_booking.services import series_plan
-from tests.concurrency import outcomes, race
+from tests.concurrency import innodb_deadlock, outcomes, race
 from tests.test_waitlist_concurrency import assert_seats_exact, fresh, make_students
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.concurrent, pytest.mark.django_db(transaction=True)]
 
 BERLIN = ZoneInfo("Europe/Berlin")
 #: How an all-or-nothing series that lost its race is refused: by the plan (the winner is
@@ -119,6 +119,7 @@ def assert_left_nothing(student: Any) -> None:
 # Group series ----------------------------------------------------------------------------
 
 
+@innodb_deadlock
 def test_group_series_and_direct_bookings_racing_for_the_last_seats(
     teacher: Any, course: Any, user_model: Any
 ) -> None:

@@ -1,6 +1,7 @@
-"""The waitlist under real concurrent connections on PostgreSQL: threads, each with its own
-connection. Offers are accepted once, a seat offered to the queue is never taken by a direct
-booking, and seats_taken stays exact (bookings + open offers <= capacity) at every commit."""
+"""The waitlist under real concurrent connections on PostgreSQL and MariaDB/MySQL: threads, each
+with its own connection. Offers are accepted once, a seat offered to the queue is never taken by
+a direct booking, and seats_taken stays exact (bookings + open offers <= capacity) at every
+commit."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from liveclass_booking.choices import WaitlistStatus as W
 from liveclass_booking.exceptions import InvalidTransition, SessionFull
 from liveclass_booking.models import BookingEvent, SessionWaitlist, get_session_model
 from liveclass_booking.services import waitlist as waitlist_services
-from tests.concurrency import outcomes, race
+from tests.concurrency import innodb_deadlock, outcomes, race
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.concurrent, pytest.mark.django_db(transaction=True)]
 
 
 def make_students(user_model: Any, count: int, prefix: str) -> list[Any]:
@@ -52,7 +53,7 @@ def fresh(obj: Any) -> Any:
 def seat_count(session: Any) -> dict[str, int]:
     """The session's seat figures, read in one snapshot."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor in ("postgresql", "mysql"):
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         current = get_session_model().objects.get(pk=session.pk)
@@ -170,6 +171,7 @@ def test_one_student_joining_from_many_clients_is_queued_once(
     assert SessionWaitlist.objects.filter(session=session, student_user=waiter).count() == 1
 
 
+@innodb_deadlock
 def test_direct_bookings_never_take_a_seat_offered_to_the_queue(
     make_session: Any, user_model: Any, teacher: Any
 ) -> None:
@@ -198,6 +200,7 @@ def test_direct_bookings_never_take_a_seat_offered_to_the_queue(
     assert not session.bookings.filter(student_user__in=outsiders).exists()
 
 
+@innodb_deadlock
 def test_thirty_cancellations_and_accepts_interleaved_across_threads(
     make_session: Any, user_model: Any, teacher: Any
 ) -> None:

@@ -84,14 +84,18 @@ def bounded(key: str) -> list[Any]:
     return [MinValueValidator(low), MaxValueValidator(high)]
 
 
-def _bounds_constraint(key: str, nullable: bool = False) -> models.CheckConstraint:
+def _bounds_constraint(
+    key: str, nullable: bool = False, short: str | None = None
+) -> models.CheckConstraint:
+    """``short`` replaces ``key`` in the constraint's name where the full name would pass the
+    64 characters MySQL and MariaDB allow."""
     low, high = conf.POLICY_BOUNDS[key]
     condition = Q(**{f"{key}__gte": low, f"{key}__lte": high})
     if nullable:
         condition |= Q(**{f"{key}__isnull": True})
     return models.CheckConstraint(
         condition=condition,
-        name=_name(f"{key}_range"),
+        name=_name(f"{short or key}_range"),
         violation_error_message=_("%(field)s must be between %(low)d and %(high)d.")
         % {"field": key, "low": low, "high": high},
     )
@@ -596,10 +600,10 @@ class AbstractTeacherBookingPolicy(models.Model):
             ),
             _bounds_constraint("min_notice_hours"),
             _bounds_constraint("cancel_window_hours"),
-            _bounds_constraint("buffer_before_minutes"),
-            _bounds_constraint("buffer_after_minutes"),
-            _bounds_constraint("max_bookings_per_day", nullable=True),
-            _bounds_constraint("approval_timeout_hours"),
+            _bounds_constraint("buffer_before_minutes", short="buffer_before"),
+            _bounds_constraint("buffer_after_minutes", short="buffer_after"),
+            _bounds_constraint("max_bookings_per_day", nullable=True, short="max_per_day"),
+            _bounds_constraint("approval_timeout_hours", short="approval_timeout"),
         ]
 
     def __str__(self) -> str:
@@ -1258,7 +1262,7 @@ class AbstractNotificationDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["event", "recipient", "channel"],
-                name=_name("event_recipient_channel_uniq"),
+                name=_name("event_recipient_uniq"),
                 violation_error_message=_("This event already goes to this recipient."),
             ),
             _choices_constraint("status", DeliveryStatus),

@@ -363,11 +363,14 @@ def database_warnings(alias: str) -> list[CheckMessage]:
     if vendor == "mysql":
         return [
             Warning(
-                f"Database {alias!r} is MySQL/MariaDB: overlapping one-on-one bookings and "
-                "second active bookings of a student are refused only by the service layer "
-                "(row locks), not by database constraints, so raw ORM writes can bypass them.",
+                f"Database {alias!r} is MySQL/MariaDB, which creates neither partial unique "
+                "nor exclusion constraints: a write that bypasses liveclass_booking.services "
+                "(raw ORM or SQL) can create overlapping one-on-one bookings of a teacher or a "
+                "second active booking of a student for one session. The services refuse both "
+                "under row locks, also under concurrency.",
                 hint="Change bookings only through liveclass_booking.services, with InnoDB "
-                "tables. Silence with SILENCED_SYSTEM_CHECKS once you accept this.",
+                "tables under READ COMMITTED. Silence with SILENCED_SYSTEM_CHECKS once you "
+                "accept this.",
                 id="liveclass_booking.W002",
             )
         ]

@@ -1,4 +1,5 @@
-"""A host's own models swapped in for Course, Session and Booking, with a UUID-keyed user."""
+"""A host's own models swapped in for Course, Session and Booking: a course keyed by strings
+such as ``course-v1:Org+Number+Run`` and a UUID-keyed user."""
 
 import uuid
 
@@ -13,10 +14,16 @@ class User(AbstractUser):
     timezone = models.CharField(max_length=64, default="UTC")
 
 
-class Course(models.Model):
-    """A host course that does not derive from the library's course."""
+def course_key() -> str:
+    """A new course key in Open edX's form, ``course-v1:{org}+{number}+{run}``."""
+    return f"course-v1:LiveOrg+C{uuid.uuid4().hex[:10]}+2030_T1"
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+
+class Course(models.Model):
+    """A host course that does not derive from the library's course, keyed by a string as
+    Open edX's course keys are (its ``CourseOverview`` has a ``CharField`` primary key)."""
+
+    id = models.CharField(primary_key=True, max_length=255, default=course_key)
     code = models.CharField(max_length=20, unique=True)
     name = models.CharField(max_length=200)
 

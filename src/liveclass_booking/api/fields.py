@@ -47,6 +47,14 @@ def canonical_pk(pk_field: models.Field[Any, Any], value: Any) -> Any:
     return python
 
 
+def same_key(found: Any, asked: Any) -> bool:
+    """Whether the key of a row the database found is the key asked for, character for
+    character: MySQL and MariaDB compare text under the column's collation, usually
+    case-insensitive and blind to trailing spaces, so ``COURSE-V1:...`` or ``key `` would find
+    the row of ``course-v1:...`` or ``key``."""
+    return bool(found == asked)
+
+
 class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField[Any]):
     """A related object named by its primary key, given exactly as the key renders (see
     :func:`canonical_pk`). Anything else is ``invalid`` like the id of a missing object."""
@@ -61,9 +69,12 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField[Any]):
                 self.fail("incorrect_type", data_type=type(data).__name__)
             self.fail("does_not_exist", pk_value=data)
         try:
-            return queryset.get(pk=pk)
+            found = queryset.get(pk=pk)
         except ObjectDoesNotExist:
             self.fail("does_not_exist", pk_value=data)
+        if not same_key(found.pk, pk):
+            self.fail("does_not_exist", pk_value=data)
+        return found
 
 
 #: A time followed by a space and an offset's digits: the ``+`` of ``+01:00`` that a query

@@ -23,7 +23,13 @@ from ..choices import (
 from ..models import BookingSeries, SessionWaitlist, get_booking_model, get_session_model
 from ..querysets import overdue_requests
 from ..timebounds import OutOfRange, to_utc
-from .fields import PLUS_AS_SPACE_MESSAGE, NotCanonical, canonical_pk, plus_became_space
+from .fields import (
+    PLUS_AS_SPACE_MESSAGE,
+    NotCanonical,
+    canonical_pk,
+    plus_became_space,
+    same_key,
+)
 
 
 class AwareIsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -69,11 +75,17 @@ class CanonicalModelChoiceField(django_filters.fields.ModelChoiceField):
             opts = self.queryset.model._meta
             field = opts.get_field(self.to_field_name) if self.to_field_name else opts.pk
             try:
-                canonical_pk(field, value)
+                key = canonical_pk(field, value)
             except NotCanonical:
                 raise forms.ValidationError(
                     self.error_messages["invalid_choice"], code="invalid_choice"
                 ) from None
+            found = super().to_python(value)
+            if found is not None and not same_key(field.value_from_object(found), key):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"], code="invalid_choice"
+                )
+            return found
         return super().to_python(value)
 
 

@@ -44,7 +44,7 @@ from ..recurrence import Recurrence
 from ..services import idempotency
 from . import serializers as s
 from .errors import exception_handler
-from .fields import NotCanonical, canonical_pk
+from .fields import NotCanonical, canonical_pk, same_key
 from .filters import BookingFilter, SeriesFilter, SessionFilter, WaitlistFilter
 from .ics import AnyAccept, calendar_response, calendar_schema, in_language_of
 from .parsers import JSONParser
@@ -111,10 +111,13 @@ class LiveClassViewSet(viewsets.GenericViewSet[Any]):
         opts = self.get_queryset().model._meta
         field = opts.pk if self.lookup_field == "pk" else opts.get_field(self.lookup_field)
         try:
-            canonical_pk(field, lookup)
+            key = canonical_pk(field, lookup)
         except NotCanonical:
             raise NotFound() from None
-        return super().get_object()
+        found = super().get_object()
+        if not same_key(field.value_from_object(found), key):
+            raise NotFound()
+        return found
 
     def create_once(self, request: Request, scope: str, produce: Any) -> Response:
         """Answer a POST that creates something, honouring an ``Idempotency-Key`` header.

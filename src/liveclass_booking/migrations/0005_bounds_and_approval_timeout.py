@@ -277,7 +277,7 @@ class Migration(migrations.Migration):
                 condition=models.Q(
                     ("buffer_before_minutes__gte", 0), ("buffer_before_minutes__lte", 1440)
                 ),
-                name="liveclass_booking_teacherbookingpolicy_buffer_before_minutes_range",
+                name="liveclass_booking_teacherbookingpolicy_buffer_before_range",
                 violation_error_message="buffer_before_minutes must be between 0 and 1440.",
             ),
         ),
@@ -287,7 +287,7 @@ class Migration(migrations.Migration):
                 condition=models.Q(
                     ("buffer_after_minutes__gte", 0), ("buffer_after_minutes__lte", 1440)
                 ),
-                name="liveclass_booking_teacherbookingpolicy_buffer_after_minutes_range",
+                name="liveclass_booking_teacherbookingpolicy_buffer_after_range",
                 violation_error_message="buffer_after_minutes must be between 0 and 1440.",
             ),
         ),
@@ -299,7 +299,7 @@ class Migration(migrations.Migration):
                     ("max_bookings_per_day__isnull", True),
                     _connector="OR",
                 ),
-                name="liveclass_booking_teacherbookingpolicy_max_bookings_per_day_range",
+                name="liveclass_booking_teacherbookingpolicy_max_per_day_range",
                 violation_error_message="max_bookings_per_day must be between 1 and 1000.",
             ),
         ),
@@ -309,7 +309,7 @@ class Migration(migrations.Migration):
                 condition=models.Q(
                     ("approval_timeout_hours__gte", 1), ("approval_timeout_hours__lte", 8760)
                 ),
-                name="liveclass_booking_teacherbookingpolicy_approval_timeout_hours_range",
+                name="liveclass_booking_teacherbookingpolicy_approval_timeout_range",
                 violation_error_message="approval_timeout_hours must be between 1 and 8760.",
             ),
         ),

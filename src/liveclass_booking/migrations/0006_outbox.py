@@ -288,7 +288,7 @@ class Migration(migrations.Migration):
             model_name="notificationdelivery",
             constraint=models.UniqueConstraint(
                 fields=("event", "recipient", "channel"),
-                name="liveclass_booking_notificationdelivery_event_recipient_channel_uniq",
+                name="liveclass_booking_notificationdelivery_event_recipient_uniq",
                 violation_error_message="This event already goes to this recipient.",
             ),
         ),

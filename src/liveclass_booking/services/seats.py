@@ -114,7 +114,9 @@ def take_seats(session_pk: Any, seats: int, now: datetime) -> bool:
             pk=session_pk,
             status=SessionStatus.SCHEDULED,
             start_at_utc__gt=now,
-            seats_taken__lte=F("capacity") - seats,
+            # Not seats_taken <= capacity - seats: on MySQL/MariaDB the columns are unsigned
+            # and the subtraction fails when the capacity is below the seats asked for.
+            capacity__gte=F("seats_taken") + seats,
         )
         .update(seats_taken=F("seats_taken") + seats)
     )

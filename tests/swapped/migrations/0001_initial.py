@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import liveclass_booking.validators
+import tests.swapped.models
 
 
 class Migration(migrations.Migration):
@@ -26,8 +27,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.UUIDField(
-                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    models.CharField(
+                        default=tests.swapped.models.course_key,
+                        max_length=255,
+                        primary_key=True,
+                        serialize=False,
                     ),
                 ),
                 ("code", models.CharField(max_length=20, unique=True)),
