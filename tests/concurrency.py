@@ -7,20 +7,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from liveclass_booking.exceptions import BookingError
-
-#: Races that InnoDB can end in a deadlock (error 1213): its foreign-key checks take shared
-#: locks on the referenced user and session rows, which the services' FOR UPDATE locks wait
-#: for, so a request holding one such lock and inserting a row can wait on another that holds
-#: the user lock. PostgreSQL's FOR NO KEY UPDATE does not conflict with its key-share checks.
-#: See docs/concurrency.md (MySQL and MariaDB).
-innodb_deadlock = pytest.mark.skipif(
-    connection.vendor == "mysql",
-    reason="can end in an InnoDB deadlock on MySQL/MariaDB (docs/concurrency.md)",
-)
 
 
 def race(count: int, work: Callable[[int], Any]) -> list[tuple[str, Any]]:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from liveclass_booking.models import IdempotencyKey
-from tests.concurrency import innodb_deadlock, race
+from tests.concurrency import race
 
 URL = "liveclass_booking:booking-list"
 
@@ -146,7 +146,6 @@ class TestReplay:
 
 
 @pytest.mark.concurrent
-@innodb_deadlock
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_requests_with_one_key_make_one_booking(
     session: Any, student: Any, booking_model: Any

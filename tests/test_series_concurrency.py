@@ -32,7 +32,7 @@ from liveclass_booking.policies import get_policy_resolver
 from liveclass_booking.recurrence import Recurrence
 from liveclass_booking.services import series as series_services
 from liveclass_booking.services import series_plan
-from tests.concurrency import innodb_deadlock, outcomes, race
+from tests.concurrency import outcomes, race
 from tests.test_waitlist_concurrency import assert_seats_exact, fresh, make_students
 
 pytestmark = [pytest.mark.concurrent, pytest.mark.django_db(transaction=True)]
@@ -119,7 +119,6 @@ def assert_left_nothing(student: Any) -> None:
 # Group series ----------------------------------------------------------------------------
 
 
-@innodb_deadlock
 def test_group_series_and_direct_bookings_racing_for_the_last_seats(
     teacher: Any, course: Any, user_model: Any
 ) -> None:

@@ -277,6 +277,7 @@ class TestDatabaseWarnings:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(connection, "vendor", "mysql")
+        monkeypatch.setitem(connection.settings_dict, "OPTIONS", {})  # SQLite's, not theirs
         [warning] = check_databases()
         assert "bypass" in warning.msg
         assert "overlapping one-on-one" in warning.msg

@@ -29,7 +29,14 @@ from ..models import BookingSeriesItem, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from .attempts import BookingAttempt, build_booking
 from .availability import TeacherSchedule
-from .common import is_staff, lock_users, require_aware, require_manager, same_user
+from .common import (
+    is_staff,
+    lock_users,
+    require_aware,
+    require_manager,
+    retry_on_deadlock,
+    same_user,
+)
 from .outbox import notify, write
 from .rules import (
     LESSON_MEETING_FIELDS,
@@ -72,6 +79,7 @@ __all__ = [
 # Group sessions ----------------------------------------------------------------------------
 
 
+@retry_on_deadlock
 def book_group_session(
     *, student: Any, session: Any, seats: int = 1, note: str = "", actor: Any = None
 ) -> Any:
@@ -181,6 +189,7 @@ def create_group_booking(
 # One-on-one lessons ------------------------------------------------------------------------
 
 
+@retry_on_deadlock
 def request_one_on_one(
     *,
     student: Any,
@@ -276,6 +285,7 @@ def _create_one_on_one(
 # Decisions and status changes --------------------------------------------------------------
 
 
+@retry_on_deadlock
 def approve_booking(
     booking: Any, *, actor: Any = None, teacher_note: str = "", **meeting: str
 ) -> Any:
@@ -300,6 +310,7 @@ def approve_booking(
         return transition(booking, BookingStatus.CONFIRMED, actor=actor, **fields)
 
 
+@retry_on_deadlock
 def decline_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Decline a pending booking (teacher or staff); its seats are freed."""
     require_bounded_text(reason=reason)
@@ -315,6 +326,7 @@ def decline_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any
         )
 
 
+@retry_on_deadlock
 def cancel_booking(booking: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Cancel a pending or confirmed booking.
 
@@ -386,16 +398,19 @@ def _mark(booking: Any, status: str, actor: Any) -> Any:
         return transition(booking, status, actor=actor, check=started)
 
 
+@retry_on_deadlock
 def mark_attended(booking: Any, *, actor: Any = None) -> Any:
     """Mark a confirmed booking attended, once it has started (teacher or staff)."""
     return _mark(booking, BookingStatus.ATTENDED, actor)
 
 
+@retry_on_deadlock
 def mark_no_show(booking: Any, *, actor: Any = None) -> Any:
     """Mark a confirmed booking as a no-show, once it has started (teacher or staff)."""
     return _mark(booking, BookingStatus.NO_SHOW, actor)
 
 
+@retry_on_deadlock
 def reschedule_booking(
     booking: Any,
     *,
@@ -521,6 +536,7 @@ def reschedule_booking(
 # A lesson's meeting details ----------------------------------------------------------------
 
 
+@retry_on_deadlock
 def set_lesson_meeting(booking: Any, *, actor: Any = None, **meeting: str) -> Any:
     """Give or change an active one-on-one lesson's meeting details (teacher or staff): the
     given fields of ``meeting_link``, ``meeting_id`` and ``meeting_passcode`` replace the

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from datetime import datetime
-from functools import partial
-from typing import Any
+from functools import partial, wraps
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.dispatch import Signal
 
 from ..exceptions import NaiveDatetime, NotAllowed
@@ -27,6 +30,47 @@ def require_aware(value: Any, field: str) -> datetime:
             field=field,
         )
     return value
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: How many times a service runs when its transaction is chosen as a deadlock victim.
+DEADLOCK_ATTEMPTS = 10
+
+
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether the database rolled back a transaction to break a deadlock (PostgreSQL
+    ``40P01``, a serialization failure ``40001``; MySQL/MariaDB 1213, or 1205 when a lock wait
+    timed out)."""
+    cause = exc.__cause__ or exc
+    state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    if state in ("40P01", "40001"):
+        return True
+    args: tuple[Any, ...] = tuple(getattr(cause, "args", ()))
+    return bool(args) and args[0] in (1213, 1205)
+
+
+def retry_on_deadlock(func: F) -> F:
+    """Run a service again (up to ``DEADLOCK_ATTEMPTS`` times, after a short random pause)
+    when its transaction was rolled back to break a deadlock. InnoDB's foreign-key checks take
+    shared locks that can cross the services' row locks under contention; the rolled-back
+    attempt left nothing behind, so running it again is safe. Inside a caller's transaction
+    it runs once: the caller's whole transaction is what would have to run again."""
+
+    @wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if connection.in_atomic_block:
+            return func(*args, **kwargs)
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                return func(*args, **kwargs)
+            except DatabaseError as exc:
+                if attempt == DEADLOCK_ATTEMPTS or not is_deadlock(exc):
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * min(attempt, 4))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return run  # type: ignore[return-value]
 
 
 def send_after_commit(signal: Signal, sender: Any, **kwargs: Any) -> None:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from ..conf import booking_settings
 from ..exceptions import IdempotencyConflict, InvalidInput
 from ..models import IdempotencyKey
+from .common import retry_on_deadlock
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -65,6 +66,7 @@ def purge_expired_keys(user: Any = None) -> int:
     return deleted
 
 
+@retry_on_deadlock
 def run_once(
     *,
     user: Any,

@@ -48,7 +48,7 @@ from ..models import (
 )
 from ..policies import get_policy_resolver
 from ..recurrence import Recurrence, SkippedTime
-from .common import is_staff, require_manager, same_user, send_after_commit
+from .common import is_staff, require_manager, retry_on_deadlock, same_user, send_after_commit
 from .outbox import notify
 from .rules import (
     require_bounded_text,
@@ -78,6 +78,7 @@ MEETING_FIELDS = ("default_meeting_link", "default_meeting_id", "default_meeting
 # Creating ---------------------------------------------------------------------------------
 
 
+@retry_on_deadlock
 def create_series(
     *,
     student: Any,
@@ -253,6 +254,7 @@ def _stop_future(
     return results
 
 
+@retry_on_deadlock
 def pause_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Pause an active series: its future occurrences' bookings are cancelled (seats and the
     teacher's time freed, waitlists left) and the occurrences marked ``paused``; the booked
@@ -270,6 +272,7 @@ def pause_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     return locked
 
 
+@retry_on_deadlock
 def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
     """Resume a paused series: each paused occurrence still to come is booked again under
     the usual rules (or waitlisted, or skipped with its code); returns the report."""
@@ -297,6 +300,7 @@ def resume_series(series: Any, *, actor: Any = None) -> SeriesReport:
     return report
 
 
+@retry_on_deadlock
 def cancel_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Cancel an active or paused series: only the occurrences still to come are cancelled
     (past ones, their bookings and attendance stay as they were)."""
@@ -313,6 +317,7 @@ def cancel_series(series: Any, *, actor: Any = None, reason: str = "") -> Any:
     return locked
 
 
+@retry_on_deadlock
 def extend_series(
     series: Any,
     *,

@@ -26,6 +26,7 @@ from ..recurrence import Recurrence, SkippedTime
 from .common import (
     require_aware,
     require_manager,
+    retry_on_deadlock,
     send_after_commit,
 )
 from .outbox import notify
@@ -99,6 +100,7 @@ def check_new_session(session: Any, *, actor: Any = None) -> None:
     _validate(session)
 
 
+@retry_on_deadlock
 def create_session(
     *,
     teacher: Any,
@@ -132,6 +134,7 @@ def create_session(
     return session
 
 
+@retry_on_deadlock
 def create_recurring_sessions(
     *,
     teacher: Any,
@@ -175,6 +178,7 @@ def check_session_change(session: Any, *, actor: Any = None) -> None:
         raise InvalidTransition(f"A {session.status} session cannot be changed.")
 
 
+@retry_on_deadlock
 def update_session(session: Any, *, actor: Any = None, **changes: Any) -> Any:
     """Change a scheduled session. Capacity never goes below the seats taken; new times carry
     over to the session's active bookings."""
@@ -298,6 +302,7 @@ def _shorten_offers(session: Any) -> None:
             schedule_offer_expiry(pk, session.start_at_utc)
 
 
+@retry_on_deadlock
 def cancel_session(session: Any, *, actor: Any = None, reason: str = "") -> Any:
     """Cancel a scheduled session, its active bookings and its waitlist entries (audited)."""
     require_bounded_text(reason=reason)

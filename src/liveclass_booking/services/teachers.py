@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 
 from ..exceptions import InvalidInput, NotAllowed
 from ..policies import get_policy_resolver
-from .common import require_manager
+from .common import require_manager, retry_on_deadlock
 
 
 def check_teacher_row(row: Any, *, actor: Any = None, original: Any = None) -> None:
@@ -31,6 +31,7 @@ def check_teacher_row(row: Any, *, actor: Any = None, original: Any = None) -> N
         raise NotAllowed(f"{row.teacher} may not teach this course.")
 
 
+@retry_on_deadlock
 def save_teacher_row(row: Any, *, actor: Any = None, original: Any = None) -> Any:
     """Check (:func:`check_teacher_row`), validate and save a policy or availability row.
 
@@ -54,6 +55,7 @@ def save_teacher_row(row: Any, *, actor: Any = None, original: Any = None) -> An
     return row
 
 
+@retry_on_deadlock
 def delete_teacher_row(row: Any, *, actor: Any = None) -> None:
     """Delete a policy or availability row on behalf of ``actor``."""
     require_manager(actor, row, "manage this teacher's entries")

@@ -39,7 +39,14 @@ from ..exceptions import (
 from ..models import SessionWaitlist, get_booking_model
 from ..policies import get_policy_resolver
 from .bookings import create_group_booking
-from .common import is_staff, lock_users, require_manager, same_user, send_after_commit
+from .common import (
+    is_staff,
+    lock_users,
+    require_manager,
+    retry_on_deadlock,
+    same_user,
+    send_after_commit,
+)
 from .outbox import write
 from .rules import check_student_totals, limits_for, require_bounded_text, require_may_book
 from .seats import (
@@ -71,6 +78,7 @@ def _require_bookable(session: Any, now: datetime) -> None:
         raise SessionNotBookable("This session has already started.")
 
 
+@retry_on_deadlock
 def join_waitlist(*, student: Any, session: Any, actor: Any = None) -> Any:
     """Put ``student`` at the back of the waitlist of a full, scheduled, future session.
 
@@ -122,6 +130,7 @@ def join_waitlist(*, student: Any, session: Any, actor: Any = None) -> Any:
     return entry
 
 
+@retry_on_deadlock
 def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
     """Turn the seat an offer holds into a booking of the entry's student and return it.
 
@@ -197,6 +206,7 @@ def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) 
     return booking
 
 
+@retry_on_deadlock
 def leave_waitlist(entry: Any, *, actor: Any = None) -> Any:
     """Take the entry off the waitlist (its student, the session's teacher or staff).
 
@@ -235,6 +245,7 @@ def leave_waitlist(entry: Any, *, actor: Any = None) -> Any:
     return entry
 
 
+@retry_on_deadlock
 def expire_offer(entry: Any, *, actor: Any = None, only_if_due: bool = False) -> Any:
     """Expire an open offer now and pass its seat on; with ``only_if_due``, only once its time
     is up. Returns the entry, or None when there was nothing to expire (idempotent)."""
@@ -252,6 +263,7 @@ def expire_offer(entry: Any, *, actor: Any = None, only_if_due: bool = False) ->
     return entry
 
 
+@retry_on_deadlock
 def offer_seats(session: Any, *, actor: Any = None) -> list[Any]:
     """Expire the session's offers past their time and offer every free seat to the students
     waiting, in join order. Returns the new offers. Idempotent."""
