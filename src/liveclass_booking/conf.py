@@ -216,6 +216,11 @@ class LiveClassBookingSettings:
         return value
 
     @property
+    def BUSY_ALLOW_PRIVATE_ADDRESSES(self) -> bool:
+        """Whether imported calendars may be fetched from non-public addresses."""
+        return bool(self._get("BUSY_ALLOW_PRIVATE_ADDRESSES", False))
+
+    @property
     def TASK_BACKEND(self) -> str:
         return str(self._get("TASK_BACKEND", "default"))
 
