@@ -21,13 +21,14 @@ from ..choices import BookingStatus, BookingType, SessionStatus
 from ..conf import booking_settings
 from ..models import BookingSeriesItem, get_booking_model, get_session_model
 from ..policies import display_name, get_policy_resolver
+from ..querysets import overdue_requests
 from .ics import ATTENDING, Entry, booking_entry, chain_roots, session_entry, to_ical
 
 
 def attending(now: datetime) -> Q:
     """Bookings that hold (or held) their place: not ended by a decision, a cancellation or
     an approval timeout (``ATTENDING`` by their ``current_status``)."""
-    return Q(status__in=ATTENDING) & ~Q(status=BookingStatus.PENDING, approval_expires_at__lte=now)
+    return Q(status__in=ATTENDING) & ~overdue_requests(now)
 
 
 def _listed_bookings(now: datetime) -> Q:
