@@ -478,6 +478,11 @@ class AbstractLiveClassBooking(models.Model):
     def __str__(self) -> str:
         return f"{self.get_booking_type_display()} {self.start_at_utc:%Y-%m-%d %H:%M} UTC"
 
+    def is_party(self, user: Any) -> bool:
+        """Whether ``user`` is this booking's student or teacher (who see its passcode)."""
+        pk = getattr(user, "pk", None)
+        return pk is not None and pk in (self.student_user_id, self.teacher_id)
+
     @property
     def meeting(self) -> Any:
         """What holds this booking's meeting details (``meeting_link``, ``meeting_id``,

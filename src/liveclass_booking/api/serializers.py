@@ -322,8 +322,7 @@ class BookingSerializer(NamesMixin, ModelSerializer[Any]):
         return str(obj.meeting.meeting_id) if obj.is_active else ""
 
     def get_meeting_passcode(self, obj: Any) -> str:
-        user = self.context["request"].user
-        own = user.pk in (obj.student_user_id, obj.teacher_id)
+        own = obj.is_party(self.context["request"].user)
         return str(obj.meeting.meeting_passcode) if obj.is_active and own else ""
 
     @extend_schema_field(CalendarLinksSerializer)

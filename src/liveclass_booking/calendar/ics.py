@@ -170,7 +170,7 @@ def booking_entry(
     status = status or booking_calendar_status(booking)
     viewer_pk = getattr(viewer, "pk", None)
     teaching = viewer_pk is not None and viewer_pk == booking.teacher_id
-    owner = teaching or (viewer_pk is not None and viewer_pk == booking.student_user_id)
+    owner = booking.is_party(viewer)
     summary = booking_title(booking)
     if teaching:
         summary = f"{summary} · {display_name(booking.student_user)}"
