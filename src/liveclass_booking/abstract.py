@@ -26,6 +26,8 @@ from .choices import (
     ACTIVE_BOOKING_STATUSES,
     BookingStatus,
     BookingType,
+    BusySourceKind,
+    BusySyncStatus,
     DeliveryStatus,
     ExceptionKind,
     Frequency,
@@ -1349,3 +1351,107 @@ class AbstractLegacyImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}:{self.kind}:{self.legacy_key} → {self.object_id}"
+
+
+class AbstractBusySource(models.Model):
+    """A teacher's own calendar whose busy times block their one-on-one time: an iCalendar
+    feed URL or a CalDAV calendar. The feed URL (which often carries a private token) and the
+    CalDAV password are stored encrypted (docs/calendar.md); the API and the admin never show
+    them. The sync keeps the last good busy periods whenever a fetch fails."""
+
+    Kind = BusySourceKind
+    Status = BusySyncStatus
+    objects: ClassVar[models.Manager[Any]]
+
+    teacher = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_booking_busy_sources",
+        verbose_name=_("teacher"),
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=BusySourceKind.choices)
+    url_hint = models.CharField(
+        _("address"),
+        max_length=200,
+        help_text=_("The calendar's address without its secret parts."),
+    )
+    url_encrypted = models.TextField(_("encrypted address"))
+    username = models.CharField(_("user name"), max_length=200, blank=True)
+    password_encrypted = models.TextField(_("encrypted password"), blank=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=BusySyncStatus.choices, default=BusySyncStatus.NEW
+    )
+    last_error_code = models.CharField(_("last error code"), max_length=40, blank=True)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(
+        _("last synced at"), null=True, blank=True, help_text=_("The last successful sync.")
+    )
+    next_sync_at = models.DateTimeField(_("next sync at"), default=timezone.now)
+    failure_count = models.PositiveIntegerField(_("failures in a row"), default=0)
+    etag = models.CharField(_("ETag"), max_length=500, blank=True)
+    last_modified = models.CharField(_("Last-Modified"), max_length=100, blank=True)
+    synced_until = models.DateTimeField(
+        _("synced until"),
+        null=True,
+        blank=True,
+        help_text=_("The end of the time range the last successful sync read."),
+    )
+    period_count = models.PositiveIntegerField(_("busy periods"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("teacher", "created_at", "pk")
+        verbose_name = _("busy calendar")
+        verbose_name_plural = _("busy calendars")
+        indexes = [models.Index(fields=["enabled", "next_sync_at"])]
+        constraints = [
+            _choices_constraint("kind", BusySourceKind),
+            _choices_constraint("status", BusySyncStatus),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.url_hint
+
+
+class AbstractBusyPeriod(models.Model):
+    """A time a teacher is busy according to one of their busy sources, in UTC. Titles and
+    other details of the teacher's events are never stored."""
+
+    objects: ClassVar[models.Manager[Any]]
+
+    source = models.ForeignKey(
+        "liveclass_booking.BusySource",
+        on_delete=models.CASCADE,
+        related_name="periods",
+        verbose_name=_("source"),
+    )
+    teacher = models.ForeignKey(
+        USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="liveclass_booking_busy_periods",
+        verbose_name=_("teacher"),
+    )
+    start_at_utc = models.DateTimeField(_("start (UTC)"))
+    end_at_utc = models.DateTimeField(_("end (UTC)"))
+
+    class Meta:
+        abstract = True
+        ordering = ("teacher", "start_at_utc", "pk")
+        verbose_name = _("busy period")
+        verbose_name_plural = _("busy periods")
+        indexes = [models.Index(fields=["teacher", "start_at_utc"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_at_utc__gt=F("start_at_utc")),
+                name=_name("ends_after_start"),
+                violation_error_message=_("A busy period must end after it starts."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start_at_utc:%Y-%m-%d %H:%M}–{self.end_at_utc:%H:%M} UTC"

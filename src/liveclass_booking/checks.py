@@ -84,7 +84,8 @@ def check_settings(
 ) -> list[CheckMessage]:
     """E002/E003: the policy resolver; E005: the default policy; E006/E007: the lifetimes;
     E008: the series cap; E009: the limits; E010: the throttle rates; E011–E013: the
-    notifier, the reminder offsets and the delivery settings; E014: the calendar feed."""
+    notifier, the reminder offsets and the delivery settings; E014: the calendar feed; E016:
+    the busy-calendar import."""
     from .policies import DefaultPolicyResolver
 
     messages: list[CheckMessage] = []
@@ -139,6 +140,7 @@ def check_settings(
         )
     messages.extend(_check_notifications())
     messages.extend(_check_calendar_feed())
+    messages.extend(_check_busy_import())
     return messages
 
 
@@ -162,6 +164,26 @@ def _check_calendar_feed() -> list[CheckMessage]:
                 f"LIVECLASS_BOOKING_{name} must be a timedelta from {low} to {high}, not {value!r}."
             )
     return [Error(text, id="liveclass_booking.E014") for text in wrong]
+
+
+#: The bounds of the busy-import settings (E016) and the types they must have.
+BUSY_BOUNDS: dict[str, tuple[Any, Any, type | tuple[type, ...]]] = {
+    "BUSY_SYNC_INTERVAL": (timedelta(minutes=1), timedelta(days=1), timedelta),
+    "BUSY_LOOKAHEAD": (timedelta(days=1), timedelta(days=731), timedelta),
+    "BUSY_FETCH_TIMEOUT": (1, 120, (int, float)),
+    "BUSY_MAX_BYTES": (10_000, 100_000_000, int),
+    "BUSY_MAX_SOURCES": (1, 100, int),
+}
+
+
+def _check_busy_import() -> list[CheckMessage]:
+    """E016: the sync interval, look-ahead, fetch timeout, size cap and source limit."""
+    wrong = []
+    for name, (low, high, kind) in BUSY_BOUNDS.items():
+        value = getattr(booking_settings, name)
+        if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+            wrong.append(f"LIVECLASS_BOOKING_{name} must be from {low} to {high}, not {value!r}.")
+    return [Error(text, id="liveclass_booking.E016") for text in wrong]
 
 
 def _check_notifications() -> list[CheckMessage]:

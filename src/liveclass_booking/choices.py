@@ -139,3 +139,18 @@ class LegacyKind(models.TextChoices):
     SESSION = "session", _("Group session")
     GROUP_BOOKING = "group_booking", _("Group booking")
     LESSON = "lesson", _("One-on-one lesson")
+
+
+class BusySourceKind(models.TextChoices):
+    """Where a teacher's busy times are imported from."""
+
+    ICS = "ics", _("iCalendar feed (URL)")
+    CALDAV = "caldav", _("CalDAV calendar")
+
+
+class BusySyncStatus(models.TextChoices):
+    """How a busy source's last sync went."""
+
+    NEW = "new", _("Not synced yet")
+    OK = "ok", _("Synced")
+    FAILED = "failed", _("Last sync failed (earlier busy times kept)")

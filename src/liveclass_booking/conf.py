@@ -221,6 +221,36 @@ class LiveClassBookingSettings:
         return bool(self._get("BUSY_ALLOW_PRIVATE_ADDRESSES", False))
 
     @property
+    def BUSY_SYNC_INTERVAL(self) -> timedelta:
+        """How often each busy source is synced by the sync command or task."""
+        value: timedelta = self._get("BUSY_SYNC_INTERVAL", timedelta(minutes=15))
+        return value
+
+    @property
+    def BUSY_LOOKAHEAD(self) -> timedelta:
+        """How far ahead a sync reads a busy source."""
+        value: timedelta = self._get("BUSY_LOOKAHEAD", timedelta(days=180))
+        return value
+
+    @property
+    def BUSY_FETCH_TIMEOUT(self) -> float:
+        """Seconds one fetch of a busy source may take, redirects included."""
+        value: float = self._get("BUSY_FETCH_TIMEOUT", 10.0)
+        return value
+
+    @property
+    def BUSY_MAX_BYTES(self) -> int:
+        """The largest calendar a busy source may send."""
+        value: int = self._get("BUSY_MAX_BYTES", 5_000_000)
+        return value
+
+    @property
+    def BUSY_MAX_SOURCES(self) -> int:
+        """The most busy sources one teacher may register."""
+        value: int = self._get("BUSY_MAX_SOURCES", 10)
+        return value
+
+    @property
     def TASK_BACKEND(self) -> str:
         return str(self._get("TASK_BACKEND", "default"))
 

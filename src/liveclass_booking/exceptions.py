@@ -78,6 +78,13 @@ class LimitReached(BookingError):
     http_status = 409
 
 
+class SyncTooSoon(BookingError):
+    """A busy calendar was synced moments ago; ``retry_after`` gives the seconds to wait."""
+
+    code = "throttled"
+    http_status = 429
+
+
 class AlreadyBooked(BookingError):
     code = "already_booked"
     http_status = 409

@@ -19,6 +19,8 @@ from .abstract import (
     AbstractBookingEvent,
     AbstractBookingSeries,
     AbstractBookingSeriesItem,
+    AbstractBusyPeriod,
+    AbstractBusySource,
     AbstractCalendarFeedToken,
     AbstractCourse,
     AbstractIdempotencyKey,
@@ -39,6 +41,8 @@ __all__ = [
     "BookingEvent",
     "BookingSeries",
     "BookingSeriesItem",
+    "BusyPeriod",
+    "BusySource",
     "CalendarFeedToken",
     "Course",
     "IdempotencyKey",
@@ -128,6 +132,16 @@ class NotificationDelivery(AbstractNotificationDelivery):
 
 class CalendarFeedToken(AbstractCalendarFeedToken):
     class Meta(AbstractCalendarFeedToken.Meta):
+        pass
+
+
+class BusySource(AbstractBusySource):
+    class Meta(AbstractBusySource.Meta):
+        pass
+
+
+class BusyPeriod(AbstractBusyPeriod):
+    class Meta(AbstractBusyPeriod.Meta):
         pass
 
 

@@ -39,3 +39,8 @@ outbox_written = Signal()
 #: with ``entry_pk`` and ``at``), sent after commit. The app connects the scheduling of the
 #: offer's expiry task to it (the services never import the tasks module).
 offer_deadline_set = Signal()
+
+#: Internal: a busy source was created, or pointed elsewhere, and wants a sync now
+#: (``sender`` is ``BusySource``, with ``source_pk``), sent after commit. The app connects the
+#: enqueueing of the source's sync task to it.
+busy_source_changed = Signal()

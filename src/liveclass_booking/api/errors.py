@@ -82,7 +82,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Turn domain and DRF errors into this API's error body. Unknown errors propagate."""
     if isinstance(exc, BookingError):
         set_rollback()
-        return error_response(exc.code, exc.detail, exc.http_status, **_domain_body(exc))
+        response = error_response(exc.code, exc.detail, exc.http_status, **_domain_body(exc))
+        if exc.data.get("retry_after") is not None:
+            response["Retry-After"] = str(exc.data["retry_after"])
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -137,6 +137,15 @@ class ErrorSerializer(serializers.Serializer[Any]):
             "offer_expires_at": serializers.DateTimeField(
                 required=False, help_text="offer_expired: when the offer ended."
             ),
+            "busy_from": serializers.DateTimeField(
+                required=False,
+                help_text="slot_unavailable for an imported busy period: when it starts.",
+            ),
+            "busy_until": serializers.DateTimeField(
+                required=False,
+                help_text="slot_unavailable for an imported busy period: when it ends.",
+            ),
+            "retry_after": count("throttled (a busy calendar's sync): seconds to wait."),
             "cancel_window_hours": count("cancel_window_closed: the teacher's window."),
             "min_notice_hours": count("min_notice: the notice the teacher needs."),
             "max_bookings_per_day": count("daily_limit_reached: the teacher's daily limit."),

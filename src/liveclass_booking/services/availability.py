@@ -3,7 +3,8 @@
 :class:`TeacherSchedule` loads, with a constant number of queries, everything that decides
 whether a one-on-one interval is bookable for a teacher in a time range: weekly windows and
 date exceptions (in their own IANA zones, so right across DST changes), the teacher's active
-one-on-one bookings and scheduled sessions, the policy's notice, buffers and daily limit.
+one-on-one bookings and scheduled sessions, the busy periods imported from the teacher's own
+calendars, the policy's notice, buffers and daily limit.
 :meth:`TeacherSchedule.first_violation` is the one answer to "is this interval bookable?",
 used both by :func:`free_slots` and by the booking services.
 """
@@ -32,6 +33,7 @@ from ..exceptions import (
 )
 from ..models import (
     AvailabilityException,
+    BusyPeriod,
     TeacherAvailability,
     TeacherBookingPolicy,
     get_booking_model,
@@ -95,6 +97,10 @@ def _hours(delta: timedelta) -> str:
     return f"{hours:.0f} h" if hours >= 1 or hours <= -1 else f"{hours * 60:.0f} min"
 
 
+def _span(interval: Interval) -> str:
+    return f"{interval[0]:%Y-%m-%d %H:%M}–{interval[1]:%Y-%m-%d %H:%M} UTC"
+
+
 @dataclass
 class TeacherSchedule:
     """Everything that decides one-on-one bookability for one teacher and course in a range."""
@@ -106,9 +112,11 @@ class TeacherSchedule:
     zone: str
     open_intervals: list[Interval] = field(default_factory=list)
     busy: list[Interval] = field(default_factory=list)
+    external: list[Interval] = field(default_factory=list)
     per_day: Counter[date] = field(default_factory=Counter)
     _open_starts: list[datetime] = field(default_factory=list)
     _busy_starts: list[datetime] = field(default_factory=list)
+    _external_starts: list[datetime] = field(default_factory=list)
     _before: timedelta = timedelta(0)
     _after: timedelta = timedelta(0)
     _earliest: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
@@ -230,6 +238,13 @@ class TeacherSchedule:
             busy.append((s_start - before, s_end + after))
         self.busy = _merge(busy)
         self._busy_starts = [b[0] for b in self.busy]
+        # Imported from the teacher's calendars (already merged per source; the sync stores
+        # no titles, so nothing private can leak into an error).
+        periods = BusyPeriod.objects.filter(
+            teacher=self.teacher, end_at_utc__gt=start, start_at_utc__lt=end
+        )
+        self.external = _merge(periods.values_list("start_at_utc", "end_at_utc"))
+        self._external_starts = [b[0] for b in self.external]
 
     def blocked_range(self, start: datetime, end: datetime) -> Interval:
         """The teacher's time a lesson from ``start`` to ``end`` blocks, buffers included."""
@@ -264,6 +279,14 @@ class TeacherSchedule:
                 "the teacher already has a lesson or class at this time, buffers included "
                 f"({self.policy.buffer_before_minutes} min before, "
                 f"{self.policy.buffer_after_minutes} min after)."
+            )
+        i = bisect.bisect_left(self._external_starts, blocked_until)
+        if i > 0 and self.external[i - 1][1] > blocked_from:
+            return SlotUnavailable(
+                "the teacher is busy at this time according to their own calendar "
+                f"(an imported busy period, {_span(self.external[i - 1])}, buffers included).",
+                busy_from=self.external[i - 1][0].isoformat(),
+                busy_until=self.external[i - 1][1].isoformat(),
             )
         limit = self.policy.max_bookings_per_day
         if limit is None:
