@@ -20,8 +20,9 @@
 # databases itself.
 #
 # The PostgreSQL and MariaDB runs with the swapped models run only the tests that need a
-# server (marked "postgres" or "concurrent": concurrency, processes, migrations over rows) and
-# tests/test_string_course_key.py; the swapped models are tested in full on SQLite.
+# server (marked "postgres" or "concurrent": concurrency, processes, migrations over rows),
+# tests/test_string_course_key.py and the tests marked "every_database"; the swapped models are
+# tested in full on SQLite.
 # TEST_FULL_SWAPPED_POSTGRES=1 and TEST_FULL_SWAPPED_MARIADB=1 run the whole suite there too.
 #
 # TEST_RUNS chooses the runs and their order (default: all six, the servers first as they take
@@ -193,7 +194,7 @@ run_one() {
     { [ "$run" = postgres-swapped ] && [ "${TEST_FULL_SWAPPED_POSTGRES:-}" != 1 ]; } \
       || { [ "$run" = mariadb-swapped ] && [ "${TEST_FULL_SWAPPED_MARIADB:-}" != 1 ]; }
   }; then
-    args+=(-m "postgres or concurrent or string_course_key")
+    args+=(-m "postgres or concurrent or string_course_key or every_database")
   fi
   start=$SECONDS
   env "${env[@]}" "$PY" -m pytest "${args[@]}" ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} \

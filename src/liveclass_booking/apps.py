@@ -35,3 +35,7 @@ class LiveClassBookingConfig(AppConfig):
         signals.offer_deadline_set.connect(
             tasks.schedule_offer_expiry, dispatch_uid="liveclass_booking.schedule_offer_expiry"
         )
+        # A new or re-pointed busy calendar enqueues its first sync.
+        signals.busy_source_changed.connect(
+            tasks.enqueue_busy_sync, dispatch_uid="liveclass_booking.enqueue_busy_sync"
+        )

@@ -6,6 +6,10 @@ Whenever outbox events commit, :func:`enqueue_dispatch` enqueues :data:`dispatch
 (or with a worker stopped) the ``liveclass_booking_dispatch`` command does the same work, and
 a later pass catches up with everything missed.
 
+Creating or re-pointing a busy calendar enqueues :data:`sync_busy_source` for it
+(:func:`enqueue_busy_sync`); :data:`sync_due_busy_sources` syncs every calendar that is due (run
+it periodically, or the ``liveclass_booking_sync_busy`` command from cron).
+
 When a waitlist offer is made, :func:`defer_offer_expiry` enqueues :data:`expire_offer` to
 run when the offer ends, on the backend named by ``LIVECLASS_BOOKING_TASK_BACKEND``, if that
 backend supports deferred tasks (``supports_defer``). Nothing depends on it running: an offer
@@ -116,4 +120,48 @@ def defer_offer_expiry(entry_pk: Any, at: datetime) -> bool:
         return False
     job: Any = expire_offer  # the task object (the name is reassigned above)
     job.using(backend=alias, run_after=at).enqueue(str(entry_pk))
+    return True
+
+
+def sync_busy_source(source_pk: str) -> str:
+    """Sync one busy calendar now (if it still exists and is enabled)."""
+    from .calendar.sync import sync_source
+    from .models import BusySource
+
+    source = BusySource.objects.filter(pk=source_pk, enabled=True).first()
+    if source is None:
+        return "skipped"
+    return str(sync_source(source))
+
+
+if task is not None:
+    sync_busy_source = task(backend=booking_settings.TASK_BACKEND)(sync_busy_source)
+
+
+def sync_due_busy_sources() -> str:
+    """Sync every busy calendar that is due (see :func:`liveclass_booking.calendar.sync.
+    sync_due_sources`)."""
+    from .calendar.sync import sync_due_sources
+
+    results = sync_due_sources()
+    failed = sum(result.outcome == "failed" for result in results)
+    return f"{len(results)} busy calendars synced, {failed} failed."
+
+
+if task is not None:
+    sync_due_busy_sources = task(backend=booking_settings.TASK_BACKEND)(sync_due_busy_sources)
+
+
+def enqueue_busy_sync(source_pk: Any, **kwargs: Any) -> bool:
+    """Receiver of ``busy_source_changed``: enqueue :data:`sync_busy_source` for the source.
+    Best effort: the source is due already, so the command or the periodic task syncs it
+    when no task runs."""
+    if task is None or task_backends is None:
+        return False
+    job: Any = sync_busy_source  # the task object (the name is reassigned above)
+    try:
+        job.using(backend=booking_settings.TASK_BACKEND).enqueue(str(source_pk))
+    except Exception:
+        logger.exception("Could not enqueue the sync of busy calendar %s", source_pk)
+        return False
     return True

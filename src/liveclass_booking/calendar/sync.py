@@ -16,6 +16,7 @@ demand. The request path of bookings and slots never fetches.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -254,9 +255,8 @@ def sync_now(source: Any, *, actor: Any, now: datetime | None = None) -> SyncRes
             "enabled: this calendar is disabled; enable it to sync.", field="enabled"
         )
     if source.last_attempt_at and now - source.last_attempt_at < SYNC_NOW_SPACING:
-        wait = SYNC_NOW_SPACING - (now - source.last_attempt_at)
+        wait = math.ceil((SYNC_NOW_SPACING - (now - source.last_attempt_at)).total_seconds())
         raise SyncTooSoon(
-            f"this calendar was synced moments ago; try again in {wait.seconds + 1} s.",
-            retry_after=wait.seconds + 1,
+            f"this calendar was synced moments ago; try again in {wait} s.", retry_after=wait
         )
     return sync_source(source, now=now)
