@@ -250,8 +250,10 @@ class TestSync:
         assert periods(source) == before == expected()
         source.refresh_from_db()
         assert (source.status, source.last_error_code) == ("failed", code)
-        assert source.last_error and SECRET_TOKEN not in source.last_error
-        assert source.last_synced_at == NOW and source.period_count == 4
+        assert source.last_error
+        assert SECRET_TOKEN not in source.last_error
+        assert source.last_synced_at == NOW
+        assert source.period_count == 4
         assert source.failure_count == 1
 
     def test_a_first_sync_that_fails_leaves_no_periods(self, source: Any, feed: FeedServer) -> None:
@@ -292,7 +294,8 @@ class TestSync:
     ) -> None:
         sync_source(source)
         update_busy_source(source, actor=None, enabled=False)
-        assert periods(source) == [] and source.period_count == 0
+        assert periods(source) == []
+        assert source.period_count == 0
         frozen.shift(timedelta(hours=1))
         assert sync_due_sources() == []
         with pytest.raises(InvalidInput):
@@ -375,7 +378,8 @@ class TestBusyPeriodsBlockLessons:
                 end_at_utc=berlin(9, 11, 30),
             )
         assert "own calendar" in refused.value.detail
-        assert TITLE not in refused.value.detail and "Dentist" not in str(refused.value.data)
+        assert TITLE not in refused.value.detail
+        assert "Dentist" not in str(refused.value.data)
         assert refused.value.data["busy_from"] == DENTIST[0].isoformat()
 
     def test_buffers_keep_lessons_away_from_busy_periods(
