@@ -1,19 +1,26 @@
 """Free-slot listing: 90 days for one teacher with 1,000, 2,000 and 4,000 existing one-on-one
-bookings and buffers. Prints milliseconds (median of several runs) and queries per listing.
+bookings and buffers, each size also with twice as many busy periods imported from the
+teacher's own calendar. Prints milliseconds (median of several runs) and queries per listing.
+Then the sync of a 5,000-event calendar feed served on loopback: seconds per sync.
 
     python bench/slots.py [--database sqlite|postgres] [--runs 7]
 
-Target: under 20 ms at 1,000 bookings, with the same number of queries at every size.
+Targets: under 20 ms at 1,000 bookings plus 2,000 busy periods, with the same number of
+queries at every size; a 5,000-event feed synced in a few seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time as clock
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from _setup import add_lessons, django_on, open_all_week
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
@@ -21,28 +28,38 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sizes", default="1000,2000,4000")
+    parser.add_argument("--feed-events", type=int, default=5000)
     args = parser.parse_args()
 
     with django_on(args.database):
+        from django.conf import settings
         from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Permission
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
         from liveclass_booking import services
+        from liveclass_booking.calendar.sources import create_busy_source
+        from liveclass_booking.calendar.sync import sync_source
         from liveclass_booking.models import (
+            BusyPeriod,
             TeacherBookingPolicy,
             get_course_model,
         )
 
         users = get_user_model().objects
+        teaching = Permission.objects.filter(codename="add_liveclasssession")
         start = datetime(2030, 1, 7, tzinfo=UTC)
         end = start + timedelta(days=90)
         print(f"database: {connection.vendor}; range: 90 days; lesson 30 min; step 15 min")
         print(
-            f"{'bookings':>9} {'ms (median)':>12} {'ms (min)':>9} {'queries':>8} {'free slots':>11}"
+            f"{'bookings':>9} {'busy':>6} {'ms (median)':>12} {'ms (min)':>9} {'queries':>8} "
+            f"{'free slots':>11}"
         )
         for size in [int(s) for s in args.sizes.split(",")]:
             teacher = users.create_user(username=f"teacher{size}", password="x")
+            teacher.user_permissions.add(*teaching)
+            teacher = users.get(pk=teacher.pk)
             student = users.create_user(username=f"student{size}", password="x")
             course = get_course_model().objects.create(title=f"Course {size}")
             TeacherBookingPolicy.objects.create(
@@ -55,18 +72,79 @@ def main() -> None:
             # Existing lessons, 20 minutes each, spread evenly over the 90 days.
             spacing = timedelta(days=90) / size
             add_lessons(teacher, student, course, start, spacing, size)
-            timings = []
-            for _ in range(args.runs):
-                with CaptureQueriesContext(connection) as queries:
-                    began = clock.perf_counter()
-                    slots = services.free_slots(
-                        teacher, course, start, end, timedelta(minutes=30), timedelta(minutes=15)
+            for busy in (0, 2 * size):
+                if busy:
+                    # Imported busy periods, 10 minutes each, between the lessons.
+                    source = create_busy_source(
+                        actor=None, teacher=teacher, kind="ics", url="https://calendar.test/x"
                     )
-                    timings.append((clock.perf_counter() - began) * 1000)
-            print(
-                f"{size:>9} {statistics.median(timings):>12.1f} {min(timings):>9.1f} "
-                f"{len(queries.captured_queries):>8} {len(slots):>11}"
+                    step = timedelta(days=90) / busy
+                    BusyPeriod.objects.bulk_create(
+                        BusyPeriod(
+                            source=source,
+                            teacher=teacher,
+                            start_at_utc=start + i * step + timedelta(minutes=30),
+                            end_at_utc=start + i * step + timedelta(minutes=40),
+                        )
+                        for i in range(busy)
+                    )
+                timings = []
+                for _ in range(args.runs):
+                    with CaptureQueriesContext(connection) as queries:
+                        began = clock.perf_counter()
+                        slots = services.free_slots(
+                            teacher,
+                            course,
+                            start,
+                            end,
+                            timedelta(minutes=30),
+                            timedelta(minutes=15),
+                        )
+                        timings.append((clock.perf_counter() - began) * 1000)
+                print(
+                    f"{size:>9} {busy:>6} {statistics.median(timings):>12.1f} "
+                    f"{min(timings):>9.1f} {len(queries.captured_queries):>8} {len(slots):>11}"
+                )
+
+        from tests.feed_server import feed_server, vcalendar, vevent
+
+        # A feed of many single events and some weekly ones, as a busy teacher's calendar.
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        events = []
+        for i in range(args.feed_events):
+            at = now + timedelta(hours=3 * i + 1)
+            rule = ("RRULE:FREQ=WEEKLY;COUNT=10",) if i % 50 == 0 else ()
+            events.append(
+                vevent(
+                    f"{i}@bench",
+                    f":{at:%Y%m%dT%H%M%SZ}",
+                    f":{at + timedelta(hours=1):%Y%m%dT%H%M%SZ}",
+                    f"Event {i}",
+                    *rule,
+                )
             )
+        document = vcalendar(*events)
+        settings.LIVECLASS_BOOKING_BUSY_ALLOW_PRIVATE_ADDRESSES = True
+        settings.LIVECLASS_BOOKING_BUSY_LOOKAHEAD = timedelta(days=731)
+        settings.LIVECLASS_BOOKING_BUSY_MAX_BYTES = 50_000_000
+        teacher = users.create_user(username="feed-teacher", password="x")
+        teacher.user_permissions.add(*teaching)
+        teacher = users.get(pk=teacher.pk)
+        with feed_server() as feed:
+            feed.set("/feed.ics", document)
+            source = create_busy_source(
+                actor=None, teacher=teacher, kind="ics", url=feed.url("/feed.ics")
+            )
+            timings = []
+            for _ in range(3):
+                began = clock.perf_counter()
+                result = sync_source(source)
+                timings.append(clock.perf_counter() - began)
+                assert result.outcome == "synced", result
+        print(
+            f"sync of a {args.feed_events}-event feed ({len(document) / 1e6:.1f} MB, "
+            f"{result.periods} busy periods): {statistics.median(timings):.2f} s (median of 3)"
+        )
 
 
 if __name__ == "__main__":

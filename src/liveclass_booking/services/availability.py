@@ -5,7 +5,8 @@ whether a one-on-one interval is bookable for a teacher in a time range: weekly 
 date exceptions (in their own IANA zones, so right across DST changes), the teacher's active
 one-on-one bookings and scheduled sessions, the busy periods imported from the teacher's own
 calendars, the policy's notice, buffers and daily limit.
-:meth:`TeacherSchedule.first_violation` is the one answer to "is this interval bookable?",
+:meth:`TeacherSchedule.broken_rule` is the one answer to "is this interval bookable?" (and
+:meth:`~TeacherSchedule.first_violation` the error it makes),
 used both by :func:`free_slots` and by the booking services.
 """
 
@@ -250,13 +251,47 @@ class TeacherSchedule:
         """The teacher's time a lesson from ``start`` to ``end`` blocks, buffers included."""
         return (start - self._before, end + self._after)
 
+    def broken_rule(self, start: datetime, end: datetime) -> str | None:
+        """Return the first rule a lesson from ``start`` to ``end`` breaks, by name
+        (``invalid``, ``min_notice``, ``outside_availability``, ``slot_unavailable``,
+        ``busy_period``, ``daily_limit_reached``), or None when it can be booked. The rules
+        themselves, without building an error: slot listings ask this thousands of times."""
+        if end <= start:
+            return "invalid"
+        if start < self._earliest:
+            return "min_notice"
+        index = bisect.bisect_right(self._open_starts, start)
+        if index == 0 or self.open_intervals[index - 1][1] < end:
+            return "outside_availability"
+        blocked_from, blocked_until = start - self._before, end + self._after
+        i = bisect.bisect_left(self._busy_starts, blocked_until)
+        if i > 0 and self.busy[i - 1][1] > blocked_from:
+            return "slot_unavailable"
+        i = bisect.bisect_left(self._external_starts, blocked_until)
+        if i > 0 and self.external[i - 1][1] > blocked_from:
+            return "busy_period"
+        limit = self.policy.max_bookings_per_day
+        if limit is not None and self.per_day[self._local_day(start)] >= limit:
+            return "daily_limit_reached"
+        return None
+
+    def _local_day(self, at: datetime) -> date:
+        return at.astimezone(ZoneInfo(self.zone)).date()
+
+    def is_free(self, start: datetime, end: datetime) -> bool:
+        """Return whether a lesson from ``start`` to ``end`` can be booked."""
+        return self.broken_rule(start, end) is None
+
     def first_violation(self, start: datetime, end: datetime) -> BookingError | None:
         """Return the first rule a lesson from ``start`` to ``end`` breaks (notice,
-        availability, buffers, daily limit, overlaps), as the error to raise, or None when
-        it can be booked."""
-        if end <= start:
+        availability, buffers, imported busy periods, daily limit, overlaps), as the error to
+        raise, or None when it can be booked (see :meth:`broken_rule`)."""
+        rule = self.broken_rule(start, end)
+        if rule is None:
+            return None
+        if rule == "invalid":
             return InvalidInput("A lesson must end after it starts.", field="end_at_utc")
-        if start < self._earliest:
+        if rule == "min_notice":
             when = (
                 f"this starts in {_hours(start - self.now)}"
                 if start > self.now
@@ -266,39 +301,34 @@ class TeacherSchedule:
                 f"bookings need {self.policy.min_notice_hours} h notice; {when}.",
                 min_notice_hours=self.policy.min_notice_hours,
             )
-        index = bisect.bisect_right(self._open_starts, start)
-        if index == 0 or self.open_intervals[index - 1][1] < end:
+        if rule == "outside_availability":
             return OutsideAvailability(
                 "this time is outside the teacher's availability "
                 f"(the teacher's time zone is {self.zone})."
             )
-        blocked_from, blocked_until = self.blocked_range(start, end)
-        i = bisect.bisect_left(self._busy_starts, blocked_until)
-        if i > 0 and self.busy[i - 1][1] > blocked_from:
+        if rule == "slot_unavailable":
             return SlotUnavailable(
                 "the teacher already has a lesson or class at this time, buffers included "
                 f"({self.policy.buffer_before_minutes} min before, "
                 f"{self.policy.buffer_after_minutes} min after)."
             )
-        i = bisect.bisect_left(self._external_starts, blocked_until)
-        if i > 0 and self.external[i - 1][1] > blocked_from:
+        if rule == "busy_period":
+            i = bisect.bisect_left(self._external_starts, self.blocked_range(start, end)[1])
+            busy_from, busy_until = self.external[i - 1]
             return SlotUnavailable(
                 "the teacher is busy at this time according to their own calendar "
-                f"(an imported busy period, {_span(self.external[i - 1])}, buffers included).",
-                busy_from=self.external[i - 1][0].isoformat(),
-                busy_until=self.external[i - 1][1].isoformat(),
+                f"(an imported busy period, {_span((busy_from, busy_until))}, buffers "
+                "included).",
+                busy_from=busy_from.isoformat(),
+                busy_until=busy_until.isoformat(),
             )
         limit = self.policy.max_bookings_per_day
-        if limit is None:
-            return None
-        day = start.astimezone(ZoneInfo(self.zone)).date()
-        if self.per_day[day] >= limit:
-            return DailyLimitReached(
-                f"the teacher takes at most {limit} one-on-one bookings a day and {day} "
-                f"({self.zone}) already has {self.per_day[day]}.",
-                max_bookings_per_day=limit,
-            )
-        return None
+        day = self._local_day(start)
+        return DailyLimitReached(
+            f"the teacher takes at most {limit} one-on-one bookings a day and {day} "
+            f"({self.zone}) already has {self.per_day[day]}.",
+            max_bookings_per_day=limit,
+        )
 
     def reserve(self, start: datetime, end: datetime) -> None:
         """Count a lesson from ``start`` to ``end`` as booked, so that later questions in the
@@ -330,7 +360,7 @@ def is_interval_bookable(
     require_aware(start, "start")
     require_aware(end, "end")
     schedule = TeacherSchedule.load(teacher, course, start, end, **kwargs)
-    return schedule.first_violation(start, end) is None
+    return schedule.is_free(start, end)
 
 
 def free_slots(
@@ -365,5 +395,5 @@ def free_slots(
         for at in schedule.candidate_starts(duration, step)
         if start <= at
         and at + duration <= end
-        and schedule.first_violation(at, at + duration) is None
+        and schedule.is_free(at, at + duration)
     ]
