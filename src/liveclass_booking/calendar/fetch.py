@@ -43,7 +43,15 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
-__all__ = ["MAX_REDIRECTS", "FetchError", "FetchResult", "fetch_calendar"]
+__all__ = [
+    "MAX_REDIRECTS",
+    "FetchError",
+    "FetchResult",
+    "Target",
+    "fetch_calendar",
+    "parse_target",
+    "resolve_addresses",
+]
 
 #: Redirects followed before ``too_many_redirects``.
 MAX_REDIRECTS = 5
@@ -82,7 +90,9 @@ class FetchError(Exception):
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
+    """A URL taken apart for connecting (shared with the CalDAV client's address check)."""
+
     scheme: str
     host: str  # ASCII (IDNA), without brackets
     port: int
@@ -96,7 +106,8 @@ class _Target:
         return (self.scheme, self.host, self.port)
 
 
-def _parse(url: str) -> _Target:
+def parse_target(url: str) -> Target:
+    """Take ``url`` apart (``webcal``/``webcals`` read as ``https``); raises ``bad_url``."""
     try:
         parts = urlsplit(url.strip())
         scheme = parts.scheme.lower()
@@ -120,7 +131,7 @@ def _parse(url: str) -> _Target:
     if parts.port:
         netloc += f":{parts.port}"
     public_url = urlunsplit((scheme, netloc, path_only, query, ""))
-    return _Target(
+    return Target(
         scheme=scheme,
         host=host,
         port=port,
@@ -143,8 +154,8 @@ def _is_allowed(address: IPAddress, allow_private: bool) -> bool:
     )
 
 
-def _resolve(target: _Target, allow_private: bool) -> list[IPAddress]:
-    """The addresses to connect to, all checked; refuses if any is not allowed."""
+def resolve_addresses(target: Target, allow_private: bool) -> list[IPAddress]:
+    """Return the addresses to connect to, all checked; refuse if any is not allowed."""
     try:
         addresses: list[IPAddress] = [ipaddress.ip_address(target.host)]
     except ValueError:
@@ -181,7 +192,7 @@ class _Deadline:
         return left
 
 
-def _connect(target: _Target, addresses: list[IPAddress], deadline: _Deadline) -> socket.socket:
+def _connect(target: Target, addresses: list[IPAddress], deadline: _Deadline) -> socket.socket:
     """A socket connected to one of the checked addresses (tried in order)."""
     last: OSError | None = None
     for address in addresses:
@@ -197,7 +208,7 @@ def _connect(target: _Target, addresses: list[IPAddress], deadline: _Deadline) -
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """An HTTP connection over a socket already connected to a checked address."""
 
-    def __init__(self, target: _Target, sock: socket.socket) -> None:
+    def __init__(self, target: Target, sock: socket.socket) -> None:
         super().__init__(target.host, target.port)
         self._pinned = sock
 
@@ -208,7 +219,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """TLS over a socket connected to a checked address, verified against the host name."""
 
-    def __init__(self, target: _Target, sock: socket.socket) -> None:
+    def __init__(self, target: Target, sock: socket.socket) -> None:
         self._tls = ssl.create_default_context()
         super().__init__(target.host, target.port, context=self._tls)
         self._pinned = sock
@@ -241,7 +252,7 @@ def _header_safe(value: str) -> bool:
 def _read_body(
     response: http.client.HTTPResponse,
     sock: socket.socket,
-    target: _Target,
+    target: Target,
     deadline: _Deadline,
     max_bytes: int,
 ) -> bytes:
@@ -301,12 +312,12 @@ def fetch_calendar(
     server, or loopback in tests). Raises :class:`FetchError`.
     """
     deadline = _Deadline(timeout)
-    target = _parse(url)
+    target = parse_target(url)
     credentials = (target.username, target.password) if target.username else None
     credentials_origin = target.origin
     redirects = 0
     while True:
-        addresses = _resolve(target, allow_private)
+        addresses = resolve_addresses(target, allow_private)
         sent = credentials if target.origin == credentials_origin else None
         headers = _headers(sent, etag, last_modified)
         sock = _connect(target, addresses, deadline)
@@ -333,7 +344,7 @@ def fetch_calendar(
                 redirects += 1
                 if redirects > MAX_REDIRECTS:
                     raise FetchError("too_many_redirects", f"More than {MAX_REDIRECTS} redirects.")
-                following = _parse(urljoin(target.public_url, location.strip()))
+                following = parse_target(urljoin(target.public_url, location.strip()))
                 if following.username:
                     credentials = (following.username, following.password)
                     credentials_origin = following.origin
