@@ -19,13 +19,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -617,3 +618,65 @@ def test_the_address_check_comes_before_any_request(
 ) -> None:
     fails("address_not_allowed", fake("empty"), allow_private=False)
     assert fake_server.requests == []
+
+
+LESSON_TIME_EVENT = vcalendar("""
+BEGIN:VEVENT
+UID:sync-dentist@test
+DTSTAMP:20300101T000000Z
+DTSTART;TZID=Europe/Berlin:20300109T100000
+DTEND;TZID=Europe/Berlin:20300109T110000
+SUMMARY:Dentist
+END:VEVENT
+""")
+
+
+@pytest.mark.django_db
+def test_a_synced_caldav_calendar_blocks_slots_until_its_event_is_deleted(
+    principal: Any,
+    radicale: tuple[Radicale, str],
+    teacher: Any,
+    course: Any,
+    open_all_week: None,
+    settings: Any,
+) -> None:
+    import time_machine
+
+    from liveclass_booking import services
+    from liveclass_booking.calendar.sources import create_busy_source
+    from liveclass_booking.calendar.sync import sync_source
+
+    settings.LIVECLASS_BOOKING_BUSY_ALLOW_PRIVATE_ADDRESSES = True
+    calendar = principal.make_calendar(name="Teaching", cal_id="teaching")
+    source = create_busy_source(
+        actor=teacher,
+        teacher=teacher,
+        kind="caldav",
+        url=str(calendar.url),
+        username=USER,
+        password=SECRET,
+    )
+    berlin = ZoneInfo(ZONE)
+    ten = datetime(2030, 1, 9, 10, tzinfo=berlin).astimezone(UTC)
+
+    def slots() -> list[datetime]:
+        return services.free_slots(
+            teacher,
+            course,
+            ten - timedelta(hours=1),
+            ten + timedelta(hours=2),
+            timedelta(hours=1),
+        )
+
+    event = calendar.add_event(LESSON_TIME_EVENT)
+    with time_machine.travel(datetime(2030, 1, 7, 8, tzinfo=UTC), tick=False):
+        assert slots() == [ten - timedelta(hours=1), ten, ten + timedelta(hours=1)]
+        assert sync_source(source).outcome == "synced"
+        assert slots() == [ten - timedelta(hours=1), ten + timedelta(hours=1)]
+        event.delete()
+        assert slots() == [ten - timedelta(hours=1), ten + timedelta(hours=1)]  # until synced
+        assert sync_source(source).outcome == "synced"
+        assert slots() == [ten - timedelta(hours=1), ten, ten + timedelta(hours=1)]
+        source.password_encrypted = ""
+        failed = sync_source(source)
+    assert failed.error_code == "unauthorized"
