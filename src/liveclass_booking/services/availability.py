@@ -41,7 +41,7 @@ from ..models import (
     get_session_model,
 )
 from ..policies import get_policy_resolver
-from ..querysets import overdue_requests
+from ..querysets import overdue_requests, utc_rows
 
 Interval = tuple[datetime, datetime]
 
@@ -225,7 +225,7 @@ class TeacherSchedule:
         # Start times only matter for the daily limit; skip converting them otherwise.
         counting = self.policy.max_bookings_per_day is not None
         columns = ["blocked_from_utc", "blocked_until_utc"] + (["start_at_utc"] if counting else [])
-        rows = list(bookings.values_list(*columns))
+        rows = utc_rows(bookings, *columns)
         busy: list[Interval] = [(row[0], row[1]) for row in rows]
         if counting:
             self.per_day.update(row[2].astimezone(tz).date() for row in rows)
@@ -235,7 +235,7 @@ class TeacherSchedule:
             end_at_utc__gt=start,
             start_at_utc__lt=end,
         )
-        for s_start, s_end in sessions.values_list("start_at_utc", "end_at_utc"):
+        for s_start, s_end in utc_rows(sessions, "start_at_utc", "end_at_utc"):
             busy.append((s_start - before, s_end + after))
         self.busy = _merge(busy)
         self._busy_starts = [b[0] for b in self.busy]
@@ -244,7 +244,7 @@ class TeacherSchedule:
         periods = BusyPeriod.objects.filter(
             teacher=self.teacher, end_at_utc__gt=start, start_at_utc__lt=end
         )
-        self.external = _merge(periods.values_list("start_at_utc", "end_at_utc"))
+        self.external = _merge(utc_rows(periods, "start_at_utc", "end_at_utc"))
         self._external_starts = [b[0] for b in self.external]
 
     def blocked_range(self, start: datetime, end: datetime) -> Interval:
@@ -393,7 +393,5 @@ def free_slots(
     return [
         at
         for at in schedule.candidate_starts(duration, step)
-        if start <= at
-        and at + duration <= end
-        and schedule.is_free(at, at + duration)
+        if start <= at and at + duration <= end and schedule.is_free(at, at + duration)
     ]
