@@ -239,6 +239,34 @@ class TestChecks:
         with override_settings(**{f"LIVECLASS_BOOKING_{name}": value}):
             assert ids(check_settings()) == ["liveclass_booking.E014"]
 
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("BUSY_SYNC_INTERVAL", timedelta(seconds=30)),
+            ("BUSY_SYNC_INTERVAL", 900),
+            ("BUSY_LOOKAHEAD", timedelta(days=800)),
+            ("BUSY_FETCH_TIMEOUT", 0),
+            ("BUSY_FETCH_TIMEOUT", "10"),
+            ("BUSY_MAX_BYTES", 5e6),
+            ("BUSY_MAX_BYTES", 1000),
+            ("BUSY_MAX_SOURCES", 0),
+            ("BUSY_MAX_SOURCES", True),
+        ],
+    )
+    def test_bad_busy_import_settings_are_e016(self, name: str, value: Any) -> None:
+        with override_settings(**{f"LIVECLASS_BOOKING_{name}": value}):
+            assert ids(check_settings()) == ["liveclass_booking.E016"]
+
+    def test_busy_import_settings_within_bounds_are_accepted(self) -> None:
+        with override_settings(
+            LIVECLASS_BOOKING_BUSY_SYNC_INTERVAL=timedelta(hours=1),
+            LIVECLASS_BOOKING_BUSY_LOOKAHEAD=timedelta(days=365),
+            LIVECLASS_BOOKING_BUSY_FETCH_TIMEOUT=2.5,
+            LIVECLASS_BOOKING_BUSY_MAX_BYTES=20_000_000,
+            LIVECLASS_BOOKING_BUSY_MAX_SOURCES=3,
+        ):
+            assert ids(check_settings()) == []
+
     def test_notifications_off_and_no_reminders_are_accepted(self) -> None:
         with override_settings(
             LIVECLASS_BOOKING_NOTIFIER=None, LIVECLASS_BOOKING_REMINDER_OFFSETS=[]
