@@ -13,7 +13,13 @@ import icalendar
 import recurring_ical_events
 import x_wr_timezone
 
-__all__ = ["MAX_OCCURRENCES", "CalendarParseError", "CalendarTooLargeError", "busy_intervals"]
+__all__ = [
+    "MAX_OCCURRENCES",
+    "CalendarParseError",
+    "CalendarTooLargeError",
+    "busy_intervals",
+    "read_calendar",
+]
 
 #: The most event occurrences one document may expand to within the window.
 MAX_OCCURRENCES = 20_000
@@ -119,15 +125,7 @@ def _parse(data: bytes) -> icalendar.Calendar:
     head = data.lstrip()[:200].lower()
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
         raise CalendarParseError("The document is HTML or XML, not an iCalendar calendar.")
-    try:
-        calendar = icalendar.Calendar.from_ical(data)
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        raise CalendarParseError(
-            f"The document is not a readable iCalendar calendar: {_short(exc)}"
-        ) from exc
-    if not isinstance(calendar, icalendar.Calendar) or calendar.name != "VCALENDAR":
-        name = getattr(calendar, "name", None) or "unknown"
-        raise CalendarParseError(f"The document is a {name} component, not a VCALENDAR.")
+    calendar = read_calendar(data, "The document")
     # recurring_ical_events.of() repairs X-WR-TIMEZONE too (since 2.x); doing it here as well
     # is harmless (the repaired calendar has no UTC times left to rewrite) and turns an unknown
     # zone into a CalendarParseError naming the property.
@@ -137,6 +135,19 @@ def _parse(data: bytes) -> icalendar.Calendar:
         message = f"The calendar's X-WR-TIMEZONE is not usable: {_short(exc)}"
         raise CalendarParseError(message) from exc
     return standard
+
+
+def read_calendar(data: bytes | str, what: str) -> icalendar.Calendar:
+    """``data`` read as one VCALENDAR, or CalendarParseError saying what is wrong with
+    ``what`` ("The document", "The event x.ics")."""
+    try:
+        calendar = icalendar.Calendar.from_ical(data)
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise CalendarParseError(f"{what} is not readable iCalendar data: {_short(exc)}") from exc
+    if not isinstance(calendar, icalendar.Calendar) or calendar.name != "VCALENDAR":
+        name = getattr(calendar, "name", None) or "unknown"
+        raise CalendarParseError(f"{what} is a {name} component, not a VCALENDAR.")
+    return calendar
 
 
 def _short(exc: Exception) -> str:

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import icalendar
 
 from . import busy
-from .busy import CalendarParseError, Interval
+from .busy import Interval
 from .fetch import (
     MAX_REDIRECTS,
     USER_AGENT,
@@ -290,14 +290,7 @@ def _combine(resources: list[tuple[str, Any]]) -> bytes:
             continue
         seen.add(address)
         name = urlsplit(address).path.rstrip("/").rsplit("/", 1)[-1] or address
-        try:
-            calendar = icalendar.Calendar.from_ical(data)
-        except (ValueError, IndexError, KeyError, TypeError) as exc:
-            raise CalendarParseError(
-                f"The event {name} is not readable iCalendar data: {_first_line(exc)}"
-            ) from exc
-        if not isinstance(calendar, icalendar.Calendar) or calendar.name != "VCALENDAR":
-            raise CalendarParseError(f"The event {name} is not a VCALENDAR.")
+        calendar = busy.read_calendar(data, f"The event {name}")
         for component in calendar.subcomponents:
             if component.name == "VTIMEZONE":
                 tzid = str(component.get("TZID", ""))
@@ -310,8 +303,3 @@ def _combine(resources: list[tuple[str, Any]]) -> bytes:
         combined.add_component(event)
     document: bytes = combined.to_ical()
     return document
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
