@@ -137,9 +137,9 @@ _EPOCH_VENDORS = frozenset({"postgresql", "sqlite", "mysql"})
 def utc_rows(queryset: QuerySet[Any], *fields: str) -> list[tuple[Any, ...]]:
     """The values of the datetime ``fields`` of every row of ``queryset``, as aware UTC
     datetimes, in no particular order: ``values_list(*fields)``, only faster for many rows.
-    Django's aware-datetime conversion runs in Python for every value (several microseconds each, the bulk of a slot
-    listing over thousands of bookings and busy periods); the database sends seconds since
-    the epoch instead, which become datetimes in C."""
+    Django converts aware datetimes in Python, several microseconds a value, the bulk of a
+    slot listing over thousands of bookings and busy periods; here the database sends
+    seconds since the epoch instead, which become datetimes in C."""
     queryset = queryset.order_by()
     if connection_vendor(queryset) not in _EPOCH_VENDORS:
         return [tuple(row) for row in queryset.values_list(*fields)]
