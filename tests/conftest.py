@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from datetime import time, timedelta
 from typing import Any
 
@@ -62,6 +64,27 @@ def _server_unreachable() -> str | None:
 
 
 SERVER_NAMES = {"postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
+
+#: The only names a test may resolve: the suite talks to servers on this machine alone.
+_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+_resolve = socket.getaddrinfo
+
+
+def _local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+    """``socket.getaddrinfo`` for local names and IP literals; any other name does not
+    resolve. Calendar imports take URLs from input (the API tests, Schemathesis): no test
+    may make them look up, let alone reach, another machine."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and name not in _LOCAL_NAMES:
+        try:
+            ipaddress.ip_address(str(name).split("%")[0])
+        except ValueError:
+            message = f"{name}: tests resolve local names only"
+            raise socket.gaierror(socket.EAI_NONAME, message) from None
+    return _resolve(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _local_only
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
