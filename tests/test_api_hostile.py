@@ -34,6 +34,7 @@ from rest_framework.test import APIClient
 from liveclass_booking import services
 from liveclass_booking.api import serializers as api_serializers
 from liveclass_booking.api import urls as api_urls
+from liveclass_booking.calendar.sources import create_busy_source
 from liveclass_booking.models import (
     TeacherAvailability,
     TeacherBookingPolicy,
@@ -163,7 +164,7 @@ def world(
     make_session: Any,
 ) -> World:
     """A teacher with a policy and daily windows, open, small, cancelled and full sessions,
-    group and 1:1 bookings, a waitlist entry and a series."""
+    group and 1:1 bookings, a waitlist entry, a series and a busy calendar."""
     now = timezone.now()
     day, hour = timedelta(days=1), timedelta(hours=1)
     other_course = baker.make(get_course_model())
@@ -205,6 +206,11 @@ def world(
             occurrence_count=2,
         ),
         accept_partial=True,
+    )
+    # A busy calendar on loopback: without LIVECLASS_BOOKING_BUSY_ALLOW_PRIVATE_ADDRESSES a sync
+    # refuses it before connecting anywhere.
+    create_busy_source(
+        actor=None, teacher=teacher, kind="ics", url="http://127.0.0.1:9/feeds/private.ics"
     )
     route_ids: dict[str, list[str]] = {}
     for route in ROUTES:

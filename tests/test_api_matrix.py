@@ -33,11 +33,15 @@ from rest_framework.test import APIClient, APIRequestFactory
 
 from liveclass_booking import services
 from liveclass_booking.api import urls as api_urls
+from liveclass_booking.calendar.secrets import decrypt_secret
+from liveclass_booking.calendar.sources import create_busy_source
 from liveclass_booking.calendar.tokens import create_token
 from liveclass_booking.models import (
     BookingEvent,
     BookingSeries,
     BookingSeriesItem,
+    BusyPeriod,
+    BusySource,
     CalendarFeedToken,
     SessionWaitlist,
     TeacherAvailability,
@@ -195,6 +199,8 @@ def snapshot() -> dict[str, list[dict[str, Any]]]:
         SessionWaitlist,
         BookingSeries,
         BookingSeriesItem,
+        BusySource,
+        BusyPeriod,
     ]
     return {model._meta.label: list(model.objects.order_by("pk").values()) for model in models}
 
@@ -619,6 +625,65 @@ def token_created(w: World, target: Any, body: Any, user: Any) -> None:
 
 def token_revoked(w: World, target: Any, body: Any, user: Any) -> None:
     assert fresh(target).revoked_at is not None
+
+
+#: A feed on loopback: the matrix runs without LIVECLASS_BOOKING_BUSY_ALLOW_PRIVATE_ADDRESSES,
+#: so a sync refuses it before connecting anywhere.
+FEED_URL = "http://127.0.0.1:9/feeds/pr1vate-token/cal.ics"
+
+
+def busy_sources(w: World) -> None:
+    """``BS1``: the teacher's feed, with a busy period on Wednesday 10:00-11:00 UTC;
+    ``BS2``: the other teacher's, with one on Monday 10:00-11:00 UTC."""
+    for name, role, day in (
+        ("BS1", "teacher", wed(10)),
+        ("BS2", "other_teacher", wed(10) - 2 * 24 * HOUR),
+    ):
+        source = create_busy_source(
+            actor=None, teacher=w.users[role], kind="ics", url=FEED_URL, name=name
+        )
+        BusyPeriod.objects.create(
+            source=source, teacher=source.teacher, start_at_utc=day, end_at_utc=day + HOUR
+        )
+        source.period_count = 1  # as a sync would have recorded it
+        source.save(update_fields=["period_count"])
+        w.objects[name] = source
+
+
+def busy_source_bs1(w: World) -> Any:
+    busy_sources(w)
+    return w.BS1
+
+
+def busy_source_created(w: World, target: Any, body: Any, user: Any) -> None:
+    source = BusySource.objects.get(pk=body["id"], teacher=user)
+    assert (body["teacher"], body["url_hint"], body["status"]) == (
+        as_json(user.pk),
+        "https://calendar.example.com/…",
+        "new",
+    )
+    assert decrypt_secret(source.url_encrypted) == "https://calendar.example.com/feeds/secret.ics"
+    assert "url" not in body
+
+
+def busy_source_synced(w: World, target: Any, body: Any, user: Any) -> None:
+    """The sync ran and failed safely: the address is not allowed, the period is kept."""
+    assert body["result"]["error_code"] == "address_not_allowed"
+    assert (body["status"], body["period_count"]) == ("failed", 1)
+    assert fresh(target).status == "failed"
+    assert BusyPeriod.objects.filter(source=target).count() == 1
+
+
+def busy_periods_listed(w: World, target: Any, body: Any, user: Any) -> None:
+    """Teachers their own calendars' periods, staff all, times only."""
+    mine = {
+        w.users["teacher"]: {"BS1"},
+        w.users["other_teacher"]: {"BS2"},
+        w.users["staff"]: {"BS1", "BS2"},
+    }.get(user, set())
+    assert body["count"] == len(body["results"]) == len(mine)
+    assert {row["source"] for row in body["results"]} == w.pks(mine)
+    assert all(set(row) == {"source", "start_at_utc", "end_at_utc"} for row in body["results"])
 
 
 def free_wednesday_hours(w: World, target: Any, body: Any, user: Any) -> None:
@@ -1350,6 +1415,86 @@ ENDPOINTS = [
         target=token_t1,
         done=token_revoked,
     ),
+    # busy-sources/, busy-periods/ ---------------------------------------------------------
+    Endpoint(
+        "busy_sources.list",
+        "get",
+        "busy-source-list",
+        everyone(200),
+        given=busy_sources,
+        listed={
+            "student": set(),
+            "other_student": set(),
+            "teacher": {"BS1"},
+            "other_teacher": {"BS2"},
+            "staff": {"BS1", "BS2"},
+        },
+    ),
+    Endpoint(
+        "busy_sources.create",
+        "post",
+        "busy-source-list",
+        # Only a teacher has busy calendars: the service refuses a student as the teacher.
+        roles(
+            student=(400, "invalid"),
+            other_student=(400, "invalid"),
+            teacher=201,
+            other_teacher=201,
+            staff=201,
+        ),
+        body=lambda w: {"kind": "ics", "url": "https://calendar.example.com/feeds/secret.ics"},
+        done=busy_source_created,
+    ),
+    Endpoint(
+        "busy_sources.retrieve",
+        "get",
+        "busy-source-detail",
+        ROW_OWNER,
+        target=busy_source_bs1,
+        done=shows("BS1"),
+    ),
+    Endpoint(
+        "busy_sources.patch",
+        "patch",
+        "busy-source-detail",
+        ROW_OWNER,
+        target=busy_source_bs1,
+        body=lambda w: {"name": "Renamed"},
+        done=row_changed("name", "Renamed"),
+    ),
+    Endpoint(
+        "busy_sources.put",
+        "put",
+        "busy-source-detail",
+        ROW_OWNER,
+        target=busy_source_bs1,
+        body=lambda w: {"kind": "ics", "name": "Replaced", "enabled": False},
+        done=row_changed_to(name="Replaced", enabled=False, period_count=0),
+    ),
+    Endpoint(
+        "busy_sources.delete",
+        "delete",
+        "busy-source-detail",
+        ROW_DELETER,
+        target=busy_source_bs1,
+        done=row_deleted,
+    ),
+    Endpoint(
+        "busy_sources.sync",
+        "post",
+        "busy-source-sync",
+        ROW_OWNER,
+        target=busy_source_bs1,
+        done=busy_source_synced,
+    ),
+    Endpoint(
+        "busy_periods.list",
+        "get",
+        "busy-period-list",
+        everyone(200),
+        given=busy_sources,
+        done=busy_periods_listed,
+    ),
     # slots/ ------------------------------------------------------------------------------
     Endpoint(
         "slots.list",
@@ -1645,6 +1790,37 @@ class Grower:
         self.made = n
         return {}
 
+    def busy_sources(self, n: int) -> dict[str, Any]:
+        """``n`` busy calendars of ``teacher`` (rows made directly: past the per-teacher
+        limit), every other one with a password."""
+        for i in range(self.made, n):
+            BusySource.objects.create(
+                teacher=self.teacher,
+                kind="caldav" if i % 2 else "ics",
+                url_hint="https://calendar.example.com/…",
+                url_encrypted="x",
+                password_encrypted="y" if i % 2 else "",
+            )
+        self.made = n
+        return {}
+
+    def busy_periods(self, n: int) -> dict[str, Any]:
+        """``n`` busy periods of ``teacher``, spread over two of their calendars."""
+        if not self.started:
+            self.started = True
+            for _ in range(2):
+                self.busy_sources(self.made + 1)
+        sources = list(BusySource.objects.filter(teacher=self.teacher))
+        for i in range(BusyPeriod.objects.count(), n):
+            start = NOW + timedelta(hours=i)
+            BusyPeriod.objects.create(
+                source=sources[i % 2],
+                teacher=self.teacher,
+                start_at_utc=start,
+                end_at_utc=start + timedelta(minutes=30),
+            )
+        return {}
+
     def slots(self, n: int) -> dict[str, Any]:
         """``n`` free 15-minute starts on Wednesday; with more than one, a busier teacher too:
         other windows, lessons and sessions on the same day outside the free window."""
@@ -1710,6 +1886,10 @@ class Grower:
         pytest.param("series-list", "student", Grower.series, id="series-student"),
         pytest.param("series-list", "teacher", Grower.series, id="series-teacher"),
         pytest.param("series-list", "staff", Grower.series, id="series-staff"),
+        pytest.param("busy-source-list", "teacher", Grower.busy_sources, id="busy-teacher"),
+        pytest.param("busy-source-list", "staff", Grower.busy_sources, id="busy-staff"),
+        pytest.param("busy-period-list", "teacher", Grower.busy_periods, id="periods-teacher"),
+        pytest.param("busy-period-list", "staff", Grower.busy_periods, id="periods-staff"),
     ],
 )
 def test_list_queries_do_not_grow_with_items(

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from model_bakery import baker
 
 from liveclass_booking import services
+from liveclass_booking.calendar.sources import create_busy_source
 from liveclass_booking.calendar.tokens import create_token
 from liveclass_booking.models import TeacherAvailability, TeacherBookingPolicy
 from liveclass_booking.recurrence import Recurrence
@@ -198,6 +199,12 @@ def world(
     ]  # fmt: skip
     session_ids = [as_json(s.pk) for s in sessions]
     tokens = [create_token(user, "phone") for user in (student, teacher)]
+    # The teacher's busy calendars, on loopback: without
+    # LIVECLASS_BOOKING_BUSY_ALLOW_PRIVATE_ADDRESSES a sync refuses them before connecting.
+    busy = [
+        create_busy_source(actor=None, teacher=teacher, kind="ics", url=f"{LOOPBACK}/{name}.ics")
+        for name in ("work", "club")
+    ]
     return World(
         ids={
             "sessions": session_ids,
@@ -208,6 +215,7 @@ def world(
             "series": [as_json(one.pk) for one in series],
             "calendar_tokens": [as_json(token.pk) for token, _ in tokens],
             "feed_secrets": [secret for _, secret in tokens],
+            "busy-sources": [as_json(source.pk) for source in busy],
             "session": session_ids,
             "teacher": [as_json(teacher.pk), as_json(student.pk)],
             "course": [as_json(course.pk), as_json(other_course.pk)],
@@ -326,6 +334,19 @@ def session_run(draw: Draw, world: World) -> dict[str, Any]:
     }
 
 
+#: Where generated busy calendars point: loopback, which a sync refuses before connecting.
+LOOPBACK = "http://127.0.0.1:9/feeds"
+
+
+def busy_source(draw: Draw, world: World) -> dict[str, Any]:
+    return {
+        "kind": "ics",
+        "url": f"{LOOPBACK}/{draw(st.sampled_from(['a', 'b']))}.ics",
+        "username": "",
+        "password": "",
+    }
+
+
 def policy(draw: Draw, world: World) -> dict[str, Any]:
     return {"course": draw(st.sampled_from([None, *world.ids["course"]]))}
 
@@ -346,6 +367,8 @@ COMPLETIONS: dict[str, Callable[[Draw, World], dict[str, Any]]] = {
     "POST series/{id}/extend/": lambda draw, world: {"occurrence_count": draw(st.integers(3, 8))},
     "POST sessions/recurring/": session_run,
     "PUT policies/{id}/": policy,
+    "POST busy-sources/": busy_source,
+    "PUT busy-sources/{id}/": busy_source,
 }
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import base64
 import gzip
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from liveclass_booking.calendar.fetch import FetchError, FetchResult, fetch_calendar
+from tests.loopback import LoopbackServer as Server
+from tests.loopback import QuietHandler, serving
 
 CALENDAR = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
@@ -26,41 +26,26 @@ LAST_MODIFIED = "Mon, 05 Jan 2026 09:00:00 GMT"
 USER, SECRET = "tutor@example.com", "s3cret:pw"
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        headers = {"Content-Length": str(len(body)), **(headers or {})}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
-
+class Handler(QuietHandler):
     def do_GET(self) -> None:
         self.server.requests.append((self.path, dict(self.headers.items())))
         path = self.path
         if path == "/cal.ics":
             if self.headers.get("If-None-Match") == ETAG:
-                return self._send(304, headers={"ETag": ETAG})
+                return self.send(304, headers={"ETag": ETAG})
             if self.headers.get("If-Modified-Since") == LAST_MODIFIED:
-                return self._send(304)
+                return self.send(304)
             calendar_headers = {
                 "Content-Type": "text/calendar",
                 "ETag": ETAG,
                 "Last-Modified": LAST_MODIFIED,
             }
-            return self._send(200, CALENDAR, calendar_headers)
+            return self.send(200, CALENDAR, calendar_headers)
         if path == "/bom.ics":
-            return self._send(200, b"\xef\xbb\xbf \r\n" + CALENDAR.lower())
+            return self.send(200, b"\xef\xbb\xbf \r\n" + CALENDAR.lower())
         if path == "/slow.ics":
             time.sleep(1.5)
-            return self._send(200, CALENDAR)
+            return self.send(200, CALENDAR)
         if path == "/drip.ics":
             self.send_response(200)
             self.send_header("Content-Length", "1000")
@@ -71,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.05)
             return None
         if path == "/big.ics":
-            return self._send(200, CALENDAR + b"X" * 5000)
+            return self.send(200, CALENDAR + b"X" * 5000)
         if path == "/lying-length.ics":
             # Claims a huge body, sends a small one: refused from the header alone.
             self.send_response(200)
@@ -88,62 +73,49 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         if path == "/gzip.ics":
-            return self._send(200, gzip.compress(CALENDAR), {"Content-Encoding": "gzip"})
+            return self.send(200, gzip.compress(CALENDAR), {"Content-Encoding": "gzip"})
         if path == "/gzip-bomb.ics":
             bomb = gzip.compress(CALENDAR + b"X" * 1_000_000)
-            return self._send(200, bomb, {"Content-Encoding": "gzip"})
+            return self.send(200, bomb, {"Content-Encoding": "gzip"})
         if path == "/brotli.ics":
-            return self._send(200, CALENDAR, {"Content-Encoding": "br"})
+            return self.send(200, CALENDAR, {"Content-Encoding": "br"})
         if path.startswith("/hop/"):
             left = int(path.removeprefix("/hop/"))
             target = "/cal.ics" if left == 0 else f"/hop/{left - 1}"
-            return self._send(302, headers={"Location": target})
+            return self.send(302, headers={"Location": target})
         if path == "/to-absolute":
-            return self._send(301, headers={"Location": f"{self.server.base}/cal.ics"})
+            return self.send(301, headers={"Location": f"{self.server.base}/cal.ics"})
         if path == "/to-unspecified":
             port = self.server.server_address[1]
-            return self._send(302, headers={"Location": f"http://0.0.0.0:{port}/cal.ics"})
+            return self.send(302, headers={"Location": f"http://0.0.0.0:{port}/cal.ics"})
         if path == "/to-file":
-            return self._send(302, headers={"Location": "file:///etc/passwd"})
+            return self.send(302, headers={"Location": "file:///etc/passwd"})
         if path == "/to-localhost":
             port = self.server.server_address[1]
-            return self._send(307, headers={"Location": f"http://localhost:{port}/private.ics"})
+            return self.send(307, headers={"Location": f"http://localhost:{port}/private.ics"})
         if path == "/html":
             page = b"<!DOCTYPE html><html><body>Sign in</body></html>"
-            return self._send(200, page, {"Content-Type": "text/html"})
+            return self.send(200, page, {"Content-Type": "text/html"})
         if path == "/json":
-            return self._send(200, b'{"error": "BEGIN:VCALENDAR"}')
+            return self.send(200, b'{"error": "BEGIN:VCALENDAR"}')
         if path == "/error":
-            return self._send(500, b"oops")
+            return self.send(500, b"oops")
         if path == "/missing":
-            return self._send(404, b"")
+            return self.send(404, b"")
         if path in ("/private.ics", "/private-redirect"):
             expected = base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
             if self.headers.get("Authorization") != f"Basic {expected}":
-                return self._send(401, headers={"WWW-Authenticate": 'Basic realm="cal"'})
+                return self.send(401, headers={"WWW-Authenticate": 'Basic realm="cal"'})
             if path == "/private-redirect":
-                return self._send(302, headers={"Location": "/private.ics"})
-            return self._send(200, CALENDAR)
-        return self._send(404)
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    requests: list[tuple[str, dict[str, str]]]
-    base: str
+                return self.send(302, headers={"Location": "/private.ics"})
+            return self.send(200, CALENDAR)
+        return self.send(404)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    httpd = Server(("127.0.0.1", 0), Handler)
-    httpd.requests = []
-    httpd.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(Handler) as httpd:
+        yield httpd
 
 
 @pytest.fixture
@@ -390,18 +362,14 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
-    httpd = Server(("127.0.0.1", 0), Handler)
-    httpd.requests = []
-    httpd.base = f"https://localhost:{httpd.server_address[1]}"
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd, str(cert)
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+
+    def wrap(sock: object) -> object:
+        return context.wrap_socket(sock, server_side=True)  # type: ignore[arg-type]
+
+    with serving(Handler, wrap_socket=wrap, host="localhost") as httpd:
+        yield httpd, str(cert)
 
 
 def test_https_is_verified_against_the_host_name(

@@ -42,10 +42,19 @@ SERVER_DEFAULTS = {
     "ApproveRequest": ["teacher_note"],
     "CalendarTokenCreateRequest": ["name"],
     "SessionRunRequest": ["interval", "days_of_week", "description"],
+    "BusySourceCreateRequest": ["name", "username", "enabled"],
 }
 # Answers of model serializers: every field present (none typed as maybe absent), but a
 # session's meeting details, which only those who manage it get.
-COMPLETE_ANSWERS = ["Session", "Booking", "Policy", "Availability", "WaitlistEntry", "Series"]
+COMPLETE_ANSWERS = [
+    "Session",
+    "Booking",
+    "Policy",
+    "Availability",
+    "WaitlistEntry",
+    "Series",
+    "BusySource",
+]
 LEFT_OUT_FOR_SOME = {"Session": {"meeting_link", "meeting_id", "meeting_passcode"}}
 
 

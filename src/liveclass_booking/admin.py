@@ -13,6 +13,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
@@ -21,6 +22,15 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
+from .calendar.sources import (
+    MAX_URL_LENGTH,
+    check_busy_source_change,
+    check_new_busy_source,
+    create_busy_source,
+    delete_busy_source,
+    update_busy_source,
+)
+from .calendar.sync import sync_now
 from .calendar.tokens import revoke_token
 from .choices import WaitlistStatus
 from .exceptions import BookingError, InvalidTransition
@@ -30,6 +40,8 @@ from .models import (
     BookingEvent,
     BookingSeries,
     BookingSeriesItem,
+    BusyPeriod,
+    BusySource,
     CalendarFeedToken,
     Course,
     IdempotencyKey,
@@ -685,6 +697,189 @@ class CalendarFeedTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for token in tokens:
             revoke_token(token)
         self.message_user(request, f"{len(tokens)} token(s) revoked.", level=messages.SUCCESS)
+
+
+class BusySourceForm(forms.ModelForm):
+    """A busy calendar's form: the address and password are typed in, never shown (not even
+    encrypted); left empty on a change, the stored ones stay. Saved through the services."""
+
+    url = forms.CharField(
+        label="address",
+        required=False,
+        max_length=MAX_URL_LENGTH,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="The calendar's address (http, https or webcal). Never shown again; leave "
+        "empty to keep the stored one.",
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=500,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="CalDAV only. Never shown again; leave empty to keep the stored one.",
+    )
+    clear_password = forms.BooleanField(
+        required=False, label="remove the stored password", help_text="CalDAV only."
+    )
+
+    class Meta:
+        model = BusySource
+        fields = ("teacher", "name", "kind", "url", "username", "password", "enabled")
+
+    #: Set by BusySourceAdmin.get_form: the logged-in user and the calendar as stored.
+    actor: Any = None
+    original: Any = None
+
+    def service_fields(self) -> dict[str, Any]:
+        """What the services get: on a change only what the form changed, and a secret only
+        when one was typed (or the password is to be removed)."""
+        data = self.cleaned_data
+        names = ("name", "kind", "username", "enabled")
+        if self.original is None:
+            fields = {name: data[name] for name in names}
+        else:
+            fields = {name: data[name] for name in names if name in self.changed_data}
+        if data.get("url"):
+            fields["url"] = data["url"]
+        if data.get("clear_password"):
+            fields["password"] = ""
+        elif data.get("password"):
+            fields["password"] = data["password"]
+        return fields
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned: dict[str, Any] = self.cleaned_data
+        if self.errors:
+            return cleaned
+        try:
+            if self.original is None:
+                if not cleaned.get("url"):
+                    self.add_error("url", "Enter the calendar's address.")
+                    return cleaned
+                check_new_busy_source(
+                    actor=self.actor, teacher=cleaned["teacher"], **self.service_fields()
+                )
+            else:
+                check_busy_source_change(self.original, actor=self.actor, **self.service_fields())
+        except BookingError as exc:
+            field = exc.data.get("field")
+            self.add_error(field if field in self.fields else None, f"{exc.detail} ({exc.code})")
+        return cleaned
+
+
+@admin.register(BusySource)
+class BusySourceAdmin(admin.ModelAdmin):
+    """Teachers' busy calendars. Added, changed, removed and synced through the same
+    functions as the API; the address and password are never shown."""
+
+    form = BusySourceForm
+    list_display = (
+        "teacher",
+        "name",
+        "kind",
+        "url_hint",
+        "enabled",
+        "status",
+        "last_synced_at",
+        "period_count",
+        "last_error_code",
+    )
+    list_filter = ("kind", "status", "enabled")
+    search_fields = ("name", *user_search_fields("teacher"))
+    list_select_related = ("teacher",)
+    raw_id_fields = ("teacher",)
+    actions = ["sync_selected"]
+    STATE = (
+        "url_hint",
+        "status",
+        "last_error_code",
+        "last_error",
+        "failure_count",
+        "last_attempt_at",
+        "last_synced_at",
+        "next_sync_at",
+        "synced_until",
+        "period_count",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A calendar keeps its teacher (update_busy_source refuses another).
+        return ("teacher", *self.STATE) if obj is not None else ()
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ("teacher", "name", "kind", "url", "username", "password", "enabled")
+        editable = ("name", "kind", "url", "username", "password", "clear_password", "enabled")
+        return (*editable, *self.get_readonly_fields(request, obj))
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form: Any = super().get_form(request, obj, change=change, **kwargs)
+        # The calendar as stored: the form writes its fields onto ``obj`` before save_model.
+        form.original = copy.copy(obj) if obj is not None else None
+        form.actor = request.user
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Create or change the calendar through the services (which encrypt the secrets)."""
+        fields = form.service_fields()
+        if change:
+            saved = update_busy_source(form.original, actor=request.user, **fields)
+        else:
+            saved = create_busy_source(actor=request.user, teacher=obj.teacher, **fields)
+        obj.pk = saved.pk
+        obj.__dict__.update(saved.__dict__)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        delete_busy_source(obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for source in queryset:
+            delete_busy_source(source, actor=request.user)
+
+    @admin.action(description="Sync the selected calendars now", permissions=["change"])
+    def sync_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for source in queryset:
+            try:
+                result = sync_now(source, actor=request.user)
+            except BookingError as exc:
+                self.message_user(
+                    request, f"{source}: {exc.detail} ({exc.code})", level=messages.ERROR
+                )
+                continue
+            if result.outcome == "failed":
+                self.message_user(
+                    request,
+                    f"{source}: the sync failed, earlier busy times kept: {result.error} "
+                    f"({result.error_code})",
+                    level=messages.ERROR,
+                )
+            elif result.outcome == "skipped":
+                self.message_user(
+                    request, f"{source}: skipped (disabled meanwhile).", level=messages.WARNING
+                )
+            else:
+                what = "synced" if result.outcome == "synced" else "unchanged"
+                self.message_user(
+                    request,
+                    f"{source}: {what}, {result.periods} busy period(s).",
+                    level=messages.SUCCESS,
+                )
+
+
+@admin.register(BusyPeriod)
+class BusyPeriodAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Busy times imported from teachers' calendars (read-only: each sync replaces them)."""
+
+    list_display = ("start_at_utc", "end_at_utc", "teacher", "source")
+    list_filter = (("source", admin.RelatedOnlyFieldListFilter),)
+    search_fields = user_search_fields("teacher")
+    date_hierarchy = "start_at_utc"
+    list_select_related = ("teacher", "source")
 
 
 def _register_swappable() -> None:

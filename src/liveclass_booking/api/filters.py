@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_filters.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 
+from ..calendar.sources import visible_busy_sources
 from ..choices import (
     BookingStatus,
     BookingType,
@@ -20,7 +21,14 @@ from ..choices import (
     SessionStatus,
     WaitlistStatus,
 )
-from ..models import BookingSeries, SessionWaitlist, get_booking_model, get_session_model
+from ..models import (
+    BookingSeries,
+    BusyPeriod,
+    BusySource,
+    SessionWaitlist,
+    get_booking_model,
+    get_session_model,
+)
 from ..querysets import overdue_requests
 from ..timebounds import OutOfRange, to_utc
 from .fields import (
@@ -200,3 +208,30 @@ class SeriesFilter(FilterSet):
         if SeriesStatus.COMPLETED in value:
             wanted |= finished
         return queryset.filter(wanted)
+
+
+class BusySourceFilter(FilterSet):
+    class Meta:
+        model = BusySource
+        fields = ["teacher"]
+
+
+def _own_sources(request: Any) -> QuerySet[Any]:
+    # Another teacher's calendar is not a choice, like a missing one.
+    if request is None:
+        return BusySource.objects.none()
+    return visible_busy_sources(request.user)
+
+
+class BusyPeriodFilter(FilterSet):
+    source = CanonicalModelChoiceFilter(queryset=_own_sources)
+    start = AwareIsoDateTimeFilter(
+        field_name="end_at_utc", lookup_expr="gt", help_text="Periods ending after this."
+    )
+    end = AwareIsoDateTimeFilter(
+        field_name="start_at_utc", lookup_expr="lt", help_text="Periods starting before this."
+    )
+
+    class Meta:
+        model = BusyPeriod
+        fields = ["teacher", "source"]

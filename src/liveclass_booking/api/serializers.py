@@ -12,9 +12,12 @@ from rest_framework.fields import empty
 
 from ..calendar.ics import booking_title
 from ..calendar.links import add_to_calendar
+from ..calendar.sources import MAX_URL_LENGTH
 from ..choices import (
     BookingStatus,
     BookingType,
+    BusySourceKind,
+    BusySyncStatus,
     Frequency,
     MeetingProvider,
     SeriesItemStatus,
@@ -27,6 +30,8 @@ from ..conf import MAX_CAPACITY, MAX_TEXT_LENGTH
 from ..models import (
     BookingSeries,
     BookingSeriesItem,
+    BusyPeriod,
+    BusySource,
     CalendarFeedToken,
     SessionWaitlist,
     TeacherAvailability,
@@ -731,3 +736,135 @@ class CalendarTokenCreatedSerializer(CalendarTokenSerializer):
 
     def get_webcal_url(self, obj: Any) -> str:
         return "webcal://" + self.get_feed_url(obj).split("://", 1)[1]
+
+
+# Busy calendars ---------------------------------------------------------------------------
+
+
+class BusySourceSerializer(ModelSerializer[BusySource]):
+    """A teacher's calendar whose busy times block their one-on-one time. Its address and
+    password are write-only: answers carry ``url_hint`` (a feed's scheme and host only) and
+    ``has_password``. ``status`` and ``last_error`` tell how the last sync went."""
+
+    teacher = _user_field(
+        required=False,
+        help_text="Whose calendar this is: the requesting user when left out (only staff may "
+        "name another teacher). Fixed once created.",
+    )
+    name = serializers.CharField(
+        allow_blank=True, default="", max_length=100, help_text="A label, e.g. Work calendar."
+    )
+    kind = named_choice_field(
+        BusySourceKind,
+        "BusySourceKindEnum",
+        help_text="ics: an iCalendar feed URL (webcal:// too); caldav: a CalDAV calendar's "
+        "address with username and password.",
+    )
+    url = serializers.CharField(
+        write_only=True,
+        required=False,
+        max_length=MAX_URL_LENGTH,
+        help_text="The calendar's address. Never answered back; left out, the stored one stays.",
+    )
+    username = serializers.CharField(
+        allow_blank=True, default="", max_length=200, help_text="CalDAV only."
+    )
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=500,
+        style={"input_type": "password"},
+        help_text="CalDAV only. Never answered back; left out, the stored one stays; empty "
+        "removes it.",
+    )
+    has_password = serializers.SerializerMethodField(help_text="Whether a password is stored.")
+    enabled = serializers.BooleanField(
+        default=True, help_text="A disabled calendar is not synced and blocks nothing."
+    )
+    status = named_choice_field(BusySyncStatus, "BusySyncStatusEnum", read_only=True)
+    last_attempt_at = AwareDateTimeField(read_only=True, allow_null=True)
+    last_synced_at = AwareDateTimeField(
+        read_only=True, allow_null=True, help_text="The last successful sync."
+    )
+    next_sync_at = AwareDateTimeField(read_only=True)
+    created_at = AwareDateTimeField(read_only=True)
+    updated_at = AwareDateTimeField(read_only=True)
+
+    class Meta:
+        model = BusySource
+        fields: tuple[str, ...] = (
+            "id",
+            "teacher",
+            "name",
+            "kind",
+            "url",
+            "url_hint",
+            "username",
+            "password",
+            "has_password",
+            "enabled",
+            "status",
+            "last_error_code",
+            "last_error",
+            "last_attempt_at",
+            "last_synced_at",
+            "next_sync_at",
+            "period_count",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields: tuple[str, ...] = (
+            "url_hint",
+            "last_error_code",
+            "last_error",
+            "period_count",
+        )
+
+    def get_has_password(self, obj: Any) -> bool:
+        return bool(obj.password_encrypted)
+
+
+class BusySourceCreateSerializer(BusySourceSerializer):
+    """A new busy calendar: its address is required."""
+
+    url = serializers.CharField(
+        write_only=True,
+        max_length=MAX_URL_LENGTH,
+        help_text="The calendar's address (http, https or webcal). Never answered back.",
+    )
+
+
+class BusySyncResultSerializer(Serializer):
+    """What one sync did: ``synced`` (busy periods replaced), ``not_modified`` (the calendar
+    did not change), ``failed`` (earlier busy periods kept; ``error_code`` and ``error`` say
+    why) or ``skipped`` (the calendar was disabled or removed meanwhile)."""
+
+    outcome = named_choice_field(
+        ["synced", "not_modified", "failed", "skipped"], "BusySyncOutcomeEnum"
+    )
+    periods = serializers.IntegerField(help_text="Busy periods the calendar now has.")
+    error_code = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+
+
+class BusySourceSyncedSerializer(BusySourceSerializer):
+    """The calendar after an on-demand sync, with what the sync did."""
+
+    result = BusySyncResultSerializer(read_only=True)
+
+    class Meta(BusySourceSerializer.Meta):
+        fields = (*BusySourceSerializer.Meta.fields, "result")
+
+
+class BusyPeriodSerializer(ModelSerializer[BusyPeriod]):
+    """A time the teacher is busy according to one of their calendars (times only)."""
+
+    start_at_utc = AwareDateTimeField(read_only=True)
+    end_at_utc = AwareDateTimeField(read_only=True)
+
+    class Meta:
+        model = BusyPeriod
+        fields = ("source", "start_at_utc", "end_at_utc")
+        read_only_fields = fields

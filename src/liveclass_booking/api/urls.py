@@ -7,7 +7,7 @@ itself answers the API root: a link to every collection (the browsable API's ind
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
-from . import calendar_views, views
+from . import busy_views, calendar_views, views
 
 app_name = "liveclass_booking"
 
@@ -23,6 +23,8 @@ router.register("policies", views.PolicyViewSet, basename="policy")
 router.register("availability", views.AvailabilityViewSet, basename="availability")
 router.register("slots", views.SlotViewSet, basename="slot")
 router.register("calendar/tokens", calendar_views.CalendarTokenViewSet, basename="calendar-token")
+router.register("busy-sources", busy_views.BusySourceViewSet, basename="busy-source")
+router.register("busy-periods", busy_views.BusyPeriodViewSet, basename="busy-period")
 
 urlpatterns = [
     path("", include(router.urls)),

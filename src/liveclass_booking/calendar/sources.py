@@ -9,6 +9,7 @@ changing where it points, makes it due for a sync at once.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +28,8 @@ from .secrets import encrypt_secret
 
 __all__ = [
     "MAX_URL_LENGTH",
+    "check_busy_source_change",
+    "check_new_busy_source",
     "create_busy_source",
     "delete_busy_source",
     "update_busy_source",
@@ -120,8 +123,9 @@ def _apply(source: Any, changes: dict[str, Any]) -> bool:
         source.url_hint = url_hint(url, source.kind)
         repoint = True
     if "username" in changes:
-        source.username = _clean_text(changes["username"], "username", 200)
-        repoint = True
+        username = _clean_text(changes["username"], "username", 200)
+        repoint |= username != source.username
+        source.username = username
     if "password" in changes:
         source.password_encrypted = encrypt_secret(
             _clean_text(changes["password"], "password", 500)
@@ -148,6 +152,64 @@ def _due_now(source: Any) -> None:
     source.synced_until = None
 
 
+def _new_source(actor: Any, teacher: Any, fields: dict[str, Any]) -> Any:
+    """An unsaved source of ``teacher`` with ``fields``, checked as creating it requires."""
+    source = BusySource(teacher=teacher, kind=BusySourceKind.ICS)
+    require_manager(actor, source, "manage this teacher's calendars")
+    require_teacher(teacher, None)
+    _apply(source, fields)
+    return source
+
+
+def _require_room(teacher: Any) -> None:
+    limit = booking_settings.BUSY_MAX_SOURCES
+    if BusySource.objects.filter(teacher=teacher).count() >= limit:
+        raise LimitReached(
+            f"a teacher may register at most {limit} busy calendars.",
+            limit="busy_sources",
+            max=limit,
+        )
+
+
+def _changed(source: Any, actor: Any, changes: dict[str, Any]) -> bool:
+    """Set ``changes`` on ``source`` as changing it requires; return whether it repoints."""
+    require_manager(actor, source, "manage this teacher's calendars")
+    unknown = set(changes) - {"name", "url", "kind", "username", "password", "enabled"}
+    if unknown:
+        raise InvalidInput(f"{sorted(unknown)[0]}: cannot be changed.", field=sorted(unknown)[0])
+    if "kind" in changes and "url" not in changes and changes["kind"] != source.kind:
+        raise InvalidInput("url: give the address again when changing the kind.", field="url")
+    return _apply(source, changes)
+
+
+def check_new_busy_source(
+    *,
+    actor: Any,
+    teacher: Any,
+    kind: str,
+    url: str,
+    username: str = "",
+    password: str = "",
+    name: str = "",
+    enabled: bool = True,
+) -> None:
+    """Refuse as :func:`create_busy_source` would, saving nothing (the admin's form check)."""
+    fields = {
+        "kind": kind,
+        "url": url,
+        "username": username,
+        "password": password,
+        "name": name,
+        "enabled": enabled,
+    }
+    _require_room(_new_source(actor, teacher, fields).teacher)
+
+
+def check_busy_source_change(source: Any, *, actor: Any, **changes: Any) -> None:
+    """Refuse as :func:`update_busy_source` would, changing nothing (the admin's form check)."""
+    _changed(copy.copy(source), actor, changes)
+
+
 @retry_on_deadlock
 def create_busy_source(
     *,
@@ -165,11 +227,9 @@ def create_busy_source(
     Refuses with ``not_allowed`` unless ``actor`` may manage ``teacher``'s entries, ``invalid``
     for a bad address or a user that is not a teacher, ``limit_reached`` past
     ``LIVECLASS_BOOKING_BUSY_MAX_SOURCES``. The source is due for a sync at once."""
-    source = BusySource(teacher=teacher, kind=BusySourceKind.ICS)
-    require_manager(actor, source, "manage this teacher's calendars")
-    require_teacher(teacher, None)
-    _apply(
-        source,
+    source = _new_source(
+        actor,
+        teacher,
         {
             "kind": kind,
             "url": url,
@@ -183,13 +243,7 @@ def create_busy_source(
     _due_now(source)
     with transaction.atomic():
         lock_users(teacher)  # serialises concurrent creations against the limit
-        limit = booking_settings.BUSY_MAX_SOURCES
-        if BusySource.objects.filter(teacher=teacher).count() >= limit:
-            raise LimitReached(
-                f"a teacher may register at most {limit} busy calendars.",
-                limit="busy_sources",
-                max=limit,
-            )
+        _require_room(teacher)
         source.save()
         _announce(source)
     return source
@@ -200,13 +254,7 @@ def update_busy_source(source: Any, *, actor: Any, **changes: Any) -> Any:
     """Change ``name``, ``url``, ``kind``, ``username``, ``password`` or ``enabled`` of
     ``source``. A changed address or credentials make it due for a sync at once (its validators
     dropped); disabling it removes its busy periods, which stop blocking."""
-    require_manager(actor, source, "manage this teacher's calendars")
-    unknown = set(changes) - {"name", "url", "kind", "username", "password", "enabled"}
-    if unknown:
-        raise InvalidInput(f"{sorted(unknown)[0]}: cannot be changed.", field=sorted(unknown)[0])
-    if "kind" in changes and "url" not in changes and changes["kind"] != source.kind:
-        raise InvalidInput("url: give the address again when changing the kind.", field="url")
-    repoint = _apply(source, changes)
+    repoint = _changed(source, actor, changes)
     with transaction.atomic():
         if repoint:
             _due_now(source)
