@@ -110,6 +110,11 @@ class EpochSeconds(Func):
 
     output_field = FloatField()
 
+    @property
+    def convert_value(self) -> Any:
+        # Every supported database answers a float already: skip Django's per-value float().
+        return getattr(self, "_convert_value_noop")  # noqa: B009 - not in the type stubs
+
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(
             compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra
