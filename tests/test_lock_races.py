@@ -34,6 +34,7 @@ from liveclass_booking.models import (
     BookingEvent,
     BookingSeries,
     NotificationEvent,
+    SessionWaitlist,
     TeacherAvailability,
     TeacherBookingPolicy,
     get_booking_model,
@@ -41,6 +42,7 @@ from liveclass_booking.models import (
 from liveclass_booking.recurrence import Recurrence
 from liveclass_booking.services import series as series_services
 from liveclass_booking.services import sessions as session_services
+from liveclass_booking.services import waitlist as waitlist_services
 from liveclass_booking.services.transitions import NOTICE_FOR_STATUS, TRANSITIONS
 from tests.concurrency import outcomes, race
 from tests.conftest import grant_teaching
@@ -682,6 +684,38 @@ def test_lowering_the_capacity_while_students_book_never_goes_below_the_seats(
         booked = session.bookings.filter(status__in=ACTIVE_BOOKING_STATUSES).count()
         assert session.seats_taken == booked <= session.capacity, (session.capacity, results)
         assert (session.capacity == 2) == (results[0][0] == "ok"), results
+
+
+def test_joining_the_waitlist_while_a_seat_comes_free_leaves_nobody_waiting_beside_it(
+    make_session: Any, teacher: Any, user_model: Any, monkeypatch: Any
+) -> None:
+    holder, joiner = students(user_model, 2, "student")
+    for round_ in range(HELD_ROUNDS):
+        session = make_session(start_at_utc=slot(round_), capacity=1)
+        booking = services.book_group_session(student=holder, session=session)
+        # The join has found the session full and is checking that it is bookable.
+        hold = Hold(monkeypatch, waitlist_services, "_require_bookable", others=1)
+
+        def work(i: int, session: Any = session, booking: Any = booking, hold: Hold = hold) -> Any:
+            if i == 0:
+                return hold.held(lambda: services.join_waitlist(student=joiner, session=session))
+            return hold.other(lambda: services.cancel_booking(booking, actor=teacher))
+
+        results = race(2, work)
+        monkeypatch.undo()
+        assert results[1][0] == "ok", results
+        assert results[0][0] in ("ok", "seats_available"), results
+        session.refresh_from_db()
+        entries = list(
+            SessionWaitlist.objects.filter(session=session).values_list("status", flat=True)
+        )
+        # The seat that came free went to the student who joined, or the join was refused
+        # because it was free: never a free seat with somebody waiting for it.
+        assert (session.seats_taken, entries) in ((1, ["offered"]), (0, [])), (
+            session.seats_taken,
+            entries,
+            results,
+        )
 
 
 @pytest.mark.usefixtures("open_all_week")

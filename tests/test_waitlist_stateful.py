@@ -426,7 +426,7 @@ def test_random_waitlist_sequences_keep_the_rules() -> None:
     run_state_machine_as_test(
         WaitlistMachine,
         settings=settings(
-            max_examples=40,
+            max_examples=60,
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
