@@ -217,8 +217,12 @@ def race_decisions(
 
 
 @pytest.fixture
-def pending_lessons(teacher: Any, course: Any, student: Any, open_all_week: None) -> Any:
+def pending_lessons(
+    teacher: Any, course: Any, student: Any, open_all_week: None, settings: Any
+) -> Any:
     TeacherBookingPolicy.objects.create(teacher=teacher, requires_approval_for_one_on_one=True)
+    # One student asks for every round's lesson: more rounds than the default limit allows.
+    settings.LIVECLASS_BOOKING_LIMITS = {"pending_requests_per_teacher": None}
 
     def make(round_: int) -> Any:
         booking = lesson(student, teacher, course, slot(round_))
