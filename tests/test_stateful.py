@@ -1,9 +1,17 @@
-"""Random sequences of booking operations keep the seat invariant (docs/concurrency.md):
-seats_taken == seats of pending + confirmed bookings <= capacity, for every session."""
+"""Random sequences of booking operations against a model of what each should do: every
+operation the model allows succeeds with the outcome it predicts, every other one is refused
+with the code it predicts, and the seat invariant holds throughout (docs/concurrency.md:
+seats_taken == seats of pending + confirmed bookings <= capacity, for every session).
+
+Each operation commits for real (the test is transactional), so what happens after a commit
+happens too: each change sends its signal once, and each transaction that wrote outbox events
+enqueues one dispatcher pass."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,8 +24,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from model_bakery import baker
 
-from liveclass_booking import services
+from liveclass_booking import services, signals
 from liveclass_booking.choices import ACTIVE_BOOKING_STATUSES
+from liveclass_booking.choices import BookingStatus as S
 from liveclass_booking.exceptions import BookingError
 from liveclass_booking.models import (
     TeacherBookingPolicy,
@@ -26,6 +35,57 @@ from liveclass_booking.models import (
     get_session_model,
 )
 from tests.conftest import grant_teaching
+
+#: The signal of each status a booking comes to.
+SIGNAL_FOR = {
+    S.PENDING: signals.booking_requested,
+    S.CONFIRMED: signals.booking_confirmed,
+    S.DECLINED: signals.booking_declined,
+    S.CANCELLED: signals.booking_cancelled,
+    S.RESCHEDULED: signals.booking_rescheduled,
+}
+
+
+@dataclass
+class Expected:
+    """The model's booking: who, where, how many seats, and its status."""
+
+    pk: Any
+    student: int
+    session: int
+    seats: int
+    status: str
+
+
+class AfterCommit:
+    """What ran after commits: the booking signals (booking pk, status) and the dispatcher
+    passes enqueued on the task backend."""
+
+    def __init__(self) -> None:
+        self.signals: list[tuple[Any, str]] = []
+        self.guard = threading.Lock()
+        self.receivers = []
+        for status, signal in SIGNAL_FOR.items():
+
+            def receive(sender: Any, status: str = status, **kwargs: Any) -> None:
+                with self.guard:
+                    self.signals.append((kwargs["booking"].pk, status))
+
+            signal.connect(receive, weak=False)
+            self.receivers.append((signal, receive))
+        from liveclass_booking import tasks
+
+        self.backend = tasks.task_backends["default"] if tasks.task is not None else None
+
+    def passes(self) -> int:
+        """Dispatcher passes enqueued so far (0 without a tasks framework)."""
+        if self.backend is None:
+            return 0
+        return sum(1 for r in self.backend.results if r.task.name == "dispatch_notifications")
+
+    def close(self) -> None:
+        for signal, receive in self.receivers:
+            signal.disconnect(receive)
 
 
 class SeatMachine(RuleBasedStateMachine):
@@ -49,13 +109,56 @@ class SeatMachine(RuleBasedStateMachine):
             for i in range(2)
         ]
         self.policy = TeacherBookingPolicy.objects.create(teacher=self.teacher)
-        self.bookings: list[Any] = []
+        self.capacity = [4, 4]
+        self.bookings: list[Expected] = []
+        self.after = AfterCommit()
 
-    def attempt(self, action: Any) -> Any:
+    def teardown(self) -> None:
+        self.after.close()
+
+    # The model -------------------------------------------------------------------------------
+
+    def held(self, session: int) -> int:
+        return sum(
+            b.seats
+            for b in self.bookings
+            if b.session == session and b.status in ACTIVE_BOOKING_STATUSES
+        )
+
+    def holds(self, student: int, session: int) -> bool:
+        return any(
+            b.student == student and b.session == session and b.status in ACTIVE_BOOKING_STATUSES
+            for b in self.bookings
+        )
+
+    def new_status(self) -> str:
+        return S.PENDING if self.policy.requires_approval_for_group else S.CONFIRMED
+
+    def run(self, expected: str, action: Any, heard: list[tuple[Any, str]] | None = None) -> Any:
+        """Run ``action``: it succeeds if ``expected`` is ``ok``, else it is refused with that
+        code and sends nothing. A success sends exactly the signals ``heard`` (booking pk
+        and status; the result's pk where it is None) after its commit and, if it sent any,
+        enqueues one dispatcher pass for its outbox events."""
+        signals_before, passes_before = len(self.after.signals), self.after.passes()
         try:
-            return action()
-        except BookingError:
-            return None  # a refusal with a stable error code is a valid outcome
+            result, refused = action(), None
+        except BookingError as exc:
+            result, refused = None, exc.code
+        if refused is not None:
+            assert refused == expected, f"refused with {refused}, expected {expected}"
+            assert len(self.after.signals) == signals_before, "a refusal sent a signal"
+            assert self.after.passes() == passes_before, "a refusal enqueued a dispatcher pass"
+            return None
+        assert expected == "ok", f"succeeded, expected {expected}"
+        if heard is not None:
+            assert self.after.signals[signals_before:] == [
+                (result.pk if pk is None else pk, status) for pk, status in heard
+            ]
+            wrote = bool(heard and self.after.backend)  # every change here tells somebody
+            assert self.after.passes() == passes_before + int(wrote)
+        return result
+
+    # Rules -----------------------------------------------------------------------------------
 
     @rule(approval=st.booleans())
     def set_group_approval(self, approval: bool) -> None:
@@ -64,57 +167,126 @@ class SeatMachine(RuleBasedStateMachine):
 
     @rule(student=st.integers(0, 3), session=st.integers(0, 1), seats=st.integers(1, 3))
     def book(self, student: int, session: int, seats: int) -> None:
-        booking = self.attempt(
+        if self.holds(student, session):
+            expected = "already_booked"
+        elif self.capacity[session] - self.held(session) < seats:
+            expected = "session_full"
+        else:
+            expected = "ok"
+        status = self.new_status()
+        booking = self.run(
+            expected,
             lambda: services.book_group_session(
                 student=self.students[student], session=self.sessions[session], seats=seats
-            )
+            ),
+            heard=[(None, status)],
         )
         if booking is not None:
-            self.bookings.append(booking)
+            assert (booking.status, booking.seats_reserved) == (status, seats)
+            self.bookings.append(Expected(booking.pk, student, session, seats, status))
+
+    def decide(self, data: Any, allowed: tuple[str, ...], new: str, action: Any) -> None:
+        """Apply ``action`` to a booking drawn from the model: it succeeds (the booking becomes
+        ``new``) if the booking's status is one of ``allowed``."""
+        if not self.bookings:
+            return
+        booking = data.draw(st.sampled_from(self.bookings))
+        expected = "ok" if booking.status in allowed else "invalid_transition"
+        row = get_booking_model().objects.get(pk=booking.pk)
+        done = self.run(expected, lambda: action(row), heard=[(booking.pk, new)])
+        if done is not None:
+            assert done.status == new
+            booking.status = new
 
     @rule(data=st.data())
     def approve(self, data: Any) -> None:
-        if self.bookings:
-            booking = data.draw(st.sampled_from(self.bookings))
-            self.attempt(lambda: services.approve_booking(booking, actor=self.teacher))
+        self.decide(
+            data,
+            (S.PENDING,),
+            S.CONFIRMED,
+            lambda row: services.approve_booking(row, actor=self.teacher),
+        )
 
     @rule(data=st.data())
     def decline(self, data: Any) -> None:
-        if self.bookings:
-            booking = data.draw(st.sampled_from(self.bookings))
-            self.attempt(lambda: services.decline_booking(booking, actor=self.teacher))
+        self.decide(
+            data,
+            (S.PENDING,),
+            S.DECLINED,
+            lambda row: services.decline_booking(row, actor=self.teacher),
+        )
 
     @rule(data=st.data(), by_teacher=st.booleans())
     def cancel(self, data: Any, by_teacher: bool) -> None:
-        if self.bookings:
-            booking = data.draw(st.sampled_from(self.bookings))
-            actor = self.teacher if by_teacher else booking.student_user
-            self.attempt(lambda: services.cancel_booking(booking, actor=actor))
+        def cancel(row: Any) -> Any:
+            actor = self.teacher if by_teacher else row.student_user
+            return services.cancel_booking(row, actor=actor)
+
+        self.decide(data, (S.PENDING, S.CONFIRMED), S.CANCELLED, cancel)
 
     @rule(data=st.data(), session=st.integers(0, 1))
     def reschedule(self, data: Any, session: int) -> None:
-        if self.bookings:
-            booking = data.draw(st.sampled_from(self.bookings))
-            new = self.attempt(
-                lambda: services.reschedule_booking(
-                    booking, actor=booking.student_user, session=self.sessions[session]
-                )
+        if not self.bookings:
+            return
+        old = data.draw(st.sampled_from(self.bookings))
+        if old.status != S.CONFIRMED:
+            expected = "invalid_transition"
+        elif old.session == session:
+            expected = "invalid"
+        elif self.holds(old.student, session):
+            expected = "already_booked"
+        elif self.capacity[session] - self.held(session) < old.seats:
+            expected = "session_full"
+        else:
+            expected = "ok"
+        status = self.new_status()  # moved by its student: under the target's approval
+        row = get_booking_model().objects.get(pk=old.pk)
+        new = self.run(
+            expected,
+            lambda: services.reschedule_booking(
+                row, actor=row.student_user, session=self.sessions[session]
+            ),
+            heard=[(old.pk, S.RESCHEDULED), (None, status)],
+        )
+        if new is not None:
+            assert (new.status, new.session_id, new.seats_reserved) == (
+                status,
+                self.sessions[session].pk,
+                old.seats,
             )
-            if new is not None:
-                self.bookings.append(new)
+            assert new.rescheduled_from_id == old.pk
+            old.status = S.RESCHEDULED
+            self.bookings.append(Expected(new.pk, old.student, session, old.seats, status))
 
     @rule(session=st.integers(0, 1), capacity=st.integers(0, 6))
     def change_capacity(self, session: int, capacity: int) -> None:
-        self.attempt(
+        expected = "invalid" if capacity < self.held(session) else "ok"
+        changed = self.run(
+            expected,
             lambda: services.update_session(
                 self.sessions[session], actor=self.teacher, capacity=capacity
-            )
+            ),
+            heard=[],  # nobody is waiting: nothing to offer, nobody to tell
         )
+        if changed is not None:
+            assert changed.capacity == capacity
+            self.capacity[session] = capacity
+
+    # Invariants ------------------------------------------------------------------------------
+
+    @invariant()
+    def database_matches_the_model(self) -> None:
+        statuses = dict(
+            get_booking_model()
+            .objects.filter(pk__in=[b.pk for b in self.bookings])
+            .values_list("pk", "status")
+        )
+        assert statuses == {b.pk: b.status for b in self.bookings}
 
     @invariant()
     def seats_taken_matches_active_bookings(self) -> None:
-        for session in get_session_model().objects.filter(
-            pk__in=[s.pk for s in getattr(self, "sessions", [])]
+        for index, session in enumerate(
+            get_session_model().objects.filter(pk__in=[s.pk for s in self.sessions]).order_by("pk")
         ):
             held = (
                 get_booking_model()
@@ -122,12 +294,13 @@ class SeatMachine(RuleBasedStateMachine):
                 .aggregate(total=Sum("seats_reserved"))["total"]
                 or 0
             )
-            assert session.seats_taken == held
+            assert session.seats_taken == held == self.held(index)
+            assert session.capacity == self.capacity[index]
             assert 0 <= session.seats_taken <= session.capacity
 
 
-@pytest.mark.django_db
-def test_random_operation_sequences_keep_seats_exact() -> None:
+@pytest.mark.django_db(transaction=True)
+def test_random_operation_sequences_do_what_the_model_says() -> None:
     run_state_machine_as_test(
         SeatMachine,
         settings=settings(

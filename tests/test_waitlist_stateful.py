@@ -5,7 +5,12 @@ session, under a controlled clock, keep the waitlist rules (docs/concurrency.md 
 - offers go out in join order: every open offer joined before every entry still waiting;
 - an offer never converts once its time is up (``offer_expired``, no booking), with or
   without an expiry job having run;
-- no seat stays free while somebody waits (for a scheduled session that has not started).
+- no seat stays free while somebody waits (for a scheduled session that has not started);
+- a booking or a join succeeds exactly when the session, settled as the call settles it,
+  allows it, and is otherwise refused with the code that says why.
+
+Every operation commits for real (the test is transactional), so that the signals, offer
+deadlines and dispatcher passes that run after a commit run here too.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from hypothesis.stateful import (
 )
 from model_bakery import baker
 
-from liveclass_booking import services
+from liveclass_booking import services, signals
 from liveclass_booking.choices import ACTIVE_BOOKING_STATUSES, OPEN_WAITLIST_STATUSES
 from liveclass_booking.choices import WaitlistStatus as W
 from liveclass_booking.exceptions import (
@@ -43,6 +48,7 @@ from liveclass_booking.exceptions import (
     OfferExpired,
 )
 from liveclass_booking.models import (
+    WAITLIST_QUEUE_ORDER,
     SessionWaitlist,
     get_booking_model,
     get_course_model,
@@ -78,8 +84,22 @@ class WaitlistMachine(RuleBasedStateMachine):
         self.join_order: dict[Any, int] = {}
         self.joins = 0
         self.raised = False
+        #: What the signals sent after each commit said: each entry's last offer and the
+        #: last deadline set for it.
+        self.offered: dict[Any, Any] = {}
+        self.deadlines: dict[Any, Any] = {}
+        signals.waitlist_offered.connect(self.heard_offer)
+        signals.offer_deadline_set.connect(self.heard_deadline)
+
+    def heard_offer(self, sender: Any, entry: Any, **kwargs: Any) -> None:
+        self.offered[entry.pk] = entry.offered_at
+
+    def heard_deadline(self, sender: Any, entry_pk: Any, at: Any, **kwargs: Any) -> None:
+        self.deadlines[entry_pk] = at
 
     def teardown(self) -> None:
+        signals.waitlist_offered.disconnect(self.heard_offer)
+        signals.offer_deadline_set.disconnect(self.heard_deadline)
         self.traveller.stop()
 
     @initialize(capacity=st.integers(2, 3), waiting=st.integers(0, STUDENTS - 2))
@@ -104,11 +124,44 @@ class WaitlistMachine(RuleBasedStateMachine):
     def tick(self) -> None:
         self.clock.shift(TICK)
 
-    def attempt(self, action: Any) -> Any:
+    def expect(self, expected: str, action: Any) -> Any:
+        """Run ``action``: it succeeds if ``expected`` is ``ok``, else it is refused with that
+        code."""
         try:
-            return action()
-        except BookingError:
-            return None  # a refusal with a stable error code is a valid outcome
+            result, refused = action(), None
+        except BookingError as exc:
+            result, refused = None, exc.code
+        if refused is not None:
+            assert refused == expected, f"refused with {refused}, expected {expected}"
+            return None
+        assert expected == "ok", f"succeeded, expected {expected}"
+        return result
+
+    def settled(self) -> tuple[int, dict[Any, str]]:
+        """The session as a call settles it now: offers past their time expire, and free seats
+        go to the students waiting, in queue order. Returns the seats then still free and each
+        student's waitlist status then."""
+        now = timezone.now()
+        session = self.current()
+        booked = self.active_bookings().aggregate(total=Sum("seats_reserved"))["total"] or 0
+        entries = list(self.entries().order_by(*WAITLIST_QUEUE_ORDER))
+        status = {entry.student_user_id: entry.status for entry in entries}
+        live = 0
+        for entry in entries:
+            if entry.status == W.OFFERED and entry.offer_expires_at <= now:
+                status[entry.student_user_id] = W.EXPIRED
+            elif entry.status == W.OFFERED:
+                live += 1
+        free = session.capacity - booked - live
+        if session.start_at_utc > now:
+            for entry in entries:
+                if free > 0 and entry.status == W.WAITING:
+                    status[entry.student_user_id] = W.OFFERED
+                    free -= 1
+        return free, status
+
+    def started(self) -> bool:
+        return bool(self.session.start_at_utc <= timezone.now())
 
     def entry_of(self, student: Any) -> Any:
         return SessionWaitlist.objects.filter(session=self.session, student_user=student).first()
@@ -139,8 +192,9 @@ class WaitlistMachine(RuleBasedStateMachine):
         entries = SessionWaitlist.objects.filter(session=self.session)
         return entries.filter(status__in=statuses) if statuses else entries
 
-    def join_one(self, student: Any) -> None:
-        self.tick()
+    def join_one(self, student: Any, tick: bool = True) -> None:
+        if tick:
+            self.tick()
         entry = services.join_waitlist(student=student, session=self.session)
         assert entry.status == W.WAITING
         self.joins += 1
@@ -151,10 +205,17 @@ class WaitlistMachine(RuleBasedStateMachine):
     @rule(student=st.integers(0, STUDENTS - 1), seats=st.integers(1, 2))
     def book(self, student: int, seats: int) -> None:
         self.tick()
-        booking = self.attempt(
-            lambda: services.book_group_session(
-                student=self.students[student], session=self.session, seats=seats
-            )
+        user = self.students[student]
+        free, _ = self.settled()
+        if self.active_bookings(user).exists():
+            expected = "already_booked"
+        elif self.started():
+            expected = "session_not_bookable"
+        else:
+            expected = "ok" if free >= seats else "session_full"
+        booking = self.expect(
+            expected,
+            lambda: services.book_group_session(student=user, session=self.session, seats=seats),
         )
         if booking is not None:
             # A direct booking never takes a seat owed to the queue: it succeeds only when,
@@ -178,7 +239,19 @@ class WaitlistMachine(RuleBasedStateMachine):
             *self.entries(*OPEN_WAITLIST_STATUSES).values_list("student_user", flat=True),
         }
         student = self.pick(n, [s for s in self.students if s.pk not in busy])
-        self.attempt(lambda: self.join_one(student))
+        self.tick()
+        free, status = self.settled()
+        if self.started():
+            expected = "session_not_bookable"
+        elif self.active_bookings(student).exists():
+            expected = "already_booked"
+        elif status.get(student.pk) in OPEN_WAITLIST_STATUSES:
+            expected = "already_waitlisted"
+        elif free > 0:
+            expected = "seats_available"
+        else:
+            expected = "ok"
+        self.expect(expected, lambda: self.join_one(student, tick=False))
 
     @rule(n=st.integers(0, STUDENTS - 1))
     def leave(self, n: int) -> None:
@@ -322,6 +395,14 @@ class WaitlistMachine(RuleBasedStateMachine):
             assert not waiting.exists(), "a free seat was not offered to the waitlist"
 
     @invariant()
+    def every_open_offer_was_announced_after_its_commit(self) -> None:
+        for entry in self.entries(W.OFFERED):
+            assert self.offered.get(entry.pk) == entry.offered_at, "an offer was not signalled"
+            assert self.deadlines.get(entry.pk) == entry.offer_expires_at, (
+                "an offer's deadline was not announced"
+            )
+
+    @invariant()
     def one_active_booking_per_student(self) -> None:
         doubled = (
             self.active_bookings().values("student_user").annotate(n=Count("pk")).filter(n__gt=1)
@@ -339,7 +420,7 @@ class WaitlistMachine(RuleBasedStateMachine):
             assert entry.accepted_at < entry.offer_expires_at  # converted while open
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @override_settings(LIVECLASS_BOOKING_WAITLIST_OFFER_TTL=TTL)
 def test_random_waitlist_sequences_keep_the_rules() -> None:
     run_state_machine_as_test(
