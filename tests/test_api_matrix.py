@@ -1625,11 +1625,12 @@ def test_the_matrix_covers_every_endpoint_and_role() -> None:
 #: the session again for the response's meeting link. One-on-one: teacher, course, the
 #: default resolver's can_teach (the teacher's user and group permissions), the
 #: overdue-requests check, savepoint, teacher and student row lock, policy, windows,
-#: exceptions, lessons, sessions, the student's holdings (the limits), savepoint, INSERT,
-#: release, event, release. Changing these numbers is a decision, not noise.
+#: exceptions, lessons with sessions and busy periods (one query), the student's holdings
+#: (the limits), savepoint, INSERT, release, event, release. Changing these numbers is a
+#: decision, not noise.
 # One more than before the outbox: the notification event is written in the same transaction.
-# A lesson reads the teacher's imported busy periods too (one more).
-CREATE_QUERIES = {"group_session": 16, "one_on_one": 20}
+# A lesson reads its teacher's lessons, sessions and imported busy periods in one query.
+CREATE_QUERIES = {"group_session": 16, "one_on_one": 18}
 
 
 @dataclass

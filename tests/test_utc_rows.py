@@ -1,5 +1,6 @@
-"""``querysets.utc_rows`` reads datetimes as seconds since the epoch: the same instants as
-``values_list`` on every database, microseconds, leap days and old dates included."""
+"""``querysets.utc_rows_of`` reads datetimes as seconds since the epoch, several querysets in
+one query: the same instants as ``values_list`` on every database, microseconds, leap days,
+old dates and nulls included."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import pytest
 
 from liveclass_booking.calendar.sources import create_busy_source
-from liveclass_booking.models import BusyPeriod
-from liveclass_booking.querysets import utc_rows
+from liveclass_booking.models import BusyPeriod, BusySource
+from liveclass_booking.querysets import utc_rows_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.every_database]
 
@@ -23,8 +24,10 @@ STARTS = [
 ]
 
 
-def test_utc_rows_reads_the_same_instants_as_values_list(teacher: Any) -> None:
+def test_utc_rows_of_reads_the_same_instants_as_values_list(teacher: Any) -> None:
     source = create_busy_source(actor=None, teacher=teacher, kind="ics", url="https://c.test/")
+    synced = create_busy_source(actor=None, teacher=teacher, kind="ics", url="https://d.test/")
+    BusySource.objects.filter(pk=synced.pk).update(last_synced_at=STARTS[2])
     for start in STARTS:
         BusyPeriod.objects.create(
             source=source,
@@ -32,8 +35,18 @@ def test_utc_rows_reads_the_same_instants_as_values_list(teacher: Any) -> None:
             start_at_utc=start,
             end_at_utc=start + timedelta(minutes=45, microseconds=7),
         )
-    rows = BusyPeriod.objects.all()
-    read = utc_rows(rows, "start_at_utc", "end_at_utc")
-    assert sorted(read) == sorted(rows.values_list("start_at_utc", "end_at_utc"))
-    assert sorted(start for start, _ in read) == sorted(STARTS)
-    assert all(value.tzinfo is UTC for row in read for value in row)
+    periods = BusyPeriod.objects.all()
+    sources = BusySource.objects.all()
+    rows = utc_rows_of(
+        (periods, ("start_at_utc", "end_at_utc")),
+        (sources, ("last_synced_at", None)),
+    )
+    assert sorted(row[1:] for row in rows if row[0] == 0) == sorted(
+        periods.values_list("start_at_utc", "end_at_utc")
+    )
+    assert sorted((row[1:] for row in rows if row[0] == 1), key=str) == [
+        (None, None),
+        (STARTS[2], None),
+    ]
+    assert all(value.tzinfo is UTC for row in rows for value in row[1:] if value is not None)
+    assert utc_rows_of() == []

@@ -6,6 +6,7 @@ or narrow visibility by overriding ``visible_bookings``, ``visible_policies``,
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import reduce
 from typing import Any
@@ -139,21 +140,39 @@ class EpochSeconds(Func):
 _EPOCH_VENDORS = frozenset({"postgresql", "sqlite", "mysql"})
 
 
-def utc_rows(queryset: QuerySet[Any], *fields: str) -> list[tuple[Any, ...]]:
-    """The values of the datetime ``fields`` of every row of ``queryset``, as aware UTC
-    datetimes, in no particular order: ``values_list(*fields)``, only faster for many rows.
+def utc_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tuple[Any, ...]]:
+    """The rows of several ``(queryset, fields)`` parts in one query (``UNION ALL``), in no
+    particular order: each row is the index of its part, then the values of that part's
+    datetime fields as aware UTC datetimes (None for a field given as None, so that parts
+    of different widths line up).
+
     Django converts aware datetimes in Python, several microseconds a value, the bulk of a
     slot listing over thousands of bookings and busy periods; here the database sends
     seconds since the epoch instead, which become datetimes in C."""
-    queryset = queryset.order_by()
-    if connection_vendor(queryset) not in _EPOCH_VENDORS:
-        return [tuple(row) for row in queryset.values_list(*fields)]
-    names = [f"_epoch_{i}" for i in range(len(fields))]
-    annotated = queryset.annotate(
-        **{name: EpochSeconds(field) for name, field in zip(names, fields, strict=True)}
-    )
+    if not parts:
+        return []
+    if connection_vendor(parts[0][0]) not in _EPOCH_VENDORS:
+        return [
+            (index, *row)
+            for index, (queryset, fields) in enumerate(parts)
+            for row in queryset.order_by().values_list(
+                *[field or Value(None, output_field=FloatField()) for field in fields]
+            )
+        ]
+    queries = []
+    for index, (queryset, fields) in enumerate(parts):
+        columns: dict[str, Any] = {"_part": Value(index, output_field=IntegerField())}
+        for i, field in enumerate(fields):
+            columns[f"_epoch_{i}"] = (
+                EpochSeconds(field) if field else Value(None, output_field=FloatField())
+            )
+        queries.append(queryset.order_by().annotate(**columns).values_list(*columns))
+    query = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
     stamp = datetime.fromtimestamp
-    return [tuple(stamp(value, UTC) for value in row) for row in annotated.values_list(*names)]
+    return [
+        (row[0], *[None if value is None else stamp(value, UTC) for value in row[1:]])
+        for row in query
+    ]
 
 
 def connection_vendor(queryset: QuerySet[Any]) -> str:

@@ -41,7 +41,7 @@ from ..models import (
     get_session_model,
 )
 from ..policies import get_policy_resolver
-from ..querysets import overdue_requests, utc_rows
+from ..querysets import overdue_requests, utc_rows_of
 
 Interval = tuple[datetime, datetime]
 
@@ -222,29 +222,41 @@ class TeacherSchedule:
             )
             .exclude(overdue_requests(self.now))
         )
-        # Start times only matter for the daily limit; skip converting them otherwise.
-        counting = self.policy.max_bookings_per_day is not None
-        columns = ["blocked_from_utc", "blocked_until_utc"] + (["start_at_utc"] if counting else [])
-        rows = utc_rows(bookings, *columns)
-        busy: list[Interval] = [(row[0], row[1]) for row in rows]
-        if counting:
-            self.per_day.update(row[2].astimezone(tz).date() for row in rows)
         sessions = get_session_model().objects.filter(
             teacher=self.teacher,
             status=SessionStatus.SCHEDULED,
             end_at_utc__gt=start,
             start_at_utc__lt=end,
         )
-        for s_start, s_end in utc_rows(sessions, "start_at_utc", "end_at_utc"):
-            busy.append((s_start - before, s_end + after))
-        self.busy = _merge(busy)
-        self._busy_starts = [b[0] for b in self.busy]
-        # Imported from the teacher's calendars (already merged per source; the sync stores
-        # no titles, so nothing private can leak into an error).
+        # Imported from the teacher's calendars (the sync stores no titles, so nothing
+        # private can reach an error).
         periods = BusyPeriod.objects.filter(
             teacher=self.teacher, end_at_utc__gt=start, start_at_utc__lt=end
         )
-        self.external = _merge(utc_rows(periods, "start_at_utc", "end_at_utc"))
+        # Start times only matter for the daily limit; skip converting them otherwise.
+        counting = self.policy.max_bookings_per_day is not None
+        rows = utc_rows_of(
+            (
+                bookings,
+                ("blocked_from_utc", "blocked_until_utc", "start_at_utc" if counting else None),
+            ),
+            (sessions, ("start_at_utc", "end_at_utc", None)),
+            (periods, ("start_at_utc", "end_at_utc", None)),
+        )
+        busy: list[Interval] = []
+        external: list[Interval] = []
+        for part, row_start, row_end, lesson_start in rows:
+            if part == 0:
+                busy.append((row_start, row_end))
+                if counting:
+                    self.per_day[lesson_start.astimezone(tz).date()] += 1
+            elif part == 1:
+                busy.append((row_start - before, row_end + after))
+            else:
+                external.append((row_start, row_end))
+        self.busy = _merge(busy)
+        self._busy_starts = [b[0] for b in self.busy]
+        self.external = _merge(external)
         self._external_starts = [b[0] for b in self.external]
 
     def blocked_range(self, start: datetime, end: datetime) -> Interval:
@@ -343,12 +355,46 @@ class TeacherSchedule:
         if error is not None:
             raise error
 
-    def candidate_starts(self, duration: timedelta, step: timedelta) -> Iterator[datetime]:
+    def free_starts(
+        self, start: datetime, end: datetime, duration: timedelta, step: timedelta
+    ) -> list[datetime]:
+        """The starts of free lessons of ``duration`` within ``start``–``end``, stepping by
+        ``step`` from each open window's start. Every candidate is asked
+        :meth:`broken_rule`; past a lesson, session or busy period that blocks one, the
+        candidates it blocks as well are skipped without asking."""
+        found = []
         for open_start, open_end in self.open_intervals:
-            at = open_start
-            while at + duration <= open_end:
-                yield at
-                at += step
+            last = min(open_end, end) - duration
+            at = _step_up(open_start, max(start, open_start), step)
+            while at <= last:
+                rule = self.broken_rule(at, at + duration)
+                if rule is None:
+                    found.append(at)
+                    at += step
+                    continue
+                resume = self._free_again(rule, at, at + duration)
+                at = _step_up(open_start, resume, step) if resume > at else at + step
+        return found
+
+    def _free_again(self, rule: str, start: datetime, end: datetime) -> datetime:
+        """The earliest start from which the interval or time that made ``rule`` break for a
+        lesson from ``start`` to ``end`` no longer blocks (``start`` if unknown)."""
+        if rule == "min_notice":
+            return self._earliest
+        if rule in ("slot_unavailable", "busy_period"):
+            intervals, starts = (
+                (self.busy, self._busy_starts)
+                if rule == "slot_unavailable"
+                else (self.external, self._external_starts)
+            )
+            i = bisect.bisect_left(starts, end + self._after)
+            return intervals[i - 1][1] + self._before
+        return start
+
+
+def _step_up(origin: datetime, at: datetime, step: timedelta) -> datetime:
+    """The first of ``origin``, ``origin + step``, ``origin + 2 * step``… at or after ``at``."""
+    return origin + -((origin - at) // step) * step
 
 
 def is_interval_bookable(
@@ -389,9 +435,4 @@ def free_slots(
         raise InvalidInput(
             f"a slot listing covers at most {MAX_SLOT_RANGE.days} days.", field="end"
         )
-    schedule = TeacherSchedule.load(teacher, course, start, end)
-    return [
-        at
-        for at in schedule.candidate_starts(duration, step)
-        if start <= at and at + duration <= end and schedule.is_free(at, at + duration)
-    ]
+    return TeacherSchedule.load(teacher, course, start, end).free_starts(start, end, duration, step)
