@@ -182,27 +182,14 @@ def _changed(source: Any, actor: Any, changes: dict[str, Any]) -> bool:
     return _apply(source, changes)
 
 
-def check_new_busy_source(
-    *,
-    actor: Any,
-    teacher: Any,
-    kind: str,
-    url: str,
-    username: str = "",
-    password: str = "",
-    name: str = "",
-    enabled: bool = True,
-) -> None:
-    """Refuse as :func:`create_busy_source` would, saving nothing (the admin's form check)."""
-    fields = {
-        "kind": kind,
-        "url": url,
-        "username": username,
-        "password": password,
-        "name": name,
-        "enabled": enabled,
-    }
-    _require_room(_new_source(actor, teacher, fields).teacher)
+#: What a new source has unless given.
+NEW_SOURCE_DEFAULTS: dict[str, Any] = {"username": "", "password": "", "name": "", "enabled": True}
+
+
+def check_new_busy_source(*, actor: Any, teacher: Any, **fields: Any) -> None:
+    """Refuse as :func:`create_busy_source` would with ``fields`` (``kind``, ``url`` and
+    optionally the others), saving nothing (the admin's form check)."""
+    _require_room(_new_source(actor, teacher, {**NEW_SOURCE_DEFAULTS, **fields}).teacher)
 
 
 def check_busy_source_change(source: Any, *, actor: Any, **changes: Any) -> None:
@@ -227,18 +214,8 @@ def create_busy_source(
     Refuses with ``not_allowed`` unless ``actor`` may manage ``teacher``'s entries, ``invalid``
     for a bad address or a user that is not a teacher, ``limit_reached`` past
     ``LIVECLASS_BOOKING_BUSY_MAX_SOURCES``. The source is due for a sync at once."""
-    source = _new_source(
-        actor,
-        teacher,
-        {
-            "kind": kind,
-            "url": url,
-            "username": username,
-            "password": password,
-            "name": name,
-            "enabled": enabled,
-        },
-    )
+    fields = {"kind": kind, "url": url, "username": username, "password": password}
+    source = _new_source(actor, teacher, fields | {"name": name, "enabled": enabled})
     source.status = BusySyncStatus.NEW
     _due_now(source)
     with transaction.atomic():
