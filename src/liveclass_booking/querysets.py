@@ -168,6 +168,7 @@ def utc_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tupl
             )
         queries.append(queryset.order_by().annotate(**columns).values_list(*columns))
     query = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
+    query = query.order_by()  # Django 6.1 would order the union by the first model's Meta
     stamp = datetime.fromtimestamp
     return [
         (row[0], *[None if value is None else stamp(value, UTC) for value in row[1:]])
