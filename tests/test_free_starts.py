@@ -65,7 +65,7 @@ def test_free_starts_finds_what_asking_every_candidate_finds(
     schedule._open_starts = [s for s, _ in schedule.open_intervals]
     schedule.busy = _merge(busy)
     schedule._busy_starts = [s for s, _ in schedule.busy]
-    schedule.external = _merge(external)
+    schedule.external = [(s.timestamp(), e.timestamp()) for s, e in _merge(external)]
     schedule._external_starts = [s for s, _ in schedule.external]
     schedule._before, schedule._after = timedelta(minutes=before), timedelta(minutes=after)
     schedule._earliest = T0 + timedelta(hours=notice)

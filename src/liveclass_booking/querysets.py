@@ -137,6 +137,14 @@ class EpochSeconds(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
+class _Column(Value):
+    """A constant column of a union, read as the database answers it (no converter)."""
+
+    @property
+    def convert_value(self) -> Any:
+        return getattr(self, "_convert_value_noop")  # noqa: B009 - not in the type stubs
+
+
 _EPOCH_VENDORS = frozenset({"postgresql", "sqlite", "mysql"})
 
 
@@ -144,16 +152,25 @@ def utc_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tupl
     """The rows of several ``(queryset, fields)`` parts in one query (``UNION ALL``), in no
     particular order: each row is the index of its part, then the values of that part's
     datetime fields as aware UTC datetimes (None for a field given as None, so that parts
-    of different widths line up).
+    of different widths line up). See :func:`epoch_rows_of`."""
+    stamp = datetime.fromtimestamp
+    return [
+        (row[0], *[None if value is None else stamp(value, UTC) for value in row[1:]])
+        for row in epoch_rows_of(*parts)
+    ]
+
+
+def epoch_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tuple[Any, ...]]:
+    """As :func:`utc_rows_of`, the values as seconds since the epoch (floats).
 
     Django converts aware datetimes in Python, several microseconds a value, the bulk of a
     slot listing over thousands of bookings and busy periods; here the database sends
-    seconds since the epoch instead, which become datetimes in C."""
+    seconds since the epoch instead."""
     if not parts:
         return []
     if connection_vendor(parts[0][0]) not in _EPOCH_VENDORS:
         return [
-            (index, *row)
+            (index, *[None if value is None else value.timestamp() for value in row])
             for index, (queryset, fields) in enumerate(parts)
             for row in queryset.order_by().values_list(
                 *[field or Value(None, output_field=FloatField()) for field in fields]
@@ -161,19 +178,15 @@ def utc_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tupl
         ]
     queries = []
     for index, (queryset, fields) in enumerate(parts):
-        columns: dict[str, Any] = {"_part": Value(index, output_field=IntegerField())}
+        columns: dict[str, Any] = {"_part": _Column(index, output_field=IntegerField())}
         for i, field in enumerate(fields):
             columns[f"_epoch_{i}"] = (
-                EpochSeconds(field) if field else Value(None, output_field=FloatField())
+                EpochSeconds(field) if field else _Column(None, output_field=FloatField())
             )
         queries.append(queryset.order_by().annotate(**columns).values_list(*columns))
     query = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
     query = query.order_by()  # Django 6.1 would order the union by the first model's Meta
-    stamp = datetime.fromtimestamp
-    return [
-        (row[0], *[None if value is None else stamp(value, UTC) for value in row[1:]])
-        for row in query
-    ]
+    return list(query)
 
 
 def connection_vendor(queryset: QuerySet[Any]) -> str:

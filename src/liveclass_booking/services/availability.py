@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.db.models import Q
@@ -41,7 +41,7 @@ from ..models import (
     get_session_model,
 )
 from ..policies import get_policy_resolver
-from ..querysets import overdue_requests, utc_rows_of
+from ..querysets import epoch_rows_of, overdue_requests
 
 Interval = tuple[datetime, datetime]
 
@@ -63,8 +63,11 @@ def _local_dates(start: datetime, end: datetime, zone: str) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-def _merge(intervals: Iterable[Interval]) -> list[Interval]:
-    merged: list[Interval] = []
+_At = TypeVar("_At", datetime, float)
+
+
+def _merge(intervals: Iterable[tuple[_At, _At]]) -> list[tuple[_At, _At]]:
+    merged: list[tuple[_At, _At]] = []
     for start, end in sorted(intervals):
         if merged and start <= merged[-1][1]:
             if end > merged[-1][1]:
@@ -113,11 +116,13 @@ class TeacherSchedule:
     zone: str
     open_intervals: list[Interval] = field(default_factory=list)
     busy: list[Interval] = field(default_factory=list)
-    external: list[Interval] = field(default_factory=list)
+    #: Imported busy periods as epoch seconds: thousands of them are read for one listing,
+    #: and only the one an error names becomes a datetime.
+    external: list[tuple[float, float]] = field(default_factory=list)
     per_day: Counter[date] = field(default_factory=Counter)
     _open_starts: list[datetime] = field(default_factory=list)
     _busy_starts: list[datetime] = field(default_factory=list)
-    _external_starts: list[datetime] = field(default_factory=list)
+    _external_starts: list[float] = field(default_factory=list)
     _before: timedelta = timedelta(0)
     _after: timedelta = timedelta(0)
     _earliest: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
@@ -235,7 +240,7 @@ class TeacherSchedule:
         )
         # Start times only matter for the daily limit; skip converting them otherwise.
         counting = self.policy.max_bookings_per_day is not None
-        rows = utc_rows_of(
+        rows = epoch_rows_of(
             (
                 bookings,
                 ("blocked_from_utc", "blocked_until_utc", "start_at_utc" if counting else None),
@@ -243,17 +248,18 @@ class TeacherSchedule:
             (sessions, ("start_at_utc", "end_at_utc", None)),
             (periods, ("start_at_utc", "end_at_utc", None)),
         )
+        stamp = datetime.fromtimestamp
         busy: list[Interval] = []
-        external: list[Interval] = []
+        external: list[tuple[float, float]] = []
         for part, row_start, row_end, lesson_start in rows:
-            if part == 0:
-                busy.append((row_start, row_end))
-                if counting:
-                    self.per_day[lesson_start.astimezone(tz).date()] += 1
-            elif part == 1:
-                busy.append((row_start - before, row_end + after))
-            else:
+            if part == 2:
                 external.append((row_start, row_end))
+            elif part == 0:
+                busy.append((stamp(row_start, UTC), stamp(row_end, UTC)))
+                if counting:
+                    self.per_day[stamp(lesson_start, tz).date()] += 1
+            else:
+                busy.append((stamp(row_start, UTC) - before, stamp(row_end, UTC) + after))
         self.busy = _merge(busy)
         self._busy_starts = [b[0] for b in self.busy]
         self.external = _merge(external)
@@ -279,9 +285,10 @@ class TeacherSchedule:
         i = bisect.bisect_left(self._busy_starts, blocked_until)
         if i > 0 and self.busy[i - 1][1] > blocked_from:
             return "slot_unavailable"
-        i = bisect.bisect_left(self._external_starts, blocked_until)
-        if i > 0 and self.external[i - 1][1] > blocked_from:
-            return "busy_period"
+        if self.external:
+            i = bisect.bisect_left(self._external_starts, blocked_until.timestamp())
+            if i > 0 and self.external[i - 1][1] > blocked_from.timestamp():
+                return "busy_period"
         limit = self.policy.max_bookings_per_day
         if limit is not None and self.per_day[self._local_day(start)] >= limit:
             return "daily_limit_reached"
@@ -325,8 +332,9 @@ class TeacherSchedule:
                 f"{self.policy.buffer_after_minutes} min after)."
             )
         if rule == "busy_period":
-            i = bisect.bisect_left(self._external_starts, self.blocked_range(start, end)[1])
-            busy_from, busy_until = self.external[i - 1]
+            until = self.blocked_range(start, end)[1].timestamp()
+            i = bisect.bisect_left(self._external_starts, until)
+            busy_from, busy_until = (datetime.fromtimestamp(at, UTC) for at in self.external[i - 1])
             return SlotUnavailable(
                 "the teacher is busy at this time according to their own calendar "
                 f"(an imported busy period, {_span((busy_from, busy_until))}, buffers "
@@ -373,7 +381,9 @@ class TeacherSchedule:
                     at += step
                     continue
                 resume = self._free_again(rule, at, at + duration)
-                at = _step_up(open_start, resume, step) if resume > at else at + step
+                at += step
+                if resume > at:
+                    at = _step_up(open_start, resume, step)
         return found
 
     def _free_again(self, rule: str, start: datetime, end: datetime) -> datetime:
@@ -381,14 +391,12 @@ class TeacherSchedule:
         lesson from ``start`` to ``end`` no longer blocks (``start`` if unknown)."""
         if rule == "min_notice":
             return self._earliest
-        if rule in ("slot_unavailable", "busy_period"):
-            intervals, starts = (
-                (self.busy, self._busy_starts)
-                if rule == "slot_unavailable"
-                else (self.external, self._external_starts)
-            )
-            i = bisect.bisect_left(starts, end + self._after)
-            return intervals[i - 1][1] + self._before
+        if rule == "slot_unavailable":
+            i = bisect.bisect_left(self._busy_starts, end + self._after)
+            return self.busy[i - 1][1] + self._before
+        if rule == "busy_period":
+            i = bisect.bisect_left(self._external_starts, (end + self._after).timestamp())
+            return datetime.fromtimestamp(self.external[i - 1][1], UTC) + self._before
         return start
 
 
