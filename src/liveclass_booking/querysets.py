@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import Any
 
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
-    FloatField,
     Func,
     IntegerField,
     Max,
@@ -106,34 +106,60 @@ def series_visible_to(user: Any) -> QuerySet[BookingSeries]:
     return series.annotate(last_end=Max("items__end_at_utc"))
 
 
-class EpochSeconds(Func):
-    """A datetime column as seconds since 1970-01-01 UTC (a float; microseconds kept)."""
+#: The instant :class:`EpochMicroseconds` counts from.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
-    output_field = FloatField()
+
+def micros(at: datetime) -> int:
+    """An aware datetime as whole microseconds since :data:`EPOCH` (exact)."""
+    return (at - EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """The aware UTC datetime ``value`` microseconds after :data:`EPOCH` (exact)."""
+    seconds, microseconds = divmod(value, 1_000_000)  # twice as fast as microseconds=value
+    return EPOCH + timedelta(0, seconds, microseconds)
+
+
+class EpochMicroseconds(Func):
+    """A datetime column as whole microseconds since 1970-01-01 UTC (an exact integer)."""
+
+    output_field = BigIntegerField()
 
     @property
     def convert_value(self) -> Any:
-        # Every supported database answers a float already: skip Django's per-value float().
+        # Every supported database answers an integer already: skip Django's converter.
         return getattr(self, "_convert_value_noop")  # noqa: B009 - not in the type stubs
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra
-        )
+        # EXTRACT answers an exact numeric (PostgreSQL 14+).
+        template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        # Stored as text, 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC: whole seconds, plus the
-        # fraction read as a number (strftime would round the fraction into the seconds).
-        # '%%%%s' reaches SQLite as strftime's '%s'.
+        # Stored as text in UTC, 'YYYY-MM-DD HH:MM:SS' then '.ffffff' unless zero: whole
+        # seconds, plus the fraction padded to six digits when there is one. SQLite itself
+        # rounds a fraction to milliseconds, so only the first 19 characters go to its date
+        # functions; unixepoch() (SQLite 3.38+) reads them fastest. '%%%%s' reaches SQLite as
+        # strftime's '%s'.
+        if connection.Database.sqlite_version_info >= (3, 38):
+            seconds = "unixepoch({})"
+        else:
+            seconds = "CAST(strftime('%%%%s', {}) AS INTEGER)"
+        whole = seconds.format("%(expressions)s")
+        cut = seconds.format("substr(%(expressions)s, 1, 19)")
         template = (
-            "(CAST(strftime('%%%%s', substr(%(expressions)s, 1, 19)) AS REAL)"
-            " + CAST(substr(%(expressions)s, 20) AS REAL))"
+            "(CASE WHEN length(%(expressions)s) > 19"
+            f" THEN {cut} * 1000000"
+            " + CAST(substr(%(expressions)s || '000000', 21, 6) AS INTEGER)"
+            f" ELSE {whole} * 1000000 END)"
         )
         return self.as_sql(compiler, connection, template=template, **extra)
 
     def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         # Stored as naive UTC: a difference from the epoch, whatever the session's zone.
-        template = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', %(expressions)s) / 1e6)"
+        template = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', %(expressions)s)"
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
@@ -152,28 +178,27 @@ def utc_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tupl
     """The rows of several ``(queryset, fields)`` parts in one query (``UNION ALL``), in no
     particular order: each row is the index of its part, then the values of that part's
     datetime fields as aware UTC datetimes (None for a field given as None, so that parts
-    of different widths line up). See :func:`epoch_rows_of`."""
-    stamp = datetime.fromtimestamp
+    of different widths line up). See :func:`micros_rows_of`."""
     return [
-        (row[0], *[None if value is None else stamp(value, UTC) for value in row[1:]])
-        for row in epoch_rows_of(*parts)
+        (row[0], *[None if value is None else from_micros(value) for value in row[1:]])
+        for row in micros_rows_of(*parts)
     ]
 
 
-def epoch_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tuple[Any, ...]]:
-    """As :func:`utc_rows_of`, the values as seconds since the epoch (floats).
+def micros_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tuple[Any, ...]]:
+    """As :func:`utc_rows_of`, the values as whole microseconds since :data:`EPOCH`.
 
     Django converts aware datetimes in Python, several microseconds a value, the bulk of a
     slot listing over thousands of bookings and busy periods; here the database sends
-    seconds since the epoch instead."""
+    integers instead, which also compare and add exactly."""
     if not parts:
         return []
     if connection_vendor(parts[0][0]) not in _EPOCH_VENDORS:
         return [
-            (index, *[None if value is None else value.timestamp() for value in row])
+            (index, *[None if value is None else micros(value) for value in row])
             for index, (queryset, fields) in enumerate(parts)
             for row in queryset.order_by().values_list(
-                *[field or Value(None, output_field=FloatField()) for field in fields]
+                *[field or Value(None, output_field=BigIntegerField()) for field in fields]
             )
         ]
     queries = []
@@ -181,7 +206,7 @@ def epoch_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tu
         columns: dict[str, Any] = {"_part": _Column(index, output_field=IntegerField())}
         for i, field in enumerate(fields):
             columns[f"_epoch_{i}"] = (
-                EpochSeconds(field) if field else _Column(None, output_field=FloatField())
+                EpochMicroseconds(field) if field else _Column(None, output_field=BigIntegerField())
             )
         queries.append(queryset.order_by().annotate(**columns).values_list(*columns))
     query = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]

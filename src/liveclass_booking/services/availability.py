@@ -8,16 +8,22 @@ calendars, the policy's notice, buffers and daily limit.
 :meth:`TeacherSchedule.broken_rule` is the one answer to "is this interval bookable?" (and
 :meth:`~TeacherSchedule.first_violation` the error it makes),
 used both by :func:`free_slots` and by the booking services.
+
+Inside, instants are whole microseconds since the epoch (``int``, see
+:func:`~liveclass_booking.querysets.micros`): the database sends them so
+(:func:`~liveclass_booking.querysets.micros_rows_of`), they add and compare exactly and
+several times faster than aware datetimes, and a slot listing asks thousands of questions.
+The public methods take and give aware datetimes.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import Q
@@ -41,33 +47,27 @@ from ..models import (
     get_session_model,
 )
 from ..policies import get_policy_resolver
-from ..querysets import epoch_rows_of, overdue_requests
+from ..querysets import from_micros, micros, micros_rows_of, overdue_requests
 
 Interval = tuple[datetime, datetime]
+#: An interval in whole microseconds since the epoch.
+Span = tuple[int, int]
 
 #: Slot listings cover at most this long a range, to keep one request cheap.
 MAX_SLOT_RANGE = timedelta(days=92)
 
-
-def _local(day: date, at: time, zone: str) -> datetime:
-    """``day`` at wall time ``at`` in ``zone``, as UTC (a time in a DST gap moves forward)."""
-    return datetime.combine(day, at, tzinfo=ZoneInfo(zone)).astimezone(UTC)
-
-
-def _local_dates(start: datetime, end: datetime, zone: str) -> Iterator[date]:
-    tz = ZoneInfo(zone)
-    day = start.astimezone(tz).date() - timedelta(days=1)
-    last = end.astimezone(tz).date() + timedelta(days=1)
-    while day <= last:
-        yield day
-        day += timedelta(days=1)
+_MICROSECOND = timedelta(microseconds=1)
+#: Later than any instant this app handles, in microseconds.
+_NEVER = micros(datetime.max.replace(tzinfo=UTC))
 
 
-_At = TypeVar("_At", datetime, float)
+def _local(day: date, at: time, zone: ZoneInfo) -> int:
+    """``day`` at wall time ``at`` in ``zone`` (a time in a DST gap moves forward)."""
+    return micros(datetime.combine(day, at, tzinfo=zone))
 
 
-def _merge(intervals: Iterable[tuple[_At, _At]]) -> list[tuple[_At, _At]]:
-    merged: list[tuple[_At, _At]] = []
+def _merge(intervals: Iterable[Span]) -> list[Span]:
+    merged: list[Span] = []
     for start, end in sorted(intervals):
         if merged and start <= merged[-1][1]:
             if end > merged[-1][1]:
@@ -77,7 +77,7 @@ def _merge(intervals: Iterable[tuple[_At, _At]]) -> list[tuple[_At, _At]]:
     return merged
 
 
-def _subtract(intervals: list[Interval], holes: list[Interval]) -> list[Interval]:
+def _subtract(intervals: list[Span], holes: list[Span]) -> list[Span]:
     result = []
     for start, end in intervals:
         pieces = [(start, end)]
@@ -105,27 +105,43 @@ def _span(interval: Interval) -> str:
     return f"{interval[0]:%Y-%m-%d %H:%M}–{interval[1]:%Y-%m-%d %H:%M} UTC"
 
 
+def _covering(spans: list[Span], starts: list[int], at: int) -> Span | None:
+    """The span of ``spans`` (sorted, disjoint; ``starts`` their starts) holding ``at``."""
+    i = bisect.bisect_right(starts, at)
+    if i and spans[i - 1][1] > at:
+        return spans[i - 1]
+    return None
+
+
 @dataclass
 class TeacherSchedule:
-    """Everything that decides one-on-one bookability for one teacher and course in a range."""
+    """Everything that decides one-on-one bookability for one teacher and course in a range.
+
+    Build one with :meth:`load`; the spans are microseconds since the epoch, sorted and
+    merged (:meth:`index` recomputes what is derived from them after a change)."""
 
     teacher: Any
     course: Any
     policy: TeacherBookingPolicy
     now: datetime
     zone: str
-    open_intervals: list[Interval] = field(default_factory=list)
-    busy: list[Interval] = field(default_factory=list)
-    #: Imported busy periods as epoch seconds: thousands of them are read for one listing,
-    #: and only the one an error names becomes a datetime.
-    external: list[tuple[float, float]] = field(default_factory=list)
+    #: The teacher's open windows, exceptions applied.
+    open_intervals: list[Span] = field(default_factory=list)
+    #: The times the teacher's lessons (buffers included) and sessions (buffers added) take.
+    busy: list[Span] = field(default_factory=list)
+    #: The busy periods imported from the teacher's own calendars.
+    external: list[Span] = field(default_factory=list)
+    #: One-on-one lessons per local day of the teacher, for the daily limit.
     per_day: Counter[date] = field(default_factory=Counter)
-    _open_starts: list[datetime] = field(default_factory=list)
-    _busy_starts: list[datetime] = field(default_factory=list)
-    _external_starts: list[float] = field(default_factory=list)
-    _before: timedelta = timedelta(0)
-    _after: timedelta = timedelta(0)
-    _earliest: datetime = field(default_factory=lambda: datetime.min.replace(tzinfo=UTC))
+    _open_starts: list[int] = field(default_factory=list)
+    _busy_starts: list[int] = field(default_factory=list)
+    _external_starts: list[int] = field(default_factory=list)
+    #: The teacher's local days that have reached the daily limit.
+    _full_days: list[Span] = field(default_factory=list)
+    _full_day_starts: list[int] = field(default_factory=list)
+    _before: int = 0
+    _after: int = 0
+    _earliest: int = micros(datetime.min.replace(tzinfo=UTC))
 
     @classmethod
     def load(
@@ -150,8 +166,6 @@ class TeacherSchedule:
         )
         before = timedelta(minutes=policy.buffer_before_minutes)
         after = timedelta(minutes=policy.buffer_after_minutes)
-        schedule._before, schedule._after = before, after
-        schedule._earliest = schedule.now + timedelta(hours=policy.min_notice_hours)
         # Whole local days around the range, for the daily limit and the buffers.
         tz = ZoneInfo(schedule.zone)
         day_from = datetime.combine(
@@ -161,8 +175,27 @@ class TeacherSchedule:
             (end + after).astimezone(tz).date() + timedelta(days=1), time.min, tzinfo=tz
         ).astimezone(UTC)
         schedule._load_open_intervals(start - before, end + after)
-        schedule._load_busy(day_from, day_until, before, after)
+        schedule._load_busy(day_from, day_until)
+        schedule.index()
         return schedule
+
+    def index(self) -> None:
+        """Recompute the lookups derived from the spans, the policy and the day counts."""
+        policy = self.policy
+        self._before = timedelta(minutes=policy.buffer_before_minutes) // _MICROSECOND
+        self._after = timedelta(minutes=policy.buffer_after_minutes) // _MICROSECOND
+        self._earliest = micros(self.now + timedelta(hours=policy.min_notice_hours))
+        self._open_starts = [span[0] for span in self.open_intervals]
+        self._busy_starts = [span[0] for span in self.busy]
+        self._external_starts = [span[0] for span in self.external]
+        limit = policy.max_bookings_per_day
+        tz = ZoneInfo(self.zone)
+        self._full_days = _merge(
+            (_local(day, time.min, tz), _local(day + timedelta(days=1), time.min, tz))
+            for day, count in self.per_day.items()
+            if limit is not None and count >= limit
+        )
+        self._full_day_starts = [span[0] for span in self._full_days]
 
     def _load_open_intervals(self, start: datetime, end: datetime) -> None:
         course_scope = Q(course__isnull=True)
@@ -177,45 +210,39 @@ class TeacherSchedule:
             date__gte=first_day,
             date__lte=last_day,
         )
-        opened: list[Interval] = []
+        week = timedelta(days=7)
+        opened: list[Span] = []
         for window in windows:
-            for day in _local_dates(start, end, window.timezone):
-                if day.weekday() != window.weekday:
-                    continue
-                if window.valid_from and day < window.valid_from:
-                    continue
-                if window.valid_until and day > window.valid_until:
-                    continue
-                opened.append(
-                    (
-                        _local(day, window.start_time, window.timezone),
-                        _local(day, window.end_time, window.timezone),
+            tz = ZoneInfo(window.timezone)
+            # The local days around the range, from the first one on the window's weekday.
+            day = start.astimezone(tz).date() - timedelta(days=1)
+            day += timedelta(days=(window.weekday - day.weekday()) % 7)
+            last = end.astimezone(tz).date() + timedelta(days=1)
+            if window.valid_until and window.valid_until < last:
+                last = window.valid_until
+            while day <= last:
+                if not window.valid_from or day >= window.valid_from:
+                    opened.append(
+                        (_local(day, window.start_time, tz), _local(day, window.end_time, tz))
                     )
-                )
-        closed: list[Interval] = []
+                day += week
+        closed: list[Span] = []
         for exc in exceptions:
+            tz = ZoneInfo(exc.timezone)
             if exc.start_time is None or exc.end_time is None:
                 interval = (
-                    _local(exc.date, time.min, exc.timezone),
-                    _local(exc.date + timedelta(days=1), time.min, exc.timezone),
+                    _local(exc.date, time.min, tz),
+                    _local(exc.date + timedelta(days=1), time.min, tz),
                 )
             else:
                 interval = (
-                    _local(exc.date, exc.start_time, exc.timezone),
-                    _local(exc.date, exc.end_time, exc.timezone),
+                    _local(exc.date, exc.start_time, tz),
+                    _local(exc.date, exc.end_time, tz),
                 )
             (opened if exc.kind == ExceptionKind.AVAILABLE else closed).append(interval)
         self.open_intervals = _merge(_subtract(_merge(opened), _merge(closed)))
-        self._open_starts = [interval[0] for interval in self.open_intervals]
 
-    def _load_busy(
-        self,
-        start: datetime,
-        end: datetime,
-        before: timedelta,
-        after: timedelta,
-    ) -> None:
-        tz = ZoneInfo(self.zone)
+    def _load_busy(self, start: datetime, end: datetime) -> None:
         bookings = (
             get_booking_model()
             .objects.filter(
@@ -238,9 +265,9 @@ class TeacherSchedule:
         periods = BusyPeriod.objects.filter(
             teacher=self.teacher, end_at_utc__gt=start, start_at_utc__lt=end
         )
-        # Start times only matter for the daily limit; skip converting them otherwise.
+        # Start times only matter for the daily limit; skip reading them otherwise.
         counting = self.policy.max_bookings_per_day is not None
-        rows = epoch_rows_of(
+        rows = micros_rows_of(
             (
                 bookings,
                 ("blocked_from_utc", "blocked_until_utc", "start_at_utc" if counting else None),
@@ -248,51 +275,63 @@ class TeacherSchedule:
             (sessions, ("start_at_utc", "end_at_utc", None)),
             (periods, ("start_at_utc", "end_at_utc", None)),
         )
-        stamp = datetime.fromtimestamp
-        busy: list[Interval] = []
-        external: list[tuple[float, float]] = []
+        before = timedelta(minutes=self.policy.buffer_before_minutes) // _MICROSECOND
+        after = timedelta(minutes=self.policy.buffer_after_minutes) // _MICROSECOND
+        busy: list[Span] = []
+        external: list[Span] = []
+        lesson_starts: list[int] = []
         for part, row_start, row_end, lesson_start in rows:
             if part == 2:
                 external.append((row_start, row_end))
             elif part == 0:
-                busy.append((stamp(row_start, UTC), stamp(row_end, UTC)))
+                busy.append((row_start, row_end))
                 if counting:
-                    self.per_day[stamp(lesson_start, tz).date()] += 1
+                    lesson_starts.append(lesson_start)
             else:
-                busy.append((stamp(row_start, UTC) - before, stamp(row_end, UTC) + after))
+                busy.append((row_start - before, row_end + after))
+        tz = ZoneInfo(self.zone)
+        self.per_day.update(from_micros(at).astimezone(tz).date() for at in lesson_starts)
         self.busy = _merge(busy)
-        self._busy_starts = [b[0] for b in self.busy]
         self.external = _merge(external)
-        self._external_starts = [b[0] for b in self.external]
 
     def blocked_range(self, start: datetime, end: datetime) -> Interval:
         """The teacher's time a lesson from ``start`` to ``end`` blocks, buffers included."""
-        return (start - self._before, end + self._after)
+        return (
+            start - timedelta(minutes=self.policy.buffer_before_minutes),
+            end + timedelta(minutes=self.policy.buffer_after_minutes),
+        )
 
     def broken_rule(self, start: datetime, end: datetime) -> str | None:
         """Return the first rule a lesson from ``start`` to ``end`` breaks, by name
         (``invalid``, ``min_notice``, ``outside_availability``, ``slot_unavailable``,
         ``busy_period``, ``daily_limit_reached``), or None when it can be booked. The rules
         themselves, without building an error: slot listings ask this thousands of times."""
+        return self._broken(micros(start), micros(end))
+
+    def _broken(self, start: int, end: int) -> str | None:
+        """:meth:`broken_rule` in microseconds."""
         if end <= start:
             return "invalid"
         if start < self._earliest:
             return "min_notice"
-        index = bisect.bisect_right(self._open_starts, start)
-        if index == 0 or self.open_intervals[index - 1][1] < end:
+        i = bisect.bisect_right(self._open_starts, start)
+        if i == 0 or self.open_intervals[i - 1][1] < end:
             return "outside_availability"
         blocked_from, blocked_until = start - self._before, end + self._after
         i = bisect.bisect_left(self._busy_starts, blocked_until)
-        if i > 0 and self.busy[i - 1][1] > blocked_from:
+        if i and self.busy[i - 1][1] > blocked_from:
             return "slot_unavailable"
-        if self.external:
-            i = bisect.bisect_left(self._external_starts, blocked_until.timestamp())
-            if i > 0 and self.external[i - 1][1] > blocked_from.timestamp():
-                return "busy_period"
-        limit = self.policy.max_bookings_per_day
-        if limit is not None and self.per_day[self._local_day(start)] >= limit:
+        i = bisect.bisect_left(self._external_starts, blocked_until)
+        if i and self.external[i - 1][1] > blocked_from:
+            return "busy_period"
+        if self._full_days and _covering(self._full_days, self._full_day_starts, start):
             return "daily_limit_reached"
         return None
+
+    def _blocker(self, spans: list[Span], starts: list[int], end: int) -> Span:
+        """The last span of ``spans`` starting before a lesson ending at ``end`` (buffer
+        included) does: the one that blocks the lesson, when one of them does."""
+        return spans[bisect.bisect_left(starts, end + self._after) - 1]
 
     def _local_day(self, at: datetime) -> date:
         return at.astimezone(ZoneInfo(self.zone)).date()
@@ -332,9 +371,8 @@ class TeacherSchedule:
                 f"{self.policy.buffer_after_minutes} min after)."
             )
         if rule == "busy_period":
-            until = self.blocked_range(start, end)[1].timestamp()
-            i = bisect.bisect_left(self._external_starts, until)
-            busy_from, busy_until = (datetime.fromtimestamp(at, UTC) for at in self.external[i - 1])
+            span = self._blocker(self.external, self._external_starts, micros(end))
+            busy_from, busy_until = from_micros(span[0]), from_micros(span[1])
             return SlotUnavailable(
                 "the teacher is busy at this time according to their own calendar "
                 f"(an imported busy period, {_span((busy_from, busy_until))}, buffers "
@@ -353,9 +391,10 @@ class TeacherSchedule:
     def reserve(self, start: datetime, end: datetime) -> None:
         """Count a lesson from ``start`` to ``end`` as booked, so that later questions in the
         same run (the next occurrences of a series) see it."""
-        self.busy = _merge([*self.busy, self.blocked_range(start, end)])
-        self._busy_starts = [b[0] for b in self.busy]
-        self.per_day[start.astimezone(ZoneInfo(self.zone)).date()] += 1
+        blocked_from, blocked_until = self.blocked_range(start, end)
+        self.busy = _merge([*self.busy, (micros(blocked_from), micros(blocked_until))])
+        self.per_day[self._local_day(start)] += 1
+        self.index()
 
     def check(self, start: datetime, end: datetime) -> None:
         """Raise the domain error that stops a lesson from ``start`` to ``end``, if any."""
@@ -367,40 +406,77 @@ class TeacherSchedule:
         self, start: datetime, end: datetime, duration: timedelta, step: timedelta
     ) -> list[datetime]:
         """The starts of free lessons of ``duration`` within ``start``–``end``, stepping by
-        ``step`` from each open window's start. Every candidate is asked
-        :meth:`broken_rule`; past a lesson, session or busy period that blocks one, the
-        candidates it blocks as well are skipped without asking."""
-        found = []
+        ``step`` from each open window's start. A candidate is asked :meth:`broken_rule`;
+        when it is free, so are the next ones up to the next lesson, session, busy period or
+        full day, and the ones that blocks are skipped (:meth:`_free_run`); when it is not,
+        the candidates that what blocks it blocks as well are skipped
+        (:meth:`_free_again`)."""
+        length, stride = duration // _MICROSECOND, step // _MICROSECOND
+        first, final = micros(start), micros(end)
+        broken = self._broken
+        # Lessons, sessions and busy periods block a candidate alike: one list for the runs.
+        blocking = _merge([*self.busy, *self.external])
+        blocking_starts = [span[0] for span in blocking]
+        found: list[datetime] = []
         for open_start, open_end in self.open_intervals:
-            last = min(open_end, end) - duration
-            at = _step_up(open_start, max(start, open_start), step)
+            last = min(open_end, final) - length
+            at = _step_up(open_start, max(first, open_start), stride)
             while at <= last:
-                rule = self.broken_rule(at, at + duration)
+                rule = broken(at, at + length)
                 if rule is None:
-                    found.append(at)
-                    at += step
-                    continue
-                resume = self._free_again(rule, at, at + duration)
-                at += step
+                    until, resume = self._free_run(at, length, blocking, blocking_starts)
+                    until = min(until, last)
+                    moment = from_micros(at)
+                    while at <= until:
+                        found.append(moment)
+                        at += stride
+                        moment += step
+                else:
+                    resume = self._free_again(rule, at, at + length)
                 if resume > at:
-                    at = _step_up(open_start, resume, step)
+                    at = _step_up(open_start, resume, stride)
+                elif rule is not None:
+                    at += stride
         return found
 
-    def _free_again(self, rule: str, start: datetime, end: datetime) -> datetime:
+    def _free_run(
+        self, start: int, length: int, blocking: list[Span], blocking_starts: list[int]
+    ) -> tuple[int, int]:
+        """Given that a lesson of ``length`` from ``start`` is free: the latest start up to
+        which later lessons stay free as far as the teacher's lessons, sessions, busy periods
+        (``blocking``) and full days go (the caller keeps to the open window), and the first
+        start after it that the interval ending the run no longer blocks."""
+        # A span blocks a later lesson only if it starts after this one ends (buffer
+        # included): an earlier one ends before this lesson's buffer begins. It blocks the
+        # starts from its start less the lesson and buffer to its end plus the buffer.
+        until, resume = _NEVER, _NEVER
+        i = bisect.bisect_left(blocking_starts, start + length + self._after)
+        if i < len(blocking):
+            until = blocking[i][0] - length - self._after
+            resume = blocking[i][1] + self._before
+        days = self._full_day_starts
+        i = bisect.bisect_right(days, start)
+        if i < len(days) and days[i] - 1 <= until:
+            until, resume = days[i] - 1, self._full_days[i][1]
+        return until, resume
+
+    def _free_again(self, rule: str, start: int, end: int) -> int:
         """The earliest start from which the interval or time that made ``rule`` break for a
         lesson from ``start`` to ``end`` no longer blocks (``start`` if unknown)."""
         if rule == "min_notice":
             return self._earliest
         if rule == "slot_unavailable":
-            i = bisect.bisect_left(self._busy_starts, end + self._after)
-            return self.busy[i - 1][1] + self._before
+            return self._blocker(self.busy, self._busy_starts, end)[1] + self._before
         if rule == "busy_period":
-            i = bisect.bisect_left(self._external_starts, (end + self._after).timestamp())
-            return datetime.fromtimestamp(self.external[i - 1][1], UTC) + self._before
+            span = self._blocker(self.external, self._external_starts, end)
+            return span[1] + self._before
+        if rule == "daily_limit_reached":
+            full = _covering(self._full_days, self._full_day_starts, start)
+            return full[1] if full else start
         return start
 
 
-def _step_up(origin: datetime, at: datetime, step: timedelta) -> datetime:
+def _step_up(origin: int, at: int, step: int) -> int:
     """The first of ``origin``, ``origin + step``, ``origin + 2 * step``… at or after ``at``."""
     return origin + -((origin - at) // step) * step
 
