@@ -1630,7 +1630,7 @@ def test_the_matrix_covers_every_endpoint_and_role() -> None:
 #: decision, not noise.
 # One more than before the outbox: the notification event is written in the same transaction.
 # A lesson reads its teacher's lessons, sessions and imported busy periods in one query.
-CREATE_QUERIES = {"group_session": 16, "one_on_one": 18}
+CREATE_QUERIES = {"group_session": 16, "one_on_one": 17}
 
 
 @dataclass

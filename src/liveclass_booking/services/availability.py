@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q
+from django.db.models import CharField, DateField, IntegerField, Q, Value
 from django.utils import timezone
 
 from ..choices import ACTIVE_BOOKING_STATUSES, BookingType, ExceptionKind, SessionStatus
@@ -57,8 +57,6 @@ Span = tuple[int, int]
 MAX_SLOT_RANGE = timedelta(days=92)
 
 _MICROSECOND = timedelta(microseconds=1)
-#: Later than any instant this app handles, in microseconds.
-_NEVER = micros(datetime.max.replace(tzinfo=UTC))
 
 
 def _local(day: date, at: time, zone: ZoneInfo) -> int:
@@ -201,45 +199,68 @@ class TeacherSchedule:
         course_scope = Q(course__isnull=True)
         if self.course is not None:
             course_scope |= Q(course=self.course)
-        windows = TeacherAvailability.objects.filter(course_scope, teacher=self.teacher)
         first_day = (start - timedelta(days=1)).date()
         last_day = (end + timedelta(days=1)).date()
-        exceptions = AvailabilityException.objects.filter(
-            Q(kind=ExceptionKind.UNAVAILABLE) | course_scope,
-            teacher=self.teacher,
-            date__gte=first_day,
-            date__lte=last_day,
+        # The weekly windows and the date exceptions in one query (UNION ALL), their columns
+        # lined up: part, weekday, date, valid from, valid until, times, zone, kind.
+        windows = (
+            TeacherAvailability.objects.filter(course_scope, teacher=self.teacher)
+            .order_by()
+            .values_list(
+                Value(0, output_field=IntegerField()),
+                "weekday",
+                Value(None, output_field=DateField()),
+                "valid_from",
+                "valid_until",
+                "start_time",
+                "end_time",
+                "timezone",
+                Value(None, output_field=CharField()),
+            )
+        )
+        exceptions = (
+            AvailabilityException.objects.filter(
+                Q(kind=ExceptionKind.UNAVAILABLE) | course_scope,
+                teacher=self.teacher,
+                date__gte=first_day,
+                date__lte=last_day,
+            )
+            .order_by()
+            .values_list(
+                Value(1, output_field=IntegerField()),
+                Value(None, output_field=IntegerField()),
+                "date",
+                Value(None, output_field=DateField()),
+                Value(None, output_field=DateField()),
+                "start_time",
+                "end_time",
+                "timezone",
+                "kind",
+            )
         )
         week = timedelta(days=7)
         opened: list[Span] = []
-        for window in windows:
-            tz = ZoneInfo(window.timezone)
-            # The local days around the range, from the first one on the window's weekday.
-            day = start.astimezone(tz).date() - timedelta(days=1)
-            day += timedelta(days=(window.weekday - day.weekday()) % 7)
-            last = end.astimezone(tz).date() + timedelta(days=1)
-            if window.valid_until and window.valid_until < last:
-                last = window.valid_until
-            while day <= last:
-                if not window.valid_from or day >= window.valid_from:
-                    opened.append(
-                        (_local(day, window.start_time, tz), _local(day, window.end_time, tz))
-                    )
-                day += week
         closed: list[Span] = []
-        for exc in exceptions:
-            tz = ZoneInfo(exc.timezone)
-            if exc.start_time is None or exc.end_time is None:
-                interval = (
-                    _local(exc.date, time.min, tz),
-                    _local(exc.date + timedelta(days=1), time.min, tz),
-                )
+        rows = windows.union(exceptions, all=True).order_by()
+        for part, weekday, on, valid_from, valid_until, start_time, end_time, zone, kind in rows:
+            tz = ZoneInfo(zone)
+            if part == 0:
+                # The local days around the range, from the first one on the window's weekday.
+                day = start.astimezone(tz).date() - timedelta(days=1)
+                day += timedelta(days=(int(weekday) - day.weekday()) % 7)
+                last = end.astimezone(tz).date() + timedelta(days=1)
+                if valid_until and valid_until < last:
+                    last = valid_until
+                while day <= last:
+                    if not valid_from or day >= valid_from:
+                        opened.append((_local(day, start_time, tz), _local(day, end_time, tz)))
+                    day += week
+                continue
+            if start_time is None or end_time is None:
+                interval = (_local(on, time.min, tz), _local(on + timedelta(days=1), time.min, tz))
             else:
-                interval = (
-                    _local(exc.date, exc.start_time, tz),
-                    _local(exc.date, exc.end_time, tz),
-                )
-            (opened if exc.kind == ExceptionKind.AVAILABLE else closed).append(interval)
+                interval = (_local(on, start_time, tz), _local(on, end_time, tz))
+            (opened if kind == ExceptionKind.AVAILABLE else closed).append(interval)
         self.open_intervals = _merge(_subtract(_merge(opened), _merge(closed)))
 
     def _load_busy(self, start: datetime, end: datetime) -> None:
@@ -328,11 +349,6 @@ class TeacherSchedule:
             return "daily_limit_reached"
         return None
 
-    def _blocker(self, spans: list[Span], starts: list[int], end: int) -> Span:
-        """The last span of ``spans`` starting before a lesson ending at ``end`` (buffer
-        included) does: the one that blocks the lesson, when one of them does."""
-        return spans[bisect.bisect_left(starts, end + self._after) - 1]
-
     def _local_day(self, at: datetime) -> date:
         return at.astimezone(ZoneInfo(self.zone)).date()
 
@@ -371,7 +387,9 @@ class TeacherSchedule:
                 f"{self.policy.buffer_after_minutes} min after)."
             )
         if rule == "busy_period":
-            span = self._blocker(self.external, self._external_starts, micros(end))
+            # The last imported span starting before the lesson's buffer ends: the blocker.
+            i = bisect.bisect_left(self._external_starts, micros(end) + self._after)
+            span = self.external[i - 1]
             busy_from, busy_until = from_micros(span[0]), from_micros(span[1])
             return SlotUnavailable(
                 "the teacher is busy at this time according to their own calendar "
@@ -406,74 +424,48 @@ class TeacherSchedule:
         self, start: datetime, end: datetime, duration: timedelta, step: timedelta
     ) -> list[datetime]:
         """The starts of free lessons of ``duration`` within ``start``–``end``, stepping by
-        ``step`` from each open window's start. A candidate is asked :meth:`broken_rule`;
-        when it is free, so are the next ones up to the next lesson, session, busy period or
-        full day, and the ones that blocks are skipped (:meth:`_free_run`); when it is not,
-        the candidates that what blocks it blocks as well are skipped
-        (:meth:`_free_again`)."""
+        ``step`` from each open window's start: the candidates :meth:`broken_rule` lets
+        through, found without asking it of each one. The rules, turned round into the
+        starts they rule out (:meth:`_ruled_out_starts`), are walked once beside the open
+        windows; a property test holds this to asking every candidate."""
         length, stride = duration // _MICROSECOND, step // _MICROSECOND
-        first, final = micros(start), micros(end)
-        broken = self._broken
-        # Lessons, sessions and busy periods block a candidate alike: one list for the runs.
-        blocking = _merge([*self.busy, *self.external])
-        blocking_starts = [span[0] for span in blocking]
+        first, final = max(micros(start), self._earliest), micros(end)
+        ruled_out = self._ruled_out_starts(length)
+        ruled_out_ends = [span[1] for span in ruled_out]
         found: list[datetime] = []
         for open_start, open_end in self.open_intervals:
-            last = min(open_end, final) - length
-            at = _step_up(open_start, max(first, open_start), stride)
+            at, last = max(first, open_start), min(open_end, final) - length
+            # The first ruled-out span that does not end before ``at``.
+            i = bisect.bisect_left(ruled_out_ends, at)
             while at <= last:
-                rule = broken(at, at + length)
-                if rule is None:
-                    until, resume = self._free_run(at, length, blocking, blocking_starts)
-                    until = min(until, last)
-                    moment = from_micros(at)
-                    while at <= until:
-                        found.append(moment)
-                        at += stride
-                        moment += step
-                else:
-                    resume = self._free_again(rule, at, at + length)
-                if resume > at:
-                    at = _step_up(open_start, resume, stride)
-                elif rule is not None:
-                    at += stride
+                if i < len(ruled_out) and ruled_out[i][0] <= at:
+                    at = ruled_out[i][1] + 1
+                    i += 1
+                    continue
+                # Free from ``at`` up to the next ruled-out span (or the window's end).
+                stop = last if i == len(ruled_out) else min(last, ruled_out[i][0] - 1)
+                candidate = _step_up(open_start, at, stride)
+                moment = from_micros(candidate)
+                while candidate <= stop:
+                    found.append(moment)
+                    candidate += stride
+                    moment += step
+                at = stop + 1
         return found
 
-    def _free_run(
-        self, start: int, length: int, blocking: list[Span], blocking_starts: list[int]
-    ) -> tuple[int, int]:
-        """Given that a lesson of ``length`` from ``start`` is free: the latest start up to
-        which later lessons stay free as far as the teacher's lessons, sessions, busy periods
-        (``blocking``) and full days go (the caller keeps to the open window), and the first
-        start after it that the interval ending the run no longer blocks."""
-        # A span blocks a later lesson only if it starts after this one ends (buffer
-        # included): an earlier one ends before this lesson's buffer begins. It blocks the
-        # starts from its start less the lesson and buffer to its end plus the buffer.
-        until, resume = _NEVER, _NEVER
-        i = bisect.bisect_left(blocking_starts, start + length + self._after)
-        if i < len(blocking):
-            until = blocking[i][0] - length - self._after
-            resume = blocking[i][1] + self._before
-        days = self._full_day_starts
-        i = bisect.bisect_right(days, start)
-        if i < len(days) and days[i] - 1 <= until:
-            until, resume = days[i] - 1, self._full_days[i][1]
-        return until, resume
-
-    def _free_again(self, rule: str, start: int, end: int) -> int:
-        """The earliest start from which the interval or time that made ``rule`` break for a
-        lesson from ``start`` to ``end`` no longer blocks (``start`` if unknown)."""
-        if rule == "min_notice":
-            return self._earliest
-        if rule == "slot_unavailable":
-            return self._blocker(self.busy, self._busy_starts, end)[1] + self._before
-        if rule == "busy_period":
-            span = self._blocker(self.external, self._external_starts, end)
-            return span[1] + self._before
-        if rule == "daily_limit_reached":
-            full = _covering(self._full_days, self._full_day_starts, start)
-            return full[1] if full else start
-        return start
+    def _ruled_out_starts(self, length: int) -> list[Span]:
+        """The starts a lesson of ``length`` may not have for the teacher's lessons,
+        sessions, busy periods and full days, as closed spans (sorted, merged). A blocking
+        span rules out the starts from which the lesson and its buffer after would reach into
+        it up to those at which the buffer before would still touch it; a full day, its own
+        starts. The notice and the open windows are the caller's."""
+        after, before = self._after, self._before
+        spans = [
+            (span_start - length - after + 1, span_end + before - 1)
+            for span_start, span_end in (*self.busy, *self.external)
+        ]
+        spans.extend((day_start, day_end - 1) for day_start, day_end in self._full_days)
+        return _merge(spans)
 
 
 def _step_up(origin: int, at: int, step: int) -> int:
