@@ -208,8 +208,13 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def database_environment() -> dict[str, str]:
-    """The variables that point tests/settings.py at this test's database."""
+    """The variables that point tests/settings.py at this test's database (on SQLite, a
+    database in a file)."""
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        if connection.is_in_memory_db():
+            raise ValueError("another process cannot open a SQLite database in memory")
+        return {"TEST_DATABASE": "sqlite", "SQLITE_PATH": str(db["NAME"])}
     prefix = "PG" if connection.vendor == "postgresql" else "MYSQL_"
     return {
         "TEST_DATABASE": "postgres" if connection.vendor == "postgresql" else "mariadb",
@@ -229,21 +234,35 @@ def database_environment() -> dict[str, str]:
 def start_dispatcher(sink: MailSink, *args: str) -> subprocess.Popen[str]:
     """``python -m django liveclass_booking_dispatch *args`` in a new process, on the test
     database (the one this test's connection uses) and mailing to ``sink``."""
+    return start_django(sink, "liveclass_booking_dispatch", *args)
+
+
+def start_django(
+    sink: MailSink,
+    *argv: str,
+    settings: str = "tests.settings_dispatch",
+    database: dict[str, str] | None = None,
+    **variables: str,
+) -> subprocess.Popen[str]:
+    """``python -m django *argv`` in a new process with ``settings`` (tests/settings_dispatch.py
+    or a module built on it), on ``database`` (default: the test database, the one this test's
+    connection uses) and mailing to ``sink``; ``variables`` are added to its environment."""
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings_dispatch",
+        "DJANGO_SETTINGS_MODULE": settings,
         # The settings the suite runs with (default or swapped models).
         "DISPATCH_BASE_SETTINGS": os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings"),
-        **database_environment(),
+        **(database_environment() if database is None else database),
         "DATABASE_URL": "",  # the variables above name the test database
         "EMAIL_PORT": str(sink.port),
         "LIVECLASS_BOOKING_CALENDAR_DOMAIN": DOMAIN,
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(LIBRARY_PATH), str(ROOT), os.environ.get("PYTHONPATH")])
         ),
+        **variables,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "django", "liveclass_booking_dispatch", *args],
+        [sys.executable, "-m", "django", *argv],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
