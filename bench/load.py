@@ -48,6 +48,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +210,9 @@ def setup_django(name: str) -> None:
 class World:
     """What the seeding made that the clients need."""
 
-    course_pk: int
-    teachers: list[int]
+    course: Any
+    star: Any  # the teacher of the group sessions
+    teachers: list[int]  # the teachers open for lessons
     sessions: dict[str, list[Any]] = field(default_factory=dict)  # run -> popular sessions
     students: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # run -> cookies
     student_pks: dict[str, list[int]] = field(default_factory=dict)
@@ -232,8 +234,6 @@ def seed_base(args: argparse.Namespace) -> World:
     )
     star = users.objects.create(username="star", is_teacher=True, password="!")
     course.teachers.add(*teachers, star)
-    from datetime import time as clock
-
     TeacherAvailability.objects.bulk_create(
         TeacherAvailability(
             teacher=teacher,
@@ -264,10 +264,7 @@ def seed_base(args: argparse.Namespace) -> World:
             end_at_utc=start + timedelta(minutes=50),
             capacity=30,
         )
-    world = World(course_pk=course.pk, teachers=[t.pk for t in teachers])
-    world.star = star  # type: ignore[attr-defined]
-    world.course = course  # type: ignore[attr-defined]
-    return world
+    return World(course=course, star=star, teachers=[t.pk for t in teachers])
 
 
 def seed_run(args: argparse.Namespace, world: World, run: str, index: int) -> None:
@@ -288,7 +285,7 @@ def seed_run(args: argparse.Namespace, world: World, run: str, index: int) -> No
         batch_size=1000,
     )
     Enrollment.objects.bulk_create(
-        [Enrollment(student=s, course=world.course) for s in students],  # type: ignore[attr-defined]
+        [Enrollment(student=s, course=world.course) for s in students],
         batch_size=1000,
     )
     store, cookies, rows = SessionStore(), [], []
@@ -315,8 +312,8 @@ def seed_run(args: argparse.Namespace, world: World, run: str, index: int) -> No
             capacity = 10000  # the ceiling is a rate: seats never run out
         sessions.append(
             services.create_session(
-                teacher=world.star,  # type: ignore[attr-defined]
-                course=world.course,  # type: ignore[attr-defined]
+                teacher=world.star,
+                course=world.course,
                 title=f"Popular {run} {i}",
                 start_at_utc=start,
                 end_at_utc=start + timedelta(minutes=50),
@@ -518,7 +515,7 @@ class Tally:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, status/code)
     created: Counter[str] = field(default_factory=Counter)  # kind -> 201s
     replayed: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # examples, and the servers' tracebacks
 
     def merge(self, other: Tally) -> None:
         for kind in KINDS:
@@ -527,6 +524,27 @@ class Tally:
         self.created.update(other.created)
         self.replayed += other.replayed
         self.errors.extend(other.errors[:5])
+
+    def count(self, test: Any) -> int:
+        return sum(n for (_kind, what), n in self.outcomes.items() if test(what))
+
+    @property
+    def refusals(self) -> int:
+        return self.count(lambda what: what.startswith("409 ") and what[4:] in REFUSALS)
+
+    @property
+    def server_errors(self) -> int:
+        return self.count(lambda what: what.startswith("5"))
+
+    @property
+    def other_errors(self) -> int:
+        """Transport errors and unexpected 4xx answers."""
+        return self.count(
+            lambda what: (
+                not what.startswith(("2", "5"))
+                and not (what.startswith("409 ") and what[4:] in REFUSALS)
+            )
+        )
 
 
 class Client:
@@ -624,7 +642,7 @@ def lesson_requester(client: Client, world: World, run: str, deadline: float) ->
             {
                 "booking_type": "one_on_one",
                 "teacher": rng.choice(world.teachers),
-                "course": world.course_pk,
+                "course": world.course.pk,
                 "start_at_utc": start.isoformat().replace("+00:00", "Z"),
                 "end_at_utc": (start + LESSON).isoformat().replace("+00:00", "Z"),
             },
@@ -647,7 +665,7 @@ def slot_reader(client: Client, world: World, run: str, deadline: float) -> None
         client.send(
             "slots",
             "GET",
-            f"{API}/slots/?teacher={rng.choice(world.teachers)}&course={world.course_pk}"
+            f"{API}/slots/?teacher={rng.choice(world.teachers)}&course={world.course.pk}"
             f"&start={start}&end={end}&duration=30",
         )
 
@@ -761,10 +779,13 @@ def check_database(world: World, run: str, tally: Tally | None) -> list[str]:
 # --- the raw-SQL ceiling ----------------------------------------------------------------------
 
 
-def raw_ceiling(args: argparse.Namespace, db_name: str, world: World) -> tuple[Tally, float, int]:
+def raw_ceiling(
+    args: argparse.Namespace, db_name: str, world: World
+) -> tuple[Tally, float, int, dict[str, Any]]:
     """The same concurrency booking seats of the popular sessions with the two statements
     alone, each thread on its own psycopg connection. Stops at --duration or when every
-    (student, session) pair is booked. Returns the tally, the seconds and the threads."""
+    (student, session) pair is booked. Returns the tally, the seconds, the threads and the
+    CPU used."""
     import psycopg
 
     raw_seats = RawSeats()
@@ -798,16 +819,19 @@ def raw_ceiling(args: argparse.Namespace, db_name: str, world: World) -> tuple[T
     pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
     for thread in pool:
         thread.start()
+    meter = Meter(db_name, [])
+    meter.start()
     deadline.append(time.monotonic() + args.duration)
     barrier.wait()
     began = time.monotonic()
     for thread in pool:
         thread.join()
     elapsed = time.monotonic() - began
+    usage = meter.stop()
     total = Tally()
     for tally in tallies:
         total.merge(tally)
-    return total, elapsed, threads
+    return total, elapsed, threads, usage
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -850,9 +874,18 @@ def print_run(result: Result) -> None:
     if result.usage:
         u = result.usage
         requests = sum(len(v) for v in tally.latencies.values()) or 1
+        app = (
+            f"app {u['app_cpu']:.1f} s ({u['app_cpu'] * 1000 / requests:.1f} ms/request), "
+            if u["app_cpu"]
+            else ""
+        )
+        database = (
+            "database n/a (a backend per request)"
+            if u["db_cpu"] is None
+            else f"database {u['db_cpu']:.1f} s ({u['db_cpu'] * 1000 / requests:.1f} ms/request)"
+        )
         print(
-            f"   CPU: app {u['app_cpu']:.1f} s ({u['app_cpu'] * 1000 / requests:.1f} ms/request), "
-            f"database {u['db_cpu']:.1f} s ({u['db_cpu'] * 1000 / requests:.1f} ms/request), "
+            f"   CPU: {app}{database}, "
             f"clients {u['client_cpu']:.1f} s; machine busy "
             f"{u['machine_busy'] / seconds:.2f} of {u['machine_total'] / seconds:.0f} cores; "
             f"most database connections at once: {u['max_backends']}"
@@ -866,6 +899,13 @@ def print_run(result: Result) -> None:
             "   checks: no session overbooked or miscounted, no overlapping lessons, "
             "every 201 is one booking"
         )
+
+
+def per_request(result: Result, key: str) -> str:
+    requests = sum(len(v) for v in result.tally.latencies.values())
+    if not result.usage or not requests or not result.usage[key]:
+        return "-"
+    return f"{result.usage[key] * 1000 / requests:.1f}"
 
 
 def print_summary(results: list[Result]) -> None:
@@ -889,21 +929,12 @@ def print_summary(results: list[Result]) -> None:
     )
     for kind in KINDS:
         row(f"{kind} p50/p95/p99 ms", lambda r, k=kind: ms(r.tally.latencies[k]))
-    row(
-        "refusals (409, expected)",
-        lambda r: str(
-            sum(n for (_k, w), n in r.tally.outcomes.items() if w.split(" ")[-1] in REFUSALS)
-        ),
-    )
-    row("errors (5xx, other)", lambda r: str(len(r.tally.errors)))
-    row(
-        "app CPU ms/request",
-        lambda r: (
-            f"{r.usage['app_cpu'] * 1000 / max(1, sum(map(len, r.tally.latencies.values()))):.1f}"
-            if r.usage
-            else "-"
-        ),
-    )
+    row("refusals (409, expected)", lambda r: str(r.tally.refusals))
+    row("5xx answers", lambda r: str(r.tally.server_errors))
+    row("other errors", lambda r: str(r.tally.other_errors))
+    row("app CPU ms/request", lambda r: per_request(r, "app_cpu"))
+    row("database CPU ms/request", lambda r: per_request(r, "db_cpu"))
+    row("database connections (most)", lambda r: str(r.usage["max_backends"]) if r.usage else "-")
     row("checks", lambda r: "FAILED" if r.problems else "ok")
 
 
@@ -975,6 +1006,8 @@ def main() -> int:
                 tally = drive(args, groups, world, run)
                 seconds = time.monotonic() - started
                 usage = meter.stop()
+                if args.connections == "per-request":
+                    usage["db_cpu"] = None  # backends that end between samples go uncounted
             finally:
                 for group in groups:
                     stop_group(group)
@@ -994,16 +1027,19 @@ def main() -> int:
             connection.close()
 
         if not args.no_raw:
-            tally, seconds, threads = raw_ceiling(args, db_name, world)
+            tally, seconds, threads, usage = raw_ceiling(args, db_name, world)
             result = Result(
-                "raw SQL", tally, seconds, None, check_database(world, "raw", tally),
+                "raw SQL", tally, seconds, usage, check_database(world, "raw", tally),
                 f"{threads} threads; psycopg, one connection each",
             )  # fmt: skip
             print_run(result)
             results.append(result)
         print_summary(results)
         connection.close()
-    failed = any(r.problems or r.tally.errors for r in results)
+    failed = any(
+        r.problems or r.tally.errors or r.tally.server_errors or r.tally.other_errors
+        for r in results
+    )
     print("\nFAILED" if failed else "\nall checks passed")
     return 1 if failed else 0
 
