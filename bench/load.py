@@ -412,6 +412,8 @@ def stop_group(group: Group) -> None:
 # --- CPU accounting (Linux /proc) -------------------------------------------------------------
 
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: Without /proc (not Linux) the CPU figures are left out.
+HAVE_PROC = Path("/proc/stat").exists()
 
 
 def proc_stat(pid: int) -> tuple[int, float] | None:
@@ -427,6 +429,8 @@ def proc_stat(pid: int) -> tuple[int, float] | None:
 def tree_cpu(roots: list[int]) -> float:
     """CPU seconds of the given processes and their children (gunicorn masters, workers)."""
     total, wanted = 0.0, set(roots)
+    if not HAVE_PROC:
+        return total
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             stat = proc_stat(int(entry.name))
@@ -437,6 +441,8 @@ def tree_cpu(roots: list[int]) -> float:
 
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far."""
+    if not HAVE_PROC:
+        return 0.0, 0.0
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     idle = values[3] + values[4]
     return (sum(values) - idle) / TICK, sum(values) / TICK
@@ -871,7 +877,7 @@ def print_run(result: Result) -> None:
         f"   bookings/s: {booked / seconds:.0f} (seats {tally.created['seat'] / seconds:.0f}, "
         f"lessons {tally.created['lesson'] / seconds:.0f}); idempotent replays: {tally.replayed}"
     )
-    if result.usage:
+    if result.usage and HAVE_PROC:
         u = result.usage
         requests = sum(len(v) for v in tally.latencies.values()) or 1
         app = (
@@ -903,7 +909,7 @@ def print_run(result: Result) -> None:
 
 def per_request(result: Result, key: str) -> str:
     requests = sum(len(v) for v in result.tally.latencies.values())
-    if not result.usage or not requests or not result.usage[key]:
+    if not HAVE_PROC or not result.usage or not requests or not result.usage[key]:
         return "-"
     return f"{result.usage[key] * 1000 / requests:.1f}"
 
