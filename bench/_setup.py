@@ -160,3 +160,65 @@ def add_sessions(  # type: ignore[no-untyped-def]
         batch_size=500,
     )
     return sessions, bookings
+
+
+class RawSeats:
+    """The least work a seat can be booked with, as raw SQL: the conditional UPDATE that takes
+    the seat and the INSERT of the booking row, on any DB-API cursor (Django's or psycopg's)
+    inside the caller's transaction. This is the ceiling the services are compared with
+    (bench/contention.py, bench/load.py). The INSERT names every column of the booking model,
+    with the model's defaults, so it keeps up with new columns."""
+
+    def __init__(self) -> None:
+        from django.db import connection
+
+        from liveclass_booking.models import get_booking_model, get_session_model
+
+        quote = connection.ops.quote_name
+        sessions, self.model = get_session_model(), get_booking_model()
+        self.fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
+        self.update = (
+            f"UPDATE {quote(sessions._meta.db_table)} SET seats_taken = seats_taken + 1 "
+            f"WHERE {quote(sessions._meta.pk.column)} = %s AND status = 'scheduled' "
+            "AND start_at_utc > %s AND seats_taken + 1 <= capacity"
+        )
+        columns = ", ".join(quote(f.column) for f in self.fields)
+        values = ", ".join(["%s"] * len(self.fields))
+        self.insert = (
+            f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) VALUES ({values})"
+        )
+        self._rows: dict[object, list[object]] = {}
+
+    def _row(self, session) -> list[object]:  # type: ignore[no-untyped-def]
+        """The booking row of a seat in ``session``, prepared once per session."""
+        from django.db import connection
+
+        if session.pk not in self._rows:
+            booking = self.model(
+                booking_type="group_session",
+                session_id=session.pk,
+                course_id=session.course_id,
+                teacher_id=session.teacher_id,
+                start_at_utc=session.start_at_utc,
+                end_at_utc=session.end_at_utc,
+                status="confirmed",
+                seats_reserved=1,
+            )
+            self._rows[session.pk] = [
+                f.get_db_prep_save(getattr(booking, f.attname), connection) for f in self.fields
+            ]
+        return self._rows[session.pk]
+
+    def book(self, cursor, session, student_pk, now) -> bool:  # type: ignore[no-untyped-def]
+        """Take a seat of ``session`` for ``student_pk``: False, inserting nothing, when it
+        has none left (the caller then commits or rolls back the empty transaction)."""
+        cursor.execute(self.update, [session.pk, now])
+        if cursor.rowcount != 1:
+            return False
+        values = {"student_user": student_pk, "created_at": now, "updated_at": now}
+        row = [
+            values.get(f.name, value)
+            for f, value in zip(self.fields, self._row(session), strict=True)
+        ]
+        cursor.execute(self.insert, row)
+        return True

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from _setup import django_on, percentile
+from _setup import RawSeats, django_on, percentile
 
 
 def run_threads(
@@ -58,7 +58,7 @@ def main() -> None:
         from django.utils import timezone
 
         from liveclass_booking import services
-        from liveclass_booking.models import get_booking_model, get_course_model, get_session_model
+        from liveclass_booking.models import get_course_model
         from tests.conftest import grant_teaching
 
         users = get_user_model()
@@ -89,40 +89,16 @@ def main() -> None:
         assert session.seats_taken == total, session.seats_taken
 
         raw_session = new_session()
-        sessions_table = get_session_model()._meta.db_table
-        bookings_table = get_booking_model()._meta.db_table
+        raw_seats = RawSeats()
         offset = total
 
         def raw_sql(t: int, i: int) -> None:
             from django.db import connection as conn
             from django.db import transaction
 
-            now = timezone.now()
+            student_pk = students[offset + t * per_thread + i].pk
             with transaction.atomic(), conn.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {sessions_table} SET seats_taken = seats_taken + 1 "
-                    "WHERE id = %s AND status = 'scheduled' AND start_at_utc > %s "
-                    "AND seats_taken + 1 <= capacity",
-                    [raw_session.pk, now],
-                )
-                assert cursor.rowcount == 1
-                cursor.execute(
-                    f"INSERT INTO {bookings_table} (booking_type, course_id, teacher_id, "
-                    "student_user_id, start_at_utc, end_at_utc, status, session_id, "
-                    "seats_reserved, cancel_reason, student_note, teacher_note, created_at, "
-                    "updated_at) VALUES ('group_session', %s, %s, %s, %s, %s, 'confirmed', %s, "
-                    "1, '', '', '', %s, %s)",
-                    [
-                        course.pk,
-                        teacher.pk,
-                        students[offset + t * per_thread + i].pk,
-                        raw_session.start_at_utc,
-                        raw_session.end_at_utc,
-                        raw_session.pk,
-                        now,
-                        now,
-                    ],
-                )
+                assert raw_seats.book(cursor, raw_session, student_pk, timezone.now())
 
         raw_time, raw_lat = run_threads(args.threads, per_thread, raw_sql)
 

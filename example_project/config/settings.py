@@ -1,10 +1,13 @@
 """Settings of the example host LMS.
 
-SQLite by default; set ``DATABASE_URL=postgres://user:password@host:port/name`` for PostgreSQL.
+SQLite by default; set ``DATABASE_URL=postgres://user:password@host:port/name`` for PostgreSQL,
+and ``DATABASE_POOL`` or ``DATABASE_CONN_MAX_AGE`` for how each process keeps its connections
+(see ``connection_handling`` below and docs/performance.md).
 The lines marked "liveclass_booking" are all a host needs to add.
 """
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -73,8 +76,36 @@ def database_from_url(url: str) -> dict[str, object]:
     }
 
 
+def connection_handling(entry: dict[str, object], env: Mapping[str, str]) -> None:
+    """How a process holds its PostgreSQL connections, from the environment.
+
+    ``DATABASE_POOL=1``: psycopg's connection pool (``OPTIONS["pool"]``, one pool per
+    process, shared by its threads; needs ``psycopg[pool]``), sized by
+    ``DATABASE_POOL_MIN_SIZE`` (default 2) and ``DATABASE_POOL_MAX_SIZE`` (default 4), with
+    ``DATABASE_POOL_TIMEOUT`` seconds (default 10) to wait for a free connection. Otherwise
+    ``DATABASE_CONN_MAX_AGE`` seconds (default 0: a new connection per request) keeps each
+    thread's connection open between requests. ``DATABASE_CONN_HEALTH_CHECKS=1`` checks a
+    kept or pooled connection before it is used again.
+    """
+    pool = env.get("DATABASE_POOL", "") not in {"", "0"}
+    max_age = int(env.get("DATABASE_CONN_MAX_AGE", "0"))
+    if pool and max_age:
+        raise ValueError("DATABASE_POOL and DATABASE_CONN_MAX_AGE exclude each other.")
+    entry["CONN_MAX_AGE"] = max_age
+    entry["CONN_HEALTH_CHECKS"] = env.get("DATABASE_CONN_HEALTH_CHECKS", "0") == "1"
+    if pool:
+        entry["OPTIONS"] = {
+            "pool": {
+                "min_size": int(env.get("DATABASE_POOL_MIN_SIZE", "2")),
+                "max_size": int(env.get("DATABASE_POOL_MAX_SIZE", "4")),
+                "timeout": float(env.get("DATABASE_POOL_TIMEOUT", "10")),
+            }
+        }
+
+
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"])}
+    connection_handling(DATABASES["default"], os.environ)
 else:
     DATABASES = {
         "default": {
