@@ -27,7 +27,7 @@ MYSQL_EXTRA := $(shell { pkg-config --exists mysqlclient || pkg-config --exists 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet -e ".[openapi,postgres,tasks,caldav,rq$(MYSQL_EXTRA)]" --group dev
+	$(PY) -m pip install --quiet -e ".[openapi,postgres,tasks,caldav,rq,tasks-db$(MYSQL_EXTRA)]" --group dev
 	touch $(STAMP)
 
 $(DEMO_STAMP): pyproject.toml

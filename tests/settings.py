@@ -11,6 +11,7 @@ Anything else runs it on SQLite.
 """
 
 import os
+from importlib.util import find_spec
 
 SECRET_KEY = "liveclass-booking-tests"
 DEBUG = False
@@ -32,6 +33,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "liveclass_booking",
 ]
+# The database tasks backend's app (django-tasks-db, the tasks-db extra), when it is installed
+# with a tasks framework to build on: the test database then has its table, and
+# tests/test_task_backends.py runs its worker on it.
+if find_spec("django_tasks_db") and (find_spec("django.tasks") or find_spec("django_tasks")):
+    INSTALLED_APPS.append("django_tasks_db")
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,14 +1,19 @@
-"""The notification dispatcher on a broker-backed tasks backend: RQ (django-tasks-rq, the
-``rq`` extra) on the local Redis server, with a real ``rqworker`` process.
+"""The notification dispatcher on two tasks backends that run it in a worker process of their
+own: the database backend (django-tasks-db, the ``tasks-db`` extra) with its ``db_worker``
+command, and a broker-backed one, RQ (django-tasks-rq, the ``rq`` extra) on the local Redis
+server with ``rqworker``.
 
-A booking commits; the commit enqueues one dispatcher pass on Redis and nothing is sent yet;
-the worker, a separate process with the test's settings and database, runs the pass
-(``liveclass_booking.tasks.dispatch_notifications``, the library's code as it is) and its mail
-reaches the test's SMTP server, each delivery exactly once.
+One test, run once per backend: a booking commits; the commit enqueues one dispatcher pass
+(a row of django-tasks-db's table, or a job on Redis) and nothing is sent yet; the worker, a
+separate process with the test's settings and database, runs the pass
+(``liveclass_booking.tasks.dispatch_notifications``, the library's code as it is) in burst mode
+(``db_worker --batch``, ``rqworker --burst``: it works off the queue and exits); the task's
+result is successful, each delivery's mail reaches the test's SMTP server exactly once, and a
+later pass finds nothing left.
 
-The test claims a Redis database of its own (one that was empty: parallel runs each take
+The RQ run claims a Redis database of its own (one that was empty: parallel runs each take
 another) and deletes what it wrote there. Without a Redis server at 127.0.0.1 (``REDIS_PORT``,
-default 6379), or without the ``rq`` extra, it skips; with ``CI=true`` it fails instead.
+default 6379), or without the backend's extra, a run skips; with ``CI=true`` it fails instead.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import os
 import sqlite3
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -139,64 +145,133 @@ def worker_database(directory: Path) -> Iterator[dict[str, str]]:
     worked.close()
 
 
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)  # the commit enqueues; the worker sees committed rows
-def test_an_rq_worker_runs_the_dispatcher_and_each_mail_goes_once(
-    redis_database: RedisDatabase,
-    smtp_server: delivery.MailSink,
-    session: Any,
-    student: Any,
-    teacher: Any,
-    settings: Any,
-    tmp_path: Path,
-) -> None:
+@dataclass
+class Worker:
+    """A tasks backend set up for the test (in this process's settings) and how to start its
+    worker process."""
+
+    name: str  # the worker's name (its id in the task results)
+    backend: str  # the class name of the backend the library's tasks go to
+    settings: str  # the worker's settings module
+    argv: list[str]  # the worker's management command and its arguments
+    pending: Callable[[], list[str]]  # the ids of the tasks that wait in the queue
+    variables: dict[str, str] = field(default_factory=dict)  # added to the worker's environment
+
+
+def database_worker(settings: Any, name: str) -> Worker:
+    """django-tasks-db's backend on the test database; ``db_worker`` runs what is due."""
+    if find_spec("django_tasks_db") is None:
+        unavailable("the database tasks backend is not installed (pip install -e '.[tasks-db]')")
+    if "django_tasks_db" not in settings.INSTALLED_APPS:  # tests/settings.py adds it
+        unavailable("django-tasks-db is installed without a tasks framework to build on")
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+    def pending() -> list[str]:
+        return [str(pk) for pk in DBTaskResult.objects.ready().values_list("pk", flat=True)]
+
+    return Worker(
+        name,
+        "DatabaseBackend",
+        "tests.settings_tasks_db",
+        [
+            "db_worker",
+            "--batch",  # run what is due, then exit
+            "--no-startup-delay",
+            "--interval",
+            "0",
+            "--backend",
+            "default",
+            "--queue-name",
+            "default",
+            "--worker-id",
+            name,
+        ],
+        pending,
+    )
+
+
+def rq_worker(settings: Any, name: str, redis_database: RedisDatabase) -> Worker:
+    """django-tasks-rq's backend, its queue on the Redis database the test claimed;
+    ``rqworker`` runs the queue."""
     import django_rq
-    from rq.job import JobStatus
 
     settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
     settings.RQ_QUEUES = {"default": {"URL": redis_database.url}}
     queue = django_rq.get_queue("default")
-    # The backend the library's tasks go to (django.tasks on Django 6, the backport on 5.2).
-    backend = tasks.task_backends["default"]
-    assert type(backend).__name__ == "RQBackend"
-
-    services.book_group_session(student=student, session=session)
-
-    # The commit enqueued one pass on Redis; nothing has run.
-    [job_id] = queue.job_ids
-    assert NotificationEvent.objects.count() == 1
-    assert not NotificationDelivery.objects.exists()
-    assert smtp_server.received == []
-
-    worker_name = f"liveclass-booking-test-{uuid.uuid4().hex}"
-    with worker_database(tmp_path) as database:
-        worker = delivery.start_django(
-            smtp_server,
+    return Worker(
+        name,
+        "RQBackend",
+        "tests.settings_rq",
+        [
             "rqworker",
             "--burst",  # work off the queue, then exit
             "--job-class",
             "django_tasks_rq.Job",
             "--name",
-            worker_name,
+            name,
             "default",
-            settings="tests.settings_rq",
+        ],
+        lambda: list(queue.job_ids),
+        {"RQ_REDIS_URL": redis_database.url},
+    )
+
+
+@pytest.fixture(params=["database", "rq"])
+def worker(request: pytest.FixtureRequest, settings: Any) -> Worker:
+    name = f"liveclass-booking-test-{uuid.uuid4().hex}"
+    if request.param == "database":
+        return database_worker(settings, name)
+    return rq_worker(settings, name, request.getfixturevalue("redis_database"))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # the commit enqueues; the worker sees committed rows
+def test_a_worker_process_runs_the_dispatcher_and_each_mail_goes_once(
+    worker: Worker,
+    smtp_server: delivery.MailSink,
+    session: Any,
+    student: Any,
+    teacher: Any,
+    tmp_path: Path,
+) -> None:
+    # The backend the library's tasks go to (django.tasks on Django 6, the backport on 5.2).
+    backend = tasks.task_backends["default"]
+    assert type(backend).__name__ == worker.backend
+
+    services.book_group_session(student=student, session=session)
+
+    # The commit enqueued one pass; nothing has run.
+    [task_id] = worker.pending()
+    enqueued = backend.get_result(task_id)
+    assert enqueued.task.module_path == "liveclass_booking.tasks.dispatch_notifications"
+    assert enqueued.status.name == "READY"
+    assert NotificationEvent.objects.count() == 1
+    assert not NotificationDelivery.objects.exists()
+    assert smtp_server.received == []
+
+    with worker_database(tmp_path) as database:
+        process = delivery.start_django(
+            smtp_server,
+            *worker.argv,
+            settings=worker.settings,
             database=database,
-            RQ_REDIS_URL=redis_database.url,
+            **worker.variables,
         )
         try:
-            out, err = worker.communicate(timeout=60)
+            out, err = process.communicate(timeout=60)
         finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.communicate()
-    assert worker.returncode == 0, f"{out}\n{err}"
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 0, f"{out}\n{err}"
 
     # The worker ran the pass as a task of the backend, and it succeeded.
-    assert queue.job_ids == []
-    assert queue.fetch_job(job_id).get_status() == JobStatus.FINISHED, f"{out}\n{err}"
-    result = backend.get_result(job_id)
+    assert worker.pending() == []
+    result = backend.get_result(task_id)
     assert result.status.name == "SUCCESSFUL", f"{result.errors}\n{out}\n{err}"
-    assert result.worker_ids == [worker_name]
+    assert result.worker_ids == [worker.name]
     assert result.return_value.startswith("2 sent, 0 to retry, 0 failed, 0 skipped")
 
     rows = delivery.deliveries()
