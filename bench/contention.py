@@ -1,35 +1,66 @@
 """Contention on PostgreSQL: N threads booking seats of one session through the services,
-beside the ceiling of the same work as raw SQL (conditional UPDATE + INSERT) on the same
-database. Prints bookings per second, p50/p99 latency and the ratio.
+beside a ceiling: the least SQL that books a seat (one conditional UPDATE of the session and
+one INSERT of the booking, in one transaction), on the same database in the same run. The
+ceiling does far less than the services (no limits, no waitlist, no audit or outbox row, no
+host rules): it is the rate no booking path can beat, not the same work done faster.
 
-    python bench/contention.py [--threads 8] [--bookings 800]
+Both paths get the same warm-up (every thread books a few seats of another session first,
+untimed), then book the measured session together. Prints bookings per second, p50/p99
+latency, the statements of one booking (in all, and while the session row is locked: from
+the statement that locks it to the COMMIT, both included) and the services' share of the
+ceiling.
+
+    python bench/contention.py [--threads 8] [--bookings 800] [--warmup 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from _setup import RawSeats, django_on, percentile
 
 
+@dataclass(frozen=True)
+class Target:
+    """A session to book, and where its students start in the path's list of students."""
+
+    session: Any
+    first: int
+    per_thread: int
+
+    def student(self, students: list[Any], t: int, i: int) -> Any:
+        return students[self.first + t * self.per_thread + i]
+
+
+Book = Callable[[Target, int, int], None]
+
+
 def run_threads(
-    threads: int, per_thread: int, book: Callable[[int, int], None]
-) -> tuple[float, list[float]]:
+    threads: int, per_thread: int, warmup: int, book: Book, warm: Target, measured: Target
+) -> tuple[float, float, list[float]]:
+    """Each thread books ``warmup`` seats of ``warm`` (untimed, with its own connection
+    opened), then all book ``per_thread`` seats each of ``measured`` at once. Returns the
+    time the run took, the CPU time this process (all its threads) spent in it, and each
+    booking's latency."""
     latencies: list[list[float]] = [[] for _ in range(threads)]
     barrier = threading.Barrier(threads + 1)
 
     def worker(t: int) -> None:
         from django.db import connections
 
+        for i in range(warmup):
+            book(warm, t, i)
         barrier.wait()
         for i in range(per_thread):
             began = time.perf_counter()
-            book(t, i)
+            book(measured, t, i)
             latencies[t].append((time.perf_counter() - began) * 1000)
         connections.close_all()
 
@@ -37,38 +68,65 @@ def run_threads(
     for thread in pool:
         thread.start()
     barrier.wait()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for thread in pool:
         thread.join()
-    elapsed = time.perf_counter() - began
-    return elapsed, [value for chunk in latencies for value in chunk]
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return elapsed, cpu, [value for chunk in latencies for value in chunk]
+
+
+def statements(book: Callable[[], None], sessions_table: str) -> tuple[list[str], int]:
+    """The statements of one booking (``BEGIN`` and ``COMMIT`` included), and how many of
+    them run while the session row is locked: from the first statement that locks it (its
+    ``UPDATE``, or a ``SELECT ... FOR UPDATE`` of it) to the ``COMMIT``."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        book()
+    sql = [query["sql"] for query in captured.captured_queries]
+    table = re.escape(f'"{sessions_table}"')
+    locking = re.compile(
+        rf"^UPDATE {table}|^SELECT .* FROM {table} .*FOR (NO KEY )?UPDATE", re.DOTALL
+    )
+    first = next((i for i, text in enumerate(sql) if locking.search(text)), None)
+    end = next((i for i, text in enumerate(sql) if text.startswith("COMMIT")), len(sql) - 1)
+    return sql, 0 if first is None else end - first + 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--bookings", type=int, default=800)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed bookings per thread")
+    parser.add_argument(
+        "--show", action="store_true", help="print the statements of one booking of each path"
+    )
     args = parser.parse_args()
     per_thread = args.bookings // args.threads
     total = per_thread * args.threads
+    warm_total = args.warmup * args.threads
 
     with django_on("postgres"):
         from django.contrib.auth import get_user_model
-        from django.db import connection
+        from django.db import connection, transaction
         from django.utils import timezone
 
         from liveclass_booking import services
-        from liveclass_booking.models import get_course_model
+        from liveclass_booking.models import get_course_model, get_session_model
         from tests.conftest import grant_teaching
 
         users = get_user_model()
         teacher = grant_teaching(users.objects.create_user(username="teacher", password="x"))
         course = get_course_model().objects.create(title="Bench")
+        # Each path books with students of its own: the warm-up's, the probe's, the run's.
+        per_path = warm_total + 1 + total
         students = users.objects.bulk_create(
-            [users(username=f"s{i}", password="x") for i in range(total * 2)]
+            [users(username=f"s{i}", password="x") for i in range(2 * per_path)]
         )
+        sessions_table = get_session_model()._meta.db_table
 
-        def new_session() -> Any:
+        def new_session(capacity: int) -> Any:
             start = timezone.now() + timedelta(days=2)
             return services.create_session(
                 teacher=teacher,
@@ -76,43 +134,64 @@ def main() -> None:
                 title="Bench",
                 start_at_utc=start,
                 end_at_utc=start + timedelta(hours=1),
-                capacity=total,
+                capacity=capacity,
             )
 
-        session = new_session()
+        def via_services(target: Target, t: int, i: int) -> None:
+            student = target.student(students, t, i)
+            services.book_group_session(student=student, session=target.session)
 
-        def via_services(t: int, i: int) -> None:
-            services.book_group_session(student=students[t * per_thread + i], session=session)
-
-        service_time, service_lat = run_threads(args.threads, per_thread, via_services)
-        session.refresh_from_db()
-        assert session.seats_taken == total, session.seats_taken
-
-        raw_session = new_session()
+        # The ceiling: the shared raw-SQL seat booking (conditional UPDATE, then the INSERT
+        # of a row naming every column of the booking table with its defaults).
         raw_seats = RawSeats()
-        offset = total
 
-        def raw_sql(t: int, i: int) -> None:
-            from django.db import connection as conn
-            from django.db import transaction
+        def ceiling(target: Target, t: int, i: int) -> None:
+            student_pk = target.student(students, t, i).pk
+            with transaction.atomic(), connection.cursor() as cursor:
+                assert raw_seats.book(cursor, target.session, student_pk, timezone.now())
 
-            student_pk = students[offset + t * per_thread + i].pk
-            with transaction.atomic(), conn.cursor() as cursor:
-                assert raw_seats.book(cursor, raw_session, student_pk, timezone.now())
-
-        raw_time, raw_lat = run_threads(args.threads, per_thread, raw_sql)
-
-        print(f"database: {connection.vendor}; {args.threads} threads; {total} bookings each way")
-        print(f"{'path':<10} {'bookings/s':>11} {'p50 ms':>8} {'p99 ms':>8}")
-        for label, elapsed, lat in (
-            ("services", service_time, service_lat),
-            ("raw SQL", raw_time, raw_lat),
-        ):
-            print(
-                f"{label:<10} {total / elapsed:>11.0f} {percentile(lat, 0.5):>8.2f} "
-                f"{percentile(lat, 0.99):>8.2f}"
+        results = []
+        for path, (label, book) in enumerate((("services", via_services), ("ceiling", ceiling))):
+            base = path * per_path
+            warm = Target(new_session(warm_total), base, args.warmup)
+            probe = Target(new_session(1), base + warm_total, 0)
+            measured = Target(new_session(total), base + warm_total + 1, per_thread)
+            elapsed, cpu, latencies = run_threads(
+                args.threads, per_thread, args.warmup, book, warm, measured
             )
-        print(f"services reach {raw_time / service_time:.0%} of the raw-SQL ceiling")
+            measured.session.refresh_from_db()
+            assert measured.session.seats_taken == total, (label, measured.session.seats_taken)
+            sql, locked = statements(lambda b=book, p=probe: b(p, 0, 0), sessions_table)
+            if args.show:
+                print(f"-- {label}: one booking")
+                for i, text in enumerate(sql):
+                    print(f"{i:3} {text[:150]}")
+            results.append((label, elapsed, cpu, latencies, len(sql), locked))
+
+        print(
+            f"database: {connection.vendor}; {args.threads} threads; {total} bookings each "
+            f"path, after {args.warmup} untimed per thread"
+        )
+        print(
+            f"{'path':<10} {'bookings/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7} "
+            f"{'statements':>11} {'under lock':>11}"
+        )
+        for label, elapsed, cpu, latencies, count, locked in results:
+            print(
+                f"{label:<10} {total / elapsed:>11.0f} {percentile(latencies, 0.5):>8.2f} "
+                f"{percentile(latencies, 0.99):>8.2f} {cpu / total * 1000:>7.2f} "
+                f"{count:>11} {locked:>11}"
+            )
+        print(
+            "CPU ms: this process's CPU time per booking (its threads share one interpreter "
+            "lock: a rate near 1000 / CPU ms is bound by it, not by the row lock)"
+        )
+        print(
+            "statements: one booking's, BEGIN and COMMIT included; under lock: from the "
+            "statement that locks the session row to the COMMIT"
+        )
+        service_time, ceiling_time = results[0][1], results[1][1]
+        print(f"services reach {ceiling_time / service_time:.0%} of the raw-SQL ceiling")
 
 
 if __name__ == "__main__":

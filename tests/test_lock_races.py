@@ -40,6 +40,7 @@ from liveclass_booking.models import (
     get_booking_model,
 )
 from liveclass_booking.recurrence import Recurrence
+from liveclass_booking.services import bookings as booking_services
 from liveclass_booking.services import series as series_services
 from liveclass_booking.services import sessions as session_services
 from liveclass_booking.services import waitlist as waitlist_services
@@ -720,6 +721,94 @@ def test_joining_the_waitlist_while_a_seat_comes_free_leaves_nobody_waiting_besi
             entries,
             results,
         )
+
+
+def test_a_booking_held_before_its_seats_leaves_nothing_once_the_class_is_full(
+    make_session: Any, user_model: Any, monkeypatch: Any
+) -> None:
+    """A booking writes its row, audit entry and outbox event before the seat ``UPDATE``
+    (PostgreSQL, SQLite; on MySQL/MariaDB the ``UPDATE`` comes first): one that then finds
+    the class full rolls them all back."""
+    racers = students(user_model, 5, "booker")
+    for round_ in range(HELD_ROUNDS):
+        session = make_session(start_at_utc=slot(round_), capacity=3)
+        # The booking is about to take its seats; the others fill the class meanwhile.
+        hold = Hold(monkeypatch, booking_services, "take_seats", others=4)
+
+        def work(i: int, session: Any = session, hold: Hold = hold) -> Any:
+            def book() -> Any:
+                return services.book_group_session(student=racers[i], session=session)
+
+            return hold.held(book) if i == 0 else hold.other(book)
+
+        results = race(5, work)
+        monkeypatch.undo()
+        assert outcomes(results) == Counter({"ok": 3, "session_full": 2}), results
+        session.refresh_from_db()
+        made = session.bookings.all()
+        assert session.seats_taken == made.count() == 3, results
+        assert BookingEvent.objects.filter(booking__session=session).count() == 3
+        assert NotificationEvent.objects.filter(session=session).count() == 3
+        if results[0][0] == "session_full":  # held until the others were done
+            assert not made.filter(student_user=racers[0]).exists()
+
+
+def test_accepting_an_offer_while_its_session_is_cancelled_books_nothing(
+    make_session: Any, teacher: Any, user_model: Any, monkeypatch: Any
+) -> None:
+    holder, waiter = students(user_model, 2, "student")
+    for round_ in range(HELD_ROUNDS):
+        session = make_session(start_at_utc=slot(round_), capacity=1)
+        taken = services.book_group_session(student=holder, session=session)
+        entry = services.join_waitlist(student=waiter, session=session)
+        services.cancel_booking(taken, actor=teacher)
+        entry.refresh_from_db()
+        assert entry.status == "offered"
+        # The accept has written its booking (on MySQL/MariaDB: not yet) and is about to lock
+        # the session; the teacher cancels the session meanwhile.
+        hold = Hold(monkeypatch, waitlist_services, "_lock_scheduled", others=1)
+
+        def work(i: int, session: Any = session, entry: Any = entry, hold: Hold = hold) -> Any:
+            if i == 0:
+                return hold.held(lambda: services.accept_offer(entry, actor=waiter))
+            return hold.other(lambda: services.cancel_session(session, actor=teacher))
+
+        results = race(2, work)
+        monkeypatch.undo()
+        assert results[1][0] == "ok", results
+        assert results[0][0] in ("offer_expired", "ok"), results
+        session.refresh_from_db()
+        assert (session.status, session.seats_taken) == ("cancelled", 0)
+        active = session.bookings.filter(status__in=ACTIVE_BOOKING_STATUSES)
+        assert not active.exists(), results
+        entry.refresh_from_db()
+        accepted = results[0][0] == "ok"
+        assert entry.status == ("accepted" if accepted else "expired"), results
+        assert session.bookings.filter(student_user=waiter).count() == int(accepted)
+
+
+def test_moving_a_seat_racing_the_students_own_booking_of_the_target_keeps_one(
+    make_session: Any, teacher: Any, user_model: Any
+) -> None:
+    (mover,) = students(user_model, 1, "mover")
+    for round_ in range(ROUNDS):
+        source = make_session(start_at_utc=slot(round_))
+        target = make_session(start_at_utc=slot(round_, hour=3))
+        booking = services.book_group_session(student=mover, session=source)
+
+        def work(i: int, booking: Any = booking, target: Any = target) -> Any:
+            if i == 0:
+                return services.reschedule_booking(booking, actor=teacher, session=target)
+            return services.book_group_session(student=mover, session=target)
+
+        results = race(2, work)
+        assert sorted(outcomes(results)) == ["already_booked", "ok"], results
+        for session in (source, target):
+            session.refresh_from_db()
+            held = session.bookings.filter(status__in=ACTIVE_BOOKING_STATUSES)
+            assert session.seats_taken == held.count() <= 1, results
+        assert target.seats_taken == 1, results
+        assert source.seats_taken == (results[0][0] == "already_booked"), results
 
 
 @pytest.mark.usefixtures("open_all_week")

@@ -6,7 +6,8 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.core.paginator import Page
+from django.db.models import Func, IntegerField, Prefetch, QuerySet, Subquery
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -64,6 +65,50 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class _Total(Func):
+    """``COUNT(*)`` as a plain function (no ``GROUP BY``)."""
+
+    function = "COUNT"
+    template = "%(function)s(*)"
+    output_field = IntegerField()
+
+
+class OneQueryPagination(Pagination):
+    """Page-number pagination that reads the page and the total in one statement: the page's
+    query carries the total as an uncorrelated scalar subquery, which the database computes
+    once. A query that subquery would not count the same way (distinct, grouped, combined),
+    and ``page=last``, are paginated as usual (a ``COUNT`` first)."""
+
+    def paginate_queryset(
+        self, queryset: Any, request: Request, view: Any = None
+    ) -> list[Any] | None:
+        page_size = self.get_page_size(request)
+        raw = request.query_params.get(self.page_query_param) or 1
+        query = queryset.query
+        plain = not (query.distinct or query.combinator or query.group_by or query.is_sliced)
+        if not page_size or not plain or raw in self.last_page_strings:
+            return super().paginate_queryset(queryset, request, view)
+        invalid = NotFound(self.invalid_page_message.format(page_number=raw, message=""))
+        try:
+            number = int(raw)
+        except (TypeError, ValueError):
+            raise invalid from None
+        if number < 1:
+            raise invalid
+        total = Subquery(queryset.order_by().annotate(_n=_Total()).values("_n"))
+        start = (number - 1) * page_size
+        rows = list(queryset.annotate(_total_rows=total)[start : start + page_size])
+        if not rows and number > 1:  # past the end
+            raise invalid
+        paginator = self.django_paginator_class(queryset, page_size)
+        paginator.count = rows[0]._total_rows if rows else 0
+        self.page = Page(rows, number, paginator)
+        if paginator.num_pages > 1 and self.template is not None:
+            self.display_page_controls = True
+        self.request = request
+        return rows
 
 
 class LiveClassViewSet(viewsets.GenericViewSet[Any]):
@@ -395,6 +440,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
 
     filterset_class = BookingFilter
     throttle_scopes = {"create": "book", "reschedule": "book"}
+    pagination_class = OneQueryPagination
 
     def get_queryset(self) -> QuerySet[Any]:
         if self.schema_only:

@@ -153,6 +153,25 @@ class TeacherSchedule:
         now: datetime | None = None,
     ) -> TeacherSchedule:
         """Load the schedule of ``teacher`` for intervals between ``start`` and ``end``."""
+        schedule = cls.open_hours(teacher, course, start, end, policy=policy, now=now)
+        schedule.load_taken(start, end)
+        return schedule
+
+    @classmethod
+    def open_hours(
+        cls,
+        teacher: Any,
+        course: Any,
+        start: datetime,
+        end: datetime,
+        *,
+        policy: TeacherBookingPolicy | None = None,
+        now: datetime | None = None,
+    ) -> TeacherSchedule:
+        """The first half of :meth:`load`: the policy and the teacher's open windows
+        (exceptions applied) around ``start`` and ``end``; :meth:`load_taken` adds what is
+        taken. A booking reads these before it takes the teacher's row lock: the lock orders
+        the teacher's bookings, not changes to the teacher's settings."""
         resolver = get_policy_resolver()
         policy = policy or resolver.get_policy(teacher, course)
         schedule = cls(
@@ -164,18 +183,27 @@ class TeacherSchedule:
         )
         before = timedelta(minutes=policy.buffer_before_minutes)
         after = timedelta(minutes=policy.buffer_after_minutes)
+        schedule._load_open_intervals(start - before, end + after)
+        return schedule
+
+    def load_taken(self, start: datetime, end: datetime, *, now: datetime | None = None) -> None:
+        """The second half of :meth:`load`: the teacher's lessons, sessions and imported busy
+        periods on the whole local days around ``start`` and ``end`` (as of ``now``, when
+        given), in one query."""
+        if now is not None:
+            self.now = now
+        before = timedelta(minutes=self.policy.buffer_before_minutes)
+        after = timedelta(minutes=self.policy.buffer_after_minutes)
         # Whole local days around the range, for the daily limit and the buffers.
-        tz = ZoneInfo(schedule.zone)
+        tz = ZoneInfo(self.zone)
         day_from = datetime.combine(
             (start - before).astimezone(tz).date(), time.min, tzinfo=tz
         ).astimezone(UTC)
         day_until = datetime.combine(
             (end + after).astimezone(tz).date() + timedelta(days=1), time.min, tzinfo=tz
         ).astimezone(UTC)
-        schedule._load_open_intervals(start - before, end + after)
-        schedule._load_busy(day_from, day_until)
-        schedule.index()
-        return schedule
+        self._load_busy(day_from, day_until)
+        self.index()
 
     def index(self) -> None:
         """Recompute the lookups derived from the spans, the policy and the day counts."""

@@ -3,10 +3,11 @@ attendance. The only code that changes a booking's status."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ..choices import (
@@ -30,6 +31,7 @@ from ..policies import get_policy_resolver
 from .attempts import BookingAttempt, build_booking
 from .availability import TeacherSchedule
 from .common import (
+    hot_row_last,
     is_staff,
     lock_users,
     require_aware,
@@ -40,6 +42,7 @@ from .common import (
 from .outbox import notify, write
 from .rules import (
     LESSON_MEETING_FIELDS,
+    check_group_totals,
     check_seats,
     check_student_totals,
     clean_meeting,
@@ -58,6 +61,7 @@ from .transitions import (
     settle_session,
     settle_teacher,
     transition,
+    unsettled,
 )
 
 __all__ = [
@@ -96,18 +100,39 @@ def book_group_session(
     check_seats(limits, seats)
     policy = get_policy_resolver().get_policy(session.teacher, session.course)
     model = get_booking_model()
-    # A seat that looks free may be owed to the waitlist: a direct booking never jumps it.
-    settle_session(session.pk, timezone.now())
-    with transaction.atomic():
-        # The student's row first (the lock order: users, sessions, bookings): concurrent
-        # requests of one student are counted against the limits one after the other.
-        lock_users(student)
-        check_student_totals(student, limits, timezone.now(), bookings=1)
-        booking = create_group_booking(
-            model, student=student, session=session, seats=seats, policy=policy, note=note
-        )
-        announce(booking, actor=actor, old="")
-    return booking
+    settled = False
+    while True:
+        try:
+            with transaction.atomic():
+                # The student's row first (the lock order: users, sessions, bookings):
+                # concurrent requests of one student are counted one after the other.
+                lock_users(student)
+                now = timezone.now()
+                # A seat that looks free may be owed to the waitlist, and a request past its
+                # approval timeout holds its seats no more: both are settled first (in
+                # transactions of their own), so a direct booking never jumps the queue.
+                facts = check_group_totals(
+                    student, session.pk, limits, now, **({} if settled else unsettled(now))
+                )
+                if facts.pop("overdue", False) | facts.pop("owed", False):
+                    raise _Unsettled
+                return create_group_booking(
+                    model,
+                    student=student,
+                    session=session,
+                    seats=seats,
+                    policy=policy,
+                    note=note,
+                    waiting=facts["waiting"],
+                    audit=lambda booking: announce(booking, actor=actor, old=""),
+                )
+        except _Unsettled:
+            settle_session(session.pk, timezone.now())
+            settled = True
+
+
+class _Unsettled(Exception):
+    """The session has something to settle before its seats are taken."""
 
 
 def create_group_booking(
@@ -120,70 +145,97 @@ def create_group_booking(
     note: str = "",
     rescheduled_from: Any = None,
     status: str | None = None,
-    seat_held: bool = False,
     how: str = "book",
-    waitlist_entry: Any = None,
+    waiting: bool = True,
+    audit: Callable[[Any], None] | None = None,
 ) -> Any:
-    """Create a group booking (inside the caller's transaction); take its seats unless
-    ``seat_held`` (a waitlist offer holds the seat already). Pending unless ``policy`` needs
-    no approval for group bookings or ``status`` says otherwise. ``how`` and
-    ``waitlist_entry`` tell the host's ``check_booking`` how it comes to exist."""
+    """Create a group booking and take its seats, inside the caller's transaction. Pending
+    unless ``policy`` needs no approval for group bookings or ``status`` says otherwise.
+    ``how`` tells the host's ``check_booking`` how it comes to exist; ``audit(booking)``
+    writes its audit and outbox rows. ``waiting`` False: the student holds no open entry on
+    the session's waitlist (:func:`~.rules.check_group_totals` found none).
+
+    The session row is what concurrent bookings of a class fight over, so it is touched
+    last: the booking row and what ``audit`` writes go in first (the partial unique
+    constraint refuses a second active booking of the student), then one conditional
+    ``UPDATE`` takes the seats and locks the row until the commit. On MySQL/MariaDB (see
+    :func:`~.common.hot_row_last`) the ``UPDATE`` comes first, and the check for a booking
+    the student already holds, which no constraint makes there, is a read under its lock."""
     now = timezone.now()
-
-    def already_booked() -> bool:
-        return bool(
-            model.objects.filter(
-                session_id=session.pk, student_user=student, status__in=ACTIVE_BOOKING_STATUSES
-            ).exists()
-        )
-
-    # The conditional UPDATE takes the seats and locks the session row until commit, so the
-    # check that follows it sees any concurrent booking of this student on every backend.
-    if not seat_held and not take_seats(session.pk, seats, now):
-        if already_booked():
-            raise AlreadyBooked("You already hold an active booking for this session.")
-        current = get_session_model().objects.get(pk=session.pk)
-        if current.status != SessionStatus.SCHEDULED:
-            raise SessionNotBookable(f"This session is {current.status}.")
-        if current.start_at_utc <= now:
-            raise SessionNotBookable("This session has already started.")
-        raise SessionFull(
-            f"This session has {current.seats_available} of {current.capacity} seats free; "
-            f"you asked for {seats}. You can join its waitlist.",
-            seats_available=current.seats_available,
-        )
-    if already_booked():
-        raise AlreadyBooked("You already hold an active booking for this session.")
+    seats_first = not hot_row_last()
+    if seats_first:
+        claim_seats(session.pk, student, seats, now)
     if status is None:
         status = (
             BookingStatus.PENDING if policy.requires_approval_for_group else BookingStatus.CONFIRMED
         )
     attempt = BookingAttempt.for_session(
-        how,
-        student,
-        session,
-        seats=seats,
-        rescheduled_from=rescheduled_from,
-        waitlist_entry=waitlist_entry,
+        how, student, session, seats=seats, rescheduled_from=rescheduled_from
     )
-    booking = build_booking(attempt, status=status, policy=policy, now=now, note=note)
-    try:
-        with transaction.atomic():
-            booking.save(force_insert=True)
-    except IntegrityError as exc:
-        # The partial unique constraint caught a concurrent second booking of this student;
-        # the caller's transaction rolls the seat increment back.
-        raise AlreadyBooked("You already hold an active booking for this session.") from exc
+    booking = insert_group_booking(
+        build_booking(attempt, status=status, policy=policy, now=now, note=note)
+    )
     # The booking's course and teacher are the session's: share the rows the caller has
     # loaded (the answer names them) rather than reading them again.
     for name in ("course", "teacher"):
         if session._meta.get_field(name).is_cached(session):
             setattr(booking, name, getattr(session, name))
-    if not seat_held:
+    if audit is not None:
+        audit(booking)
+    if not seats_first:
+        claim_seats(session.pk, student, seats, now)
+    if waiting:
         # Booked directly while on the waitlist (a seat came free that nobody else waits
         # for): the student's own offer must not hold a second seat.
         close_own_entry(session.pk, student, booking, now)
     return booking
+
+
+def insert_group_booking(booking: Any) -> Any:
+    """Save a new group booking in the caller's transaction (no savepoint: a refusal rolls
+    the caller back). Where the database has no partial unique constraint (MySQL/MariaDB),
+    the student's active booking of the session is looked for first: the caller holds the
+    session row's lock, under which every group booking of the session is made."""
+    if not connection.features.supports_partial_indexes and _holds_seat(
+        booking.session_id, booking.student_user_id
+    ):
+        raise AlreadyBooked("You already hold an active booking for this session.")
+    try:
+        booking.save(force_insert=True)
+    except IntegrityError as exc:
+        # The partial unique constraint: the student holds an active booking of the session.
+        raise AlreadyBooked("You already hold an active booking for this session.") from exc
+    return booking
+
+
+def _holds_seat(session_pk: Any, student_pk: Any) -> bool:
+    return bool(
+        get_booking_model()
+        .objects.filter(
+            session_id=session_pk, student_user_id=student_pk, status__in=ACTIVE_BOOKING_STATUSES
+        )
+        .exists()
+    )
+
+
+def claim_seats(session_pk: Any, student: Any, seats: int, now: datetime) -> None:
+    """Take ``seats`` of the session with its conditional ``UPDATE`` (which locks its row
+    until the commit), or raise why not: ``already_booked``, ``session_not_bookable`` or
+    ``session_full``."""
+    if take_seats(session_pk, seats, now):
+        return
+    if not connection.features.supports_partial_indexes and _holds_seat(session_pk, student.pk):
+        raise AlreadyBooked("You already hold an active booking for this session.")
+    current = get_session_model().objects.get(pk=session_pk)
+    if current.status != SessionStatus.SCHEDULED:
+        raise SessionNotBookable(f"This session is {current.status}.")
+    if current.start_at_utc <= now:
+        raise SessionNotBookable("This session has already started.")
+    raise SessionFull(
+        f"This session has {current.seats_available} of {current.capacity} seats free; "
+        f"you asked for {seats}. You can join its waitlist.",
+        seats_available=current.seats_available,
+    )
 
 
 # One-on-one lessons ------------------------------------------------------------------------
@@ -239,12 +291,15 @@ def _create_one_on_one(
 ) -> Any:
     """Create a lesson (inside the caller's transaction) under every one-on-one rule; with
     ``limits``, also under the student's limits (a new request; a reschedule has none)."""
+    # The teacher's settings (policy, windows, exceptions) first: the lock below does not
+    # guard them, so it need not be held while they are read.
+    schedule = TeacherSchedule.open_hours(teacher, course, start, end)
     # One teacher's one-on-one bookings are decided one at a time: the daily limit and the
     # overlap with group sessions cannot be database constraints. The student's row too, when
     # the student's limits are counted.
     lock_users(teacher, student if limits is not None else None)
     now = timezone.now()
-    schedule = TeacherSchedule.load(teacher, course, start, end, now=now)
+    schedule.load_taken(start, end, now=now)
     schedule.check(start, end)
     if status is None:
         status = (
@@ -274,12 +329,12 @@ def _create_one_on_one(
         blocked=schedule.blocked_range(start, end),
     )
     try:
-        with transaction.atomic():
-            booking.save(force_insert=True)
-            return booking
+        # No savepoint: a refusal rolls the caller's transaction back.
+        booking.save(force_insert=True)
     except IntegrityError as exc:
         # On PostgreSQL the exclusion constraint refuses an overlap the lock did not prevent.
         raise SlotUnavailable("The teacher already has a lesson at this time.") from exc
+    return booking
 
 
 # Decisions and status changes --------------------------------------------------------------
@@ -448,8 +503,10 @@ def reschedule_booking(
         # Only a seat moves to another session: a lesson's request locks no session (a
         # session lock before the teacher's row lock below could deadlock a group series).
         moving_seat = session is not None and booking.booking_type == BookingType.GROUP_SESSION
-        if booking.booking_type == BookingType.ONE_ON_ONE:
-            lock_users(booking.teacher)  # users before bookings: the lock order everywhere
+        # Users before sessions and bookings: the lock order everywhere. The student's row
+        # orders the move with the student's own bookings of the target.
+        lesson = booking.booking_type == BookingType.ONE_ON_ONE
+        lock_users(booking.teacher_id if lesson else None, booking.student_user_id)
         lock_sessions(booking.session_id, session.pk if moving_seat else None)
         old = model.objects.select_for_update().get(pk=booking.pk)
         check_transition(old.status, BookingStatus.RESCHEDULED)

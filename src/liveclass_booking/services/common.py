@@ -99,9 +99,9 @@ def record_event(
 
 
 def lock_users(*users: Any) -> None:
-    """Row-lock the given users in one statement, in primary-key order: a teacher's row
-    serialises that teacher's one-on-one bookings, a student's row the checks of the student's
-    limits.
+    """Row-lock the given users (or their primary keys) in one statement, in primary-key
+    order: a teacher's row serialises that teacher's one-on-one bookings, a student's row the
+    checks of the student's limits and the student's group bookings.
 
     User rows are locked before any session or booking row (the lock order everywhere), and
     all in one call, so that two transactions never wait on each other. On PostgreSQL and
@@ -112,9 +112,21 @@ def lock_users(*users: Any) -> None:
     # does not block the key-share locks that inserting a row referencing the user takes (a
     # booking of this teacher inserted by a transaction holding a session lock).
     no_key = connection.features.has_select_for_no_key_update
-    pks = sorted({user.pk for user in users if user is not None}, key=str)
+    pks = sorted({getattr(user, "pk", user) for user in users if user is not None}, key=str)
     rows = get_user_model().objects.select_for_update(no_key=no_key).filter(pk__in=pks)
     list(rows.order_by("pk").values_list("pk"))
+
+
+def hot_row_last() -> bool:
+    """Whether rows that reference a contended row (a group session) can be written before
+    that row is locked, so that its lock is taken last and held only until the commit.
+
+    True where foreign keys are checked at commit: PostgreSQL and SQLite, on which Django
+    creates them deferred (PostgreSQL's check then takes a key-share lock, which a seat
+    ``UPDATE`` does not block). False on MySQL/MariaDB: InnoDB checks a foreign key at once,
+    under a shared lock on the referenced row; two bookers holding it would then both wait to
+    update the row (a deadlock), so there the session row is locked before those writes."""
+    return bool(connection.features.can_defer_constraint_checks)
 
 
 def is_staff(actor: Any) -> bool:

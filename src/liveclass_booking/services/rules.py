@@ -17,7 +17,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from ..choices import (
     ACTIVE_BOOKING_STATUSES,
@@ -28,7 +29,7 @@ from ..choices import (
 )
 from ..conf import MAX_TEXT_LENGTH
 from ..exceptions import InvalidInput, LimitReached, NotAllowed
-from ..models import BookingSeries, SessionWaitlist, get_booking_model
+from ..models import BookingSeries, SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from ..querysets import overdue_requests
 from .common import is_staff, same_user
@@ -95,13 +96,18 @@ def check_seats(limits: dict[str, Any], seats: int) -> None:
         )
 
 
+def _active(now: datetime) -> Q:
+    """The bookings that count against ``active_bookings_per_student``: pending and not
+    overdue, or confirmed; not ended."""
+    return Q(status__in=ACTIVE_BOOKING_STATUSES, end_at_utc__gt=now) & ~overdue_requests(now)
+
+
 def _holdings(student: Any, now: datetime, teacher: Any = None) -> dict[str, int]:
     """What ``student`` holds, in one query: ``active`` bookings (pending and not overdue, or
     confirmed; not ended) and, with ``teacher``, the pending lesson requests to that teacher
     (``single`` ones and the ``series`` waiting for approval)."""
     live = ~overdue_requests(now)
-    active = Q(status__in=ACTIVE_BOOKING_STATUSES, end_at_utc__gt=now) & live
-    counts: dict[str, Any] = {"active": Count("pk", filter=active)}
+    counts: dict[str, Any] = {"active": Count("pk", filter=_active(now))}
     if teacher is not None:
         pending = (
             Q(teacher=teacher, booking_type=BookingType.ONE_ON_ONE, status=BookingStatus.PENDING)
@@ -175,6 +181,41 @@ def check_student_totals(
             .count()
         )
         _refuse(limits, "active_series_per_student", held_series, series, "active series")
+
+
+def check_group_totals(
+    student: Any, session_pk: Any, limits: dict[str, Any], now: datetime, **facts: Any
+) -> dict[str, Any]:
+    """:func:`check_student_totals` for one more group booking of the session ``session_pk``,
+    in one query over the session row that also answers ``waiting``, whether ``student``
+    holds an open entry on its waitlist, and the ``facts`` given (expressions over the
+    session row). Returns their values (all false when there is no such session).
+
+    The student's row must be locked by the caller's transaction: entries are opened only
+    under it, so none opens before the commit when none is open now."""
+    facts["waiting"] = Exists(
+        SessionWaitlist.objects.filter(
+            session_id=OuterRef("pk"), student_user=student, status__in=OPEN_WAITLIST_STATUSES
+        )
+    )
+    counting = limits.get("active_bookings_per_student") is not None
+    if counting:
+        active = (
+            get_booking_model()
+            .objects.filter(_active(now), student_user=student)
+            .order_by()
+            .values("student_user")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        facts["active"] = Coalesce(
+            Subquery(active, output_field=IntegerField()), Value(0, output_field=IntegerField())
+        )
+    found = get_session_model().objects.filter(pk=session_pk).order_by().values(**facts)[:1]
+    row: dict[str, Any] = next(iter(found), {}) or dict.fromkeys(facts, False)
+    if counting:
+        _refuse(limits, "active_bookings_per_student", row.pop("active"), 1, "active booking(s)")
+    return row
 
 
 # A lesson's meeting details ----------------------------------------------------------------

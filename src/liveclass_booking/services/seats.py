@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -229,14 +229,6 @@ def settle(session: Any, now: datetime) -> list[Any]:
     offers."""
     close_offers(session, due_offers(session.pk, now), now)
     return offer_free_seats(session, now)
-
-
-def owed_a_seat(now: datetime) -> Q:
-    """Waitlist entries owed a seat before anybody books: a student waiting, or an offer past
-    its time whose seat passes on (as a filter)."""
-    return Q(status=WaitlistStatus.WAITING) | Q(
-        status=WaitlistStatus.OFFERED, offer_expires_at__lte=now
-    )
 
 
 def close_own_entry(session_pk: Any, student: Any, booking: Any, now: datetime) -> None:

@@ -16,19 +16,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import signals
-from ..choices import ACTIVE_BOOKING_STATUSES, BookingStatus, BookingType, NotificationKind
+from ..choices import (
+    ACTIVE_BOOKING_STATUSES,
+    BookingStatus,
+    BookingType,
+    NotificationKind,
+    WaitlistStatus,
+)
 from ..exceptions import InvalidTransition
 from ..models import SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from ..querysets import overdue_requests
 from .common import record_event, send_after_commit
 from .outbox import outbox_event, write
-from .seats import lock_session, lock_sessions, owed_a_seat, release_seats, settle
+from .seats import lock_session, lock_sessions, release_seats, settle
 
 #: The only status changes there are (docs/booking-rules.md; ``expired``: the approval
 #: timeout passed).
@@ -252,26 +258,35 @@ def give_deadlines(now: datetime | None = None) -> int:
     return len(rows)
 
 
+def unsettled(now: datetime) -> dict[str, Any]:
+    """What must be settled before a seat of a session is taken, as expressions over the
+    session row: ``overdue``, a request of it is past its approval timeout (its seats are
+    free again); ``owed``, someone on its waitlist is owed a seat (an offer past its time,
+    whose seat passes on, or a student waiting while a seat is free)."""
+    overdue = get_booking_model().objects.filter(overdue_requests(now), session_id=OuterRef("pk"))
+    due = SessionWaitlist.objects.filter(
+        status=WaitlistStatus.OFFERED, offer_expires_at__lte=now, session_id=OuterRef("pk")
+    )
+    waiting = SessionWaitlist.objects.filter(
+        status=WaitlistStatus.WAITING, session_id=OuterRef("pk")
+    )
+    owed = Q(Exists(due)) | Q(Exists(waiting), seats_taken__lt=F("capacity"))
+    return {"overdue": Exists(overdue), "owed": ExpressionWrapper(owed, BooleanField())}
+
+
 def settle_session(session_pk: Any, now: datetime) -> None:
     """Before anything takes a seat of a session: expire its requests past their approval
     timeout and bring its waitlist up to date (offers past their time expire, free seats go
     to the students waiting), so freed seats go to whoever they are owed. Each in a
     transaction of its own, so that it stays done even when the request that noticed then
     fails (``session_full``, ``seats_available``). One query when there is nothing to do."""
-    overdue = get_booking_model().objects.filter(overdue_requests(now), session_id=OuterRef("pk"))
-    owed = SessionWaitlist.objects.filter(owed_a_seat(now), session_id=OuterRef("pk"))
-    flags = (
-        get_session_model()
-        .objects.filter(pk=session_pk)
-        .values_list(Exists(overdue), Exists(owed))
-        .first()
-    )
+    found = get_session_model().objects.filter(pk=session_pk).order_by().values(**unsettled(now))
+    flags = next(iter(found[:1]), None)
     if flags is None:
         return
-    has_overdue, has_owed = flags
-    if has_overdue:
+    if flags["overdue"]:
         expire_due_requests(now, session_pk=session_pk)
-    if has_owed:
+    if flags["owed"]:
         with transaction.atomic():
             settle(lock_session(session_pk), now)
 

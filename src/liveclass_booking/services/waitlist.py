@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from .. import signals
 from ..choices import (
     ACTIVE_BOOKING_STATUSES,
     OPEN_WAITLIST_STATUSES,
+    BookingStatus,
     NotificationKind,
     SessionStatus,
     WaitlistStatus,
@@ -30,16 +31,19 @@ from ..choices import (
 from ..exceptions import (
     AlreadyBooked,
     AlreadyWaitlisted,
+    BookingError,
     InvalidTransition,
     NotAllowed,
     OfferExpired,
     SeatsAvailable,
     SessionNotBookable,
 )
-from ..models import SessionWaitlist, get_booking_model
+from ..models import BookingSeriesItem, SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
-from .bookings import create_group_booking
+from .attempts import BookingAttempt, build_booking
+from .bookings import insert_group_booking
 from .common import (
+    hot_row_last,
     is_staff,
     lock_users,
     require_manager,
@@ -142,8 +146,13 @@ def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
     if actor is not None and not (is_staff(actor) or same_user(actor, entry.student_user_id)):
         raise NotAllowed("Only the student on the waitlist may accept its offer.")
     require_bounded_text(student_note=note)
+    booking = _accept_open_offer(entry, actor=actor, note=note)
+    if booking is not None:
+        return booking
+    # Anything else (an offer past its time, an entry in another state, a refusal) is decided
+    # with the session and the entry locked first.
     with transaction.atomic():
-        lock_users(entry.student_user)  # users before sessions: the lock order everywhere
+        lock_users(entry.student_user_id)  # users before sessions: the lock order everywhere
         session = lock_session(entry.session_id)
         locked = SessionWaitlist.objects.select_for_update().get(pk=entry.pk)
         now = timezone.now()  # after the wait for the locks
@@ -166,28 +175,98 @@ def accept_offer(entry: Any, *, actor: Any = None, note: str = "") -> Any:
     )
 
 
-def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) -> Any:
-    """Book the seat ``entry``'s offer holds (session and entry locked)."""
-    student = entry.student_user
-    require_may_book(actor, student, session.course, session)
-    _require_bookable(session, now)
-    limits = limits_for(student, session.teacher, session.course)
-    check_student_totals(student, limits, now, bookings=1)
-    policy = get_policy_resolver().get_policy(session.teacher, session.course)
-    booking = create_group_booking(
-        get_booking_model(),
-        student=student,
-        session=session,
-        seats=1,
-        policy=policy,
-        note=note,
-        seat_held=True,
-        how="waitlist",
-        waitlist_entry=entry,
+class _NotAsRead(Exception):
+    """The offer or its session changed after :func:`_accept_open_offer` read them."""
+
+
+def _accept_open_offer(entry: Any, *, actor: Any, note: str) -> Any:
+    """Accept an offer that is open, with the session row locked only for the last two
+    statements before the commit; return the booking, or None having changed nothing.
+
+    The entry, its session and its student are read first, without a lock; under the
+    student's row lock (the limits) the booking, its audit entry and its outbox event are
+    written; then the session row is locked, provided the session is still scheduled and
+    ahead, and the entry becomes ``accepted`` in one conditional ``UPDATE``, provided its
+    offer is still open. The offer's seat is counted already, so no seat changes. Whenever
+    something is not as read, or anything refuses, the transaction rolls back and None sends
+    the caller to the path that locks first and gives the answer. (On MySQL/MariaDB the
+    session row is locked before the writes that reference it; see
+    :func:`~.common.hot_row_last`.)"""
+    in_series = BookingSeriesItem.objects.filter(
+        waitlist_entry_id=OuterRef("pk"), status=BookingSeriesItem.Status.WAITLISTED
     )
-    entry.status, entry.accepted_at, entry.booking = WaitlistStatus.ACCEPTED, now, booking
-    entry.save(update_fields=["status", "accepted_at", "booking"])
-    link_series_items(entry, booking)
+    found = (
+        SessionWaitlist.objects.select_related("session__course", "session__teacher")
+        .select_related("student_user")
+        .annotate(in_series=Exists(in_series))
+        .filter(pk=entry.pk)
+        .first()
+    )
+    if found is None or not found.offer_is_open:
+        return None
+    session, student = found.session, found.student_user
+    hot_last = hot_row_last()
+    try:
+        require_may_book(actor, student, session.course, session)
+        limits = limits_for(student, session.teacher, session.course)
+        policy = get_policy_resolver().get_policy(session.teacher, session.course)
+        with transaction.atomic():
+            lock_users(student)
+            now = timezone.now()
+            check_student_totals(student, limits, now, bookings=1)
+            if not hot_last:
+                _lock_scheduled(session.pk, now)
+            booking = _book_offer(session, found, policy=policy, note=note, now=now)
+            _tell_accepted(booking, found, actor=actor)
+            if hot_last:
+                _lock_scheduled(session.pk, now)
+            now = timezone.now()  # after the wait for the lock
+            claimed = SessionWaitlist.objects.filter(
+                pk=found.pk, status=WaitlistStatus.OFFERED, offer_expires_at__gt=now
+            ).update(status=WaitlistStatus.ACCEPTED, accepted_at=now, booking=booking)
+            if not claimed:
+                raise _NotAsRead
+            found.status, found.accepted_at, found.booking = WaitlistStatus.ACCEPTED, now, booking
+            if found.in_series:
+                link_series_items(found, booking)
+    except (BookingError, _NotAsRead):
+        return None
+    del found.in_series
+    entry.__dict__.update(found.__dict__)
+    return booking
+
+
+def _lock_scheduled(session_pk: Any, now: datetime) -> None:
+    """Lock the session row, provided the session is scheduled and starts after ``now``."""
+    rows = (
+        get_session_model()
+        .objects.select_for_update()
+        .filter(pk=session_pk, status=SessionStatus.SCHEDULED, start_at_utc__gt=now)
+        .values_list("pk")
+    )
+    if not list(rows):
+        raise _NotAsRead
+
+
+def _book_offer(session: Any, entry: Any, *, policy: Any, note: str, now: datetime) -> Any:
+    """Save the booking of the seat ``entry``'s offer holds (after the host's
+    ``check_booking``): confirmed, or pending under approval."""
+    status = (
+        BookingStatus.PENDING if policy.requires_approval_for_group else BookingStatus.CONFIRMED
+    )
+    attempt = BookingAttempt.for_session(
+        "waitlist", entry.student_user, session, waitlist_entry=entry
+    )
+    booking = insert_group_booking(
+        build_booking(attempt, status=status, policy=policy, now=now, note=note)
+    )
+    booking.course, booking.teacher = session.course, session.teacher
+    return booking
+
+
+def _tell_accepted(booking: Any, entry: Any, *, actor: Any) -> None:
+    """Audit the booking made from ``entry``, write its outbox event, and signal both after
+    the commit."""
     announce(booking, actor=actor, old="", waitlist_entry=entry.pk, notice=False)
     write(
         [
@@ -203,6 +282,21 @@ def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) 
     send_after_commit(
         signals.waitlist_accepted, SessionWaitlist, entry=entry, booking=booking, actor=actor
     )
+
+
+def _convert(session: Any, entry: Any, *, actor: Any, note: str, now: datetime) -> Any:
+    """Book the seat ``entry``'s offer holds (session and entry locked)."""
+    student = entry.student_user
+    require_may_book(actor, student, session.course, session)
+    _require_bookable(session, now)
+    limits = limits_for(student, session.teacher, session.course)
+    check_student_totals(student, limits, now, bookings=1)
+    policy = get_policy_resolver().get_policy(session.teacher, session.course)
+    booking = _book_offer(session, entry, policy=policy, note=note, now=now)
+    entry.status, entry.accepted_at, entry.booking = WaitlistStatus.ACCEPTED, now, booking
+    entry.save(update_fields=["status", "accepted_at", "booking"])
+    link_series_items(entry, booking)
+    _tell_accepted(booking, entry, actor=actor)
     return booking
 
 
