@@ -10,7 +10,11 @@ latency, the statements of one booking (in all, and while the session row is loc
 the statement that locks it to the COMMIT, both included) and the services' share of the
 ceiling.
 
-    python bench/contention.py [--threads 8] [--bookings 800] [--warmup 5]
+    python bench/contention.py [--threads 8] [--bookings 800] [--warmup 5] [--processes 1]
+
+With ``--processes N`` the threads are spread over N forked processes, as a server's worker
+processes are, so that one interpreter lock no longer binds them all; each path's figures
+then count all of them.
 """
 
 from __future__ import annotations
@@ -75,6 +79,79 @@ def run_threads(
     return elapsed, cpu, [value for chunk in latencies for value in chunk]
 
 
+def run_processes(
+    processes: int,
+    threads: int,
+    per_thread: int,
+    warmup: int,
+    book: Book,
+    warm: Target,
+    measured: Target,
+) -> tuple[float, float, list[float]]:
+    """:func:`run_threads` spread over ``processes`` forked processes (``threads`` in all),
+    as a server's worker processes are: the interpreter lock then binds each process alone.
+    Returns the time the run took, the CPU time all the processes spent in it, and each
+    booking's latency."""
+    import multiprocessing
+    import os
+
+    from django.db import connections
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(processes + 1)
+    results = context.Queue()
+    each = threads // processes
+
+    def child(p: int) -> None:
+        latencies: list[list[float]] = [[] for _ in range(each)]
+        warmed = threading.Barrier(each + 1)
+        go = threading.Event()
+
+        def worker(local: int) -> None:
+            t = p * each + local
+            for i in range(warmup):
+                book(warm, t, i)
+            warmed.wait()
+            go.wait()
+            for i in range(per_thread):
+                began = time.perf_counter()
+                book(measured, t, i)
+                latencies[local].append((time.perf_counter() - began) * 1000)
+            connections.close_all()
+
+        pool = [threading.Thread(target=worker, args=(local,)) for local in range(each)]
+        for thread in pool:
+            thread.start()
+        warmed.wait()
+        ready.wait()
+        cpu = time.process_time()
+        go.set()
+        for thread in pool:
+            thread.join()
+        results.put(([v for chunk in latencies for v in chunk], time.process_time() - cpu))
+        results.close()
+        results.join_thread()  # the answer is in the pipe before the process ends
+        os._exit(0)
+
+    # Each process opens connections of its own: none may share the parent's.
+    connections.close_all()
+    children = [context.Process(target=child, args=(p,)) for p in range(processes)]
+    for process in children:
+        process.start()
+    ready.wait()
+    began = time.perf_counter()
+    gathered = [results.get() for _ in children]
+    elapsed = time.perf_counter() - began
+    for process in children:
+        process.join()
+        assert process.exitcode == 0, process.exitcode
+    return (
+        elapsed,
+        sum(cpu for _, cpu in gathered),
+        [value for latencies, _ in gathered for value in latencies],
+    )
+
+
 def statements(book: Callable[[], None], sessions_table: str) -> tuple[list[str], int]:
     """The statements of one booking (``BEGIN`` and ``COMMIT`` included), and how many of
     them run while the session row is locked: from the first statement that locks it (its
@@ -100,9 +177,17 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=800)
     parser.add_argument("--warmup", type=int, default=5, help="untimed bookings per thread")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="spread the threads over this many processes (each books with threads/processes)",
+    )
+    parser.add_argument(
         "--show", action="store_true", help="print the statements of one booking of each path"
     )
     args = parser.parse_args()
+    if args.processes < 1 or args.threads % args.processes:
+        parser.error("--threads must be a multiple of --processes")
     per_thread = args.bookings // args.threads
     total = per_thread * args.threads
     warm_total = args.warmup * args.threads
@@ -156,9 +241,14 @@ def main() -> None:
             warm = Target(new_session(warm_total), base, args.warmup)
             probe = Target(new_session(1), base + warm_total, 0)
             measured = Target(new_session(total), base + warm_total + 1, per_thread)
-            elapsed, cpu, latencies = run_threads(
-                args.threads, per_thread, args.warmup, book, warm, measured
-            )
+            if args.processes > 1:
+                elapsed, cpu, latencies = run_processes(
+                    args.processes, args.threads, per_thread, args.warmup, book, warm, measured
+                )
+            else:
+                elapsed, cpu, latencies = run_threads(
+                    args.threads, per_thread, args.warmup, book, warm, measured
+                )
             measured.session.refresh_from_db()
             assert measured.session.seats_taken == total, (label, measured.session.seats_taken)
             sql, locked = statements(lambda b=book, p=probe: b(p, 0, 0), sessions_table)
@@ -169,7 +259,8 @@ def main() -> None:
             results.append((label, elapsed, cpu, latencies, len(sql), locked))
 
         print(
-            f"database: {connection.vendor}; {args.threads} threads; {total} bookings each "
+            f"database: {connection.vendor}; {args.threads} threads in {args.processes} "
+            f"process(es); {total} bookings each "
             f"path, after {args.warmup} untimed per thread"
         )
         print(
@@ -183,8 +274,9 @@ def main() -> None:
                 f"{count:>11} {locked:>11}"
             )
         print(
-            "CPU ms: this process's CPU time per booking (its threads share one interpreter "
-            "lock: a rate near 1000 / CPU ms is bound by it, not by the row lock)"
+            "CPU ms: the booking processes' CPU time per booking (the threads of one process "
+            "share one interpreter lock: a rate near processes x 1000 / CPU ms is bound by it, "
+            "or by the machine's cores, not by the row lock)"
         )
         print(
             "statements: one booking's, BEGIN and COMMIT included; under lock: from the "
