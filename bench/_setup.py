@@ -222,3 +222,18 @@ class RawSeats:
         ]
         cursor.execute(self.insert, row)
         return True
+
+
+def machine_speed() -> float:
+    """Milliseconds a fixed piece of pure Python takes here now (the median of 30 runs): a
+    baseline printed beside a bench's figures, since a shared or virtual machine's speed
+    changes from minute to minute (about 3.3 ms on a quiet two-core development machine)."""
+    import statistics
+    import time
+
+    timings = []
+    for _ in range(30):
+        began = time.perf_counter()
+        sum(i * i for i in range(100_000))
+        timings.append((time.perf_counter() - began) * 1000)
+    return statistics.median(timings)

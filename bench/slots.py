@@ -22,7 +22,7 @@ import time as clock
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _setup import add_lessons, django_on, open_all_week
+from _setup import add_lessons, django_on, machine_speed, open_all_week
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -56,6 +56,7 @@ def main() -> None:
         start = datetime(2030, 1, 7, tzinfo=UTC)
         end = start + timedelta(days=90)
         print(f"database: {connection.vendor}; range: 90 days; lesson 30 min; step 15 min")
+        print(f"machine speed: the reference loop takes {machine_speed():.1f} ms before the run")
         print(
             f"{'bookings':>9} {'busy':>6} {'ms (median)':>12} {'ms (min)':>9} {'growth':>7} "
             f"{'queries':>8} {'free slots':>11}"
@@ -115,6 +116,8 @@ def main() -> None:
                     f"{size:>9} {busy:>6} {median:>12.1f} {min(timings):>9.1f} {growth:>7} "
                     f"{len(queries.captured_queries):>8} {len(slots):>11}"
                 )
+
+        print(f"machine speed: the reference loop takes {machine_speed():.1f} ms after the run")
 
         from tests.feed_server import feed_server, vcalendar, vevent
 
