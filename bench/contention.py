@@ -47,32 +47,45 @@ Book = Callable[[Target, int, int], None]
 
 
 def run_threads(
-    threads: int, per_thread: int, warmup: int, book: Book, warm: Target, measured: Target
+    threads: int,
+    per_thread: int,
+    warmup: int,
+    book: Book,
+    warm: Target,
+    measured: Target,
+    *,
+    first: int = 0,
+    before_start: Callable[[], object] = lambda: None,
 ) -> tuple[float, float, list[float]]:
-    """Each thread books ``warmup`` seats of ``warm`` (untimed, with its own connection
-    opened), then all book ``per_thread`` seats each of ``measured`` at once. Returns the
-    time the run took, the CPU time this process (all its threads) spent in it, and each
-    booking's latency."""
+    """``threads`` threads (numbered from ``first``) each book ``warmup`` seats of ``warm``
+    (untimed, with its own connection opened), then, once ``before_start()`` returns, all
+    book ``per_thread`` seats each of ``measured`` at once. Returns the time the run took,
+    the CPU time this process (all its threads) spent in it, and each booking's latency."""
+    from django.db import connections
+
     latencies: list[list[float]] = [[] for _ in range(threads)]
-    barrier = threading.Barrier(threads + 1)
+    warmed = threading.Barrier(threads + 1)
+    go = threading.Event()
 
-    def worker(t: int) -> None:
-        from django.db import connections
-
+    def worker(local: int) -> None:
+        t = first + local
         for i in range(warmup):
             book(warm, t, i)
-        barrier.wait()
+        warmed.wait()
+        go.wait()
         for i in range(per_thread):
             began = time.perf_counter()
             book(measured, t, i)
-            latencies[t].append((time.perf_counter() - began) * 1000)
+            latencies[local].append((time.perf_counter() - began) * 1000)
         connections.close_all()
 
-    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    pool = [threading.Thread(target=worker, args=(local,)) for local in range(threads)]
     for thread in pool:
         thread.start()
-    barrier.wait()
+    warmed.wait()
+    before_start()
     began, cpu = time.perf_counter(), time.process_time()
+    go.set()
     for thread in pool:
         thread.join()
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
@@ -103,32 +116,10 @@ def run_processes(
     each = threads // processes
 
     def child(p: int) -> None:
-        latencies: list[list[float]] = [[] for _ in range(each)]
-        warmed = threading.Barrier(each + 1)
-        go = threading.Event()
-
-        def worker(local: int) -> None:
-            t = p * each + local
-            for i in range(warmup):
-                book(warm, t, i)
-            warmed.wait()
-            go.wait()
-            for i in range(per_thread):
-                began = time.perf_counter()
-                book(measured, t, i)
-                latencies[local].append((time.perf_counter() - began) * 1000)
-            connections.close_all()
-
-        pool = [threading.Thread(target=worker, args=(local,)) for local in range(each)]
-        for thread in pool:
-            thread.start()
-        warmed.wait()
-        ready.wait()
-        cpu = time.process_time()
-        go.set()
-        for thread in pool:
-            thread.join()
-        results.put(([v for chunk in latencies for v in chunk], time.process_time() - cpu))
+        _, cpu, latencies = run_threads(
+            each, per_thread, warmup, book, warm, measured, first=p * each, before_start=ready.wait
+        )
+        results.put((latencies, cpu))
         results.close()
         results.join_thread()  # the answer is in the pipe before the process ends
         os._exit(0)
