@@ -166,9 +166,7 @@ def create_group_booking(
     if seats_first:
         claim_seats(session.pk, student, seats, now)
     if status is None:
-        status = (
-            BookingStatus.PENDING if policy.requires_approval_for_group else BookingStatus.CONFIRMED
-        )
+        status = group_booking_status(policy)
     attempt = BookingAttempt.for_session(
         how, student, session, seats=seats, rescheduled_from=rescheduled_from
     )
@@ -189,6 +187,12 @@ def create_group_booking(
         # for): the student's own offer must not hold a second seat.
         close_own_entry(session.pk, student, booking, now)
     return booking
+
+
+def group_booking_status(policy: Any) -> str:
+    """The status a new group booking starts in under ``policy``: pending when it requires
+    approval for group bookings, else confirmed."""
+    return BookingStatus.PENDING if policy.requires_approval_for_group else BookingStatus.CONFIRMED
 
 
 def insert_group_booking(booking: Any) -> Any:

@@ -23,7 +23,6 @@ from .. import signals
 from ..choices import (
     ACTIVE_BOOKING_STATUSES,
     OPEN_WAITLIST_STATUSES,
-    BookingStatus,
     NotificationKind,
     SessionStatus,
     WaitlistStatus,
@@ -41,7 +40,7 @@ from ..exceptions import (
 from ..models import BookingSeriesItem, SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
 from .attempts import BookingAttempt, build_booking
-from .bookings import insert_group_booking
+from .bookings import group_booking_status, insert_group_booking
 from .common import (
     hot_row_last,
     is_staff,
@@ -251,9 +250,7 @@ def _lock_scheduled(session_pk: Any, now: datetime) -> None:
 def _book_offer(session: Any, entry: Any, *, policy: Any, note: str, now: datetime) -> Any:
     """Save the booking of the seat ``entry``'s offer holds (after the host's
     ``check_booking``): confirmed, or pending under approval."""
-    status = (
-        BookingStatus.PENDING if policy.requires_approval_for_group else BookingStatus.CONFIRMED
-    )
+    status = group_booking_status(policy)
     attempt = BookingAttempt.for_session(
         "waitlist", entry.student_user, session, waitlist_entry=entry
     )
