@@ -8,17 +8,46 @@ require an enrollment. :func:`get_policy_resolver` returns the configured instan
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import F, Model, Q, QuerySet
 from django.utils.module_loading import import_string
 
 from .conf import booking_settings
-from .models import TeacherAvailability, TeacherBookingPolicy, get_session_model
+from .models import (
+    TeacherAvailability,
+    TeacherBookingPolicy,
+    get_course_model,
+    get_session_model,
+)
 from .permissions import change_permission, object_permission
+from .prepared import Param, Prepared
 from .validators import is_valid_timezone
+
+
+def _policy_fields() -> list[str]:
+    return [field.attname for field in TeacherBookingPolicy._meta.concrete_fields]
+
+
+def _policy_of(with_course: bool) -> QuerySet[TeacherBookingPolicy]:
+    """The policy rows of a teacher (placeholder ``teacher``) that apply to a course
+    (placeholder ``course``; without ``with_course``, none): the course's row first."""
+    scope = Q(course__isnull=True)
+    if with_course:
+        scope |= Q(course_id=Param("course", get_course_model()._meta.pk))
+    teacher = Param("teacher", get_user_model()._meta.pk)
+    return (
+        TeacherBookingPolicy.objects.filter(scope, teacher_id=teacher)
+        .order_by(F("course").asc(nulls_last=True))
+        .values_list(*_policy_fields())[:1]
+    )
+
+
+#: :func:`_policy_of`, compiled: by whether a course is given.
+_POLICY = {with_course: Prepared(partial(_policy_of, with_course)) for with_course in (False, True)}
 
 
 def _is_staff(user: Any) -> bool:
@@ -34,14 +63,10 @@ class DefaultPolicyResolver:
         The (teacher, course) row wins, then the teacher's default row (course empty), then an
         unsaved policy built from ``LIVECLASS_BOOKING_DEFAULT_POLICY``.
         """
-        scope = Q(course__isnull=True)
-        if course is not None:
-            scope |= Q(course=course)
-        policy = (
-            TeacherBookingPolicy.objects.filter(scope, teacher=teacher)
-            .order_by(F("course").asc(nulls_last=True))
-            .first()
+        found = _POLICY[course is not None].rows(
+            teacher=teacher.pk, course=None if course is None else course.pk
         )
+        policy = TeacherBookingPolicy.from_db("default", _policy_fields(), found[0]) if found else None
         if policy is None:
             policy = TeacherBookingPolicy(
                 teacher=teacher, course=None, **booking_settings.DEFAULT_POLICY

@@ -112,7 +112,7 @@ def book_group_session(
                 # approval timeout holds its seats no more: both are settled first (in
                 # transactions of their own), so a direct booking never jumps the queue.
                 facts = check_group_totals(
-                    student, session.pk, limits, now, **({} if settled else unsettled(now))
+                    student, session.pk, limits, now, None if settled else unsettled
                 )
                 if facts.pop("overdue", False) | facts.pop("owed", False):
                     raise _Unsettled

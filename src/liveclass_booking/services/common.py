@@ -11,10 +11,12 @@ from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
+from django.db.models import QuerySet
 from django.dispatch import Signal
 
 from ..exceptions import NaiveDatetime, NotAllowed
 from ..models import BookingEvent
+from ..prepared import Param, Prepared
 
 
 def require_aware(value: Any, field: str) -> datetime:
@@ -108,13 +110,27 @@ def lock_users(*users: Any) -> None:
     MySQL/MariaDB this blocks a concurrent transaction locking the same rows until this one
     ends; on SQLite the IMMEDIATE transaction already serialises writers.
     """
+    pks = sorted({getattr(user, "pk", user) for user in users if user is not None}, key=str)
+    if pks:
+        prepared = _LOCK_USERS.get(len(pks)) or _LOCK_USERS.setdefault(
+            len(pks), Prepared(partial(_lock_users, len(pks)))
+        )
+        prepared.rows(**{f"user{i}": pk for i, pk in enumerate(pks)})
+
+
+#: The statement of :func:`lock_users`, by how many users it locks.
+_LOCK_USERS: dict[int, Prepared] = {}
+
+
+def _lock_users(count: int) -> QuerySet[Any]:
     # FOR NO KEY UPDATE on PostgreSQL: it serialises these callers as FOR UPDATE would, but
     # does not block the key-share locks that inserting a row referencing the user takes (a
     # booking of this teacher inserted by a transaction holding a session lock).
     no_key = connection.features.has_select_for_no_key_update
-    pks = sorted({getattr(user, "pk", user) for user in users if user is not None}, key=str)
-    rows = get_user_model().objects.select_for_update(no_key=no_key).filter(pk__in=pks)
-    list(rows.order_by("pk").values_list("pk"))
+    model = get_user_model()
+    pks = [Param(f"user{i}", model._meta.pk) for i in range(count)]
+    rows = model.objects.select_for_update(no_key=no_key).filter(pk__in=pks)
+    return rows.order_by("pk").values_list("pk")
 
 
 def hot_row_last() -> bool:

@@ -14,10 +14,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from ..choices import (
@@ -31,6 +44,7 @@ from ..conf import MAX_TEXT_LENGTH
 from ..exceptions import InvalidInput, LimitReached, NotAllowed
 from ..models import BookingSeries, SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
+from ..prepared import Param, Prepared
 from ..querysets import overdue_requests
 from .common import is_staff, same_user
 
@@ -96,7 +110,7 @@ def check_seats(limits: dict[str, Any], seats: int) -> None:
         )
 
 
-def _active(now: datetime) -> Q:
+def _active(now: Any) -> Q:
     """The bookings that count against ``active_bookings_per_student``: pending and not
     overdue, or confirmed; not ended."""
     return Q(status__in=ACTIVE_BOOKING_STATUSES, end_at_utc__gt=now) & ~overdue_requests(now)
@@ -184,38 +198,70 @@ def check_student_totals(
 
 
 def check_group_totals(
-    student: Any, session_pk: Any, limits: dict[str, Any], now: datetime, **facts: Any
+    student: Any,
+    session_pk: Any,
+    limits: dict[str, Any],
+    now: datetime,
+    facts: Callable[[Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """:func:`check_student_totals` for one more group booking of the session ``session_pk``,
     in one query over the session row that also answers ``waiting``, whether ``student``
-    holds an open entry on its waitlist, and the ``facts`` given (expressions over the
-    session row). Returns their values (all false when there is no such session).
+    holds an open entry on its waitlist, and the ``facts`` given: a function of the time (a
+    :class:`~liveclass_booking.prepared.Param`) returning expressions over the session row.
+    Returns their values (all false when there is no such session).
 
     The student's row must be locked by the caller's transaction: entries are opened only
     under it, so none opens before the commit when none is open now."""
-    facts["waiting"] = Exists(
+    counting = limits.get("active_bookings_per_student") is not None
+    key = (counting, facts)
+    found_query = _GROUP_TOTALS.get(key)
+    if found_query is None:
+        names = [*(facts(_NOW) if facts is not None else ()), "waiting"]
+        names += ["active"] if counting else []
+        found_query = _GROUP_TOTALS.setdefault(
+            key, (Prepared(partial(_group_totals, *key)), names)
+        )
+    prepared, names = found_query
+    found = prepared.rows(session=session_pk, student=student.pk, now=now)
+    row: dict[str, Any] = dict(zip(names, found[0])) if found else dict.fromkeys(names, False)
+    if counting:
+        _refuse(limits, "active_bookings_per_student", row.pop("active"), 1, "active booking(s)")
+    return row
+
+
+#: The query of :func:`check_group_totals` and its columns, by (counting, facts).
+_GROUP_TOTALS: dict[tuple[bool, Any], tuple[Prepared, list[str]]] = {}
+_NOW = Param("now", DateTimeField())
+
+
+def _group_totals(counting: bool, facts: Any) -> QuerySet[Any]:
+    now = _NOW
+    student = Param("student", get_user_model()._meta.pk)
+    columns: dict[str, Any] = dict(facts(now)) if facts is not None else {}
+    columns["waiting"] = Exists(
         SessionWaitlist.objects.filter(
-            session_id=OuterRef("pk"), student_user=student, status__in=OPEN_WAITLIST_STATUSES
+            session_id=OuterRef("pk"), student_user_id=student, status__in=OPEN_WAITLIST_STATUSES
         )
     )
-    counting = limits.get("active_bookings_per_student") is not None
     if counting:
         active = (
             get_booking_model()
-            .objects.filter(_active(now), student_user=student)
+            .objects.filter(_active(now), student_user_id=student)
             .order_by()
             .values("student_user")
             .annotate(n=Count("pk"))
             .values("n")
         )
-        facts["active"] = Coalesce(
+        columns["active"] = Coalesce(
             Subquery(active, output_field=IntegerField()), Value(0, output_field=IntegerField())
         )
-    found = get_session_model().objects.filter(pk=session_pk).order_by().values(**facts)[:1]
-    row: dict[str, Any] = next(iter(found), {}) or dict.fromkeys(facts, False)
-    if counting:
-        _refuse(limits, "active_bookings_per_student", row.pop("active"), 1, "active booking(s)")
-    return row
+    model = get_session_model()
+    return (
+        model.objects.filter(pk=Param("session", model._meta.pk))
+        .order_by()
+        .annotate(**columns)
+        .values_list(*columns)[:1]
+    )
 
 
 # A lesson's meeting details ----------------------------------------------------------------

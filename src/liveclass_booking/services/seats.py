@@ -18,7 +18,17 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models import (
+    Count,
+    DateTimeField,
+    F,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -38,6 +48,7 @@ from ..models import (
     get_booking_model,
     get_session_model,
 )
+from ..prepared import Param, Prepared
 from .common import send_after_commit
 from .outbox import outbox_event, write
 
@@ -108,18 +119,25 @@ def take_seats(session_pk: Any, seats: int, now: datetime) -> bool:
     condition and the increment are one statement, so concurrent callers can never take more
     than the capacity.
     """
-    return bool(
-        get_session_model()
-        .objects.filter(
-            pk=session_pk,
-            status=SessionStatus.SCHEDULED,
-            start_at_utc__gt=now,
-            # Not seats_taken <= capacity - seats: on MySQL/MariaDB the columns are unsigned
-            # and the subtraction fails when the capacity is below the seats asked for.
-            capacity__gte=F("seats_taken") + seats,
-        )
-        .update(seats_taken=F("seats_taken") + seats)
+    return bool(_TAKE_SEATS.update(session=session_pk, seats=seats, now=now))
+
+
+def _bookable_with_seats() -> QuerySet[Any]:
+    model = get_session_model()
+    return model.objects.filter(
+        pk=Param("session", model._meta.pk),
+        status=SessionStatus.SCHEDULED,
+        start_at_utc__gt=Param("now", DateTimeField()),
+        # Not seats_taken <= capacity - seats: on MySQL/MariaDB the columns are unsigned and
+        # the subtraction fails when the capacity is below the seats asked for.
+        capacity__gte=F("seats_taken") + Param("seats", IntegerField()),
     )
+
+
+_TAKE_SEATS = Prepared(
+    _bookable_with_seats,
+    update=lambda: {"seats_taken": F("seats_taken") + Param("seats", IntegerField())},
+)
 
 
 def release_seats(session_pk: Any, seats: int, now: datetime | None = None) -> None:

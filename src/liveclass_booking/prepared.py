@@ -1,0 +1,115 @@
+"""Statements the ORM compiles once per database connection and that then run again with new
+values.
+
+Building and compiling a queryset costs far more Python than running it: on a group
+booking's path (the student's row lock, the combined read of limits and waitlist, the seat
+``UPDATE``, the teacher's policy) it was most of a booking's CPU time. A :class:`Prepared`
+statement builds its queryset once per connection, with :class:`Param` placeholders where
+the values go, keeps the SQL the ORM compiled, and on each run fills in the values, adapted
+by the placeholders' fields as the ORM would adapt them. The SQL is the ORM's own, so
+swapped models, vendors and quoting are as for any queryset; the statement runs through the
+connection's cursor, so ``CaptureQueriesContext`` and execute wrappers see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.models import Expression, Field, QuerySet
+from django.db.models.sql import UpdateQuery
+
+__all__ = ["Param", "Prepared"]
+
+
+class Param(Expression):
+    """Where a value of a :class:`Prepared` statement goes: ``name`` is the keyword it is
+    given by, ``output_field`` the field that adapts it for the database."""
+
+    def __init__(self, name: str, output_field: Field[Any, Any]) -> None:
+        super().__init__(output_field=output_field)
+        self.name = name
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        return "%s", [_Slot(self.name, self.output_field)]
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r})"
+
+
+@dataclass(frozen=True)
+class _Slot:
+    name: str
+    field: Any
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    compiler: Any  # reads rows back through the ORM's converters
+
+
+class Prepared:
+    """A queryset compiled once per connection. ``build()`` returns it, with :class:`Param`
+    placeholders for the values; ``update`` (a function returning the fields to set, which
+    may hold placeholders too) makes it an ``UPDATE``. Use the methods of the kind built:
+    :meth:`rows` for a ``values_list`` query, :meth:`update` for an update."""
+
+    def __init__(
+        self,
+        build: Callable[[], QuerySet[Any]],
+        *,
+        update: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self._build = build
+        self._update = update
+
+    def _compiled(self, connection: Any) -> _Compiled:
+        # The cache lives on the connection wrapper (one per thread and alias): a compiler
+        # holds its connection, and the SQL is that vendor's.
+        cache: dict[Prepared, _Compiled] = connection.__dict__.setdefault(
+            "_liveclass_booking_prepared", {}
+        )
+        found = cache.get(self)
+        if found is None:
+            query = self._build().query
+            if self._update is not None:
+                query = query.chain(UpdateQuery)
+                query.add_update_values(self._update())
+            compiler = query.get_compiler(connection=connection)
+            sql, params = compiler.as_sql()
+            found = cache[self] = _Compiled(sql, tuple(params), compiler)
+        return found
+
+    def _run(self, using: str, values: dict[str, Any]) -> tuple[Any, Any]:
+        connection = connections[using]
+        compiled = self._compiled(connection)
+        params = [
+            (
+                value.field.get_db_prep_value(values[value.name], connection, prepared=False)
+                if isinstance(value, _Slot)
+                else value
+            )
+            for value in compiled.params
+        ]
+        return compiled, (connection, compiled.sql, params)
+
+    def rows(self, *, using: str = "default", **values: Any) -> list[tuple[Any, ...]]:
+        """Run the query with ``values`` for its placeholders; its rows as tuples, each
+        value converted as the queryset would convert it."""
+        compiled, (connection, sql, params) = self._run(using, values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            fetched = cursor.fetchall()
+        return list(compiled.compiler.results_iter(results=[fetched], tuple_expected=True))
+
+    def update(self, *, using: str = "default", **values: Any) -> int:
+        """Run the ``UPDATE`` with ``values`` for its placeholders; the number of rows it
+        matched."""
+        _, (connection, sql, params) = self._run(using, values)
+        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.rowcount)
