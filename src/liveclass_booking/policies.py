@@ -66,7 +66,9 @@ class DefaultPolicyResolver:
         found = _POLICY[course is not None].rows(
             teacher=teacher.pk, course=None if course is None else course.pk
         )
-        policy = TeacherBookingPolicy.from_db("default", _policy_fields(), found[0]) if found else None
+        policy = (
+            TeacherBookingPolicy.from_db("default", _policy_fields(), found[0]) if found else None
+        )
         if policy is None:
             policy = TeacherBookingPolicy(
                 teacher=teacher, course=None, **booking_settings.DEFAULT_POLICY

@@ -171,7 +171,8 @@ class _Column(Value):
         return getattr(self, "_convert_value_noop")  # noqa: B009 - not in the type stubs
 
 
-_EPOCH_VENDORS = frozenset({"postgresql", "sqlite", "mysql"})
+#: The vendors :class:`EpochMicroseconds` knows.
+EPOCH_VENDORS = frozenset({"postgresql", "sqlite", "mysql"})
 
 
 def utc_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[tuple[Any, ...]]:
@@ -193,7 +194,7 @@ def micros_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[t
     integers instead, which also compare and add exactly."""
     if not parts:
         return []
-    if connection_vendor(parts[0][0]) not in _EPOCH_VENDORS:
+    if connection_vendor(parts[0][0]) not in EPOCH_VENDORS:
         return [
             (index, *[None if value is None else micros(value) for value in row])
             for index, (queryset, fields) in enumerate(parts)
@@ -201,6 +202,11 @@ def micros_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[t
                 *[field or Value(None, output_field=BigIntegerField()) for field in fields]
             )
         ]
+    return list(micros_union(*parts))
+
+
+def micros_union(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> QuerySet[Any]:
+    """The query of :func:`micros_rows_of` on a vendor of :data:`EPOCH_VENDORS`."""
     queries = []
     for index, (queryset, fields) in enumerate(parts):
         columns: dict[str, Any] = {"_part": _Column(index, output_field=IntegerField())}
@@ -210,8 +216,7 @@ def micros_rows_of(*parts: tuple[QuerySet[Any], Sequence[str | None]]) -> list[t
             )
         queries.append(queryset.order_by().annotate(**columns).values_list(*columns))
     query = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
-    query = query.order_by()  # Django 6.1 would order the union by the first model's Meta
-    return list(query)
+    return query.order_by()  # Django 6.1 would order the union by the first model's Meta
 
 
 def connection_vendor(queryset: QuerySet[Any]) -> str:

@@ -23,10 +23,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import CharField, DateField, IntegerField, Q, Value
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import CharField, DateField, DateTimeField, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 
 from ..choices import ACTIVE_BOOKING_STATUSES, BookingType, ExceptionKind, SessionStatus
@@ -44,10 +47,19 @@ from ..models import (
     TeacherAvailability,
     TeacherBookingPolicy,
     get_booking_model,
+    get_course_model,
     get_session_model,
 )
 from ..policies import get_policy_resolver
-from ..querysets import from_micros, micros, micros_rows_of, overdue_requests
+from ..prepared import Param, Prepared
+from ..querysets import (
+    EPOCH_VENDORS,
+    from_micros,
+    micros,
+    micros_rows_of,
+    micros_union,
+    overdue_requests,
+)
 
 Interval = tuple[datetime, datetime]
 #: An interval in whole microseconds since the epoch.
@@ -224,52 +236,17 @@ class TeacherSchedule:
         self._full_day_starts = [span[0] for span in self._full_days]
 
     def _load_open_intervals(self, start: datetime, end: datetime) -> None:
-        course_scope = Q(course__isnull=True)
-        if self.course is not None:
-            course_scope |= Q(course=self.course)
         first_day = (start - timedelta(days=1)).date()
         last_day = (end + timedelta(days=1)).date()
-        # The weekly windows and the date exceptions in one query (UNION ALL), their columns
-        # lined up: part, weekday, date, valid from, valid until, times, zone, kind.
-        windows = (
-            TeacherAvailability.objects.filter(course_scope, teacher=self.teacher)
-            .order_by()
-            .values_list(
-                Value(0, output_field=IntegerField()),
-                "weekday",
-                Value(None, output_field=DateField()),
-                "valid_from",
-                "valid_until",
-                "start_time",
-                "end_time",
-                "timezone",
-                Value(None, output_field=CharField()),
-            )
-        )
-        exceptions = (
-            AvailabilityException.objects.filter(
-                Q(kind=ExceptionKind.UNAVAILABLE) | course_scope,
-                teacher=self.teacher,
-                date__gte=first_day,
-                date__lte=last_day,
-            )
-            .order_by()
-            .values_list(
-                Value(1, output_field=IntegerField()),
-                Value(None, output_field=IntegerField()),
-                "date",
-                Value(None, output_field=DateField()),
-                Value(None, output_field=DateField()),
-                "start_time",
-                "end_time",
-                "timezone",
-                "kind",
-            )
-        )
         week = timedelta(days=7)
         opened: list[Span] = []
         closed: list[Span] = []
-        rows = windows.union(exceptions, all=True).order_by()
+        rows = _OPEN_HOURS[self.course is not None].rows(
+            teacher=self.teacher.pk,
+            course=getattr(self.course, "pk", None),
+            first_day=first_day,
+            last_day=last_day,
+        )
         for part, weekday, on, valid_from, valid_until, start_time, end_time, zone, kind in rows:
             tz = ZoneInfo(zone)
             if part == 0:
@@ -292,38 +269,13 @@ class TeacherSchedule:
         self.open_intervals = _merge(_subtract(_merge(opened), _merge(closed)))
 
     def _load_busy(self, start: datetime, end: datetime) -> None:
-        bookings = (
-            get_booking_model()
-            .objects.filter(
-                teacher=self.teacher,
-                booking_type=BookingType.ONE_ON_ONE,
-                status__in=ACTIVE_BOOKING_STATUSES,
-                blocked_until_utc__gt=start,
-                blocked_from_utc__lt=end,
-            )
-            .exclude(overdue_requests(self.now))
-        )
-        sessions = get_session_model().objects.filter(
-            teacher=self.teacher,
-            status=SessionStatus.SCHEDULED,
-            end_at_utc__gt=start,
-            start_at_utc__lt=end,
-        )
-        # Imported from the teacher's calendars (the sync stores no titles, so nothing
-        # private can reach an error).
-        periods = BusyPeriod.objects.filter(
-            teacher=self.teacher, end_at_utc__gt=start, start_at_utc__lt=end
-        )
         # Start times only matter for the daily limit; skip reading them otherwise.
         counting = self.policy.max_bookings_per_day is not None
-        rows = micros_rows_of(
-            (
-                bookings,
-                ("blocked_from_utc", "blocked_until_utc", "start_at_utc" if counting else None),
-            ),
-            (sessions, ("start_at_utc", "end_at_utc", None)),
-            (periods, ("start_at_utc", "end_at_utc", None)),
-        )
+        values = {"teacher": self.teacher.pk, "start": start, "end": end, "now": self.now}
+        if connection.vendor in EPOCH_VENDORS:
+            rows = _TAKEN[counting].rows(**values)
+        else:
+            rows = micros_rows_of(*_taken_parts(counting, **values))
         before = timedelta(minutes=self.policy.buffer_before_minutes) // _MICROSECOND
         after = timedelta(minutes=self.policy.buffer_after_minutes) // _MICROSECOND
         busy: list[Span] = []
@@ -540,3 +492,107 @@ def free_slots(
             f"a slot listing covers at most {MAX_SLOT_RANGE.days} days.", field="end"
         )
     return TeacherSchedule.load(teacher, course, start, end).free_starts(start, end, duration, step)
+
+
+def _open_hours(with_course: bool) -> QuerySet[Any]:
+    """A teacher's weekly windows and date exceptions (placeholders ``teacher``, ``course``
+    unless not ``with_course``, ``first_day`` and ``last_day``) in one query (UNION ALL),
+    their columns lined up: part, weekday, date, valid from, valid until, times, zone, kind."""
+    course_scope = Q(course__isnull=True)
+    if with_course:
+        course_scope |= Q(course_id=Param("course", get_course_model()._meta.pk))
+    teacher = Param("teacher", get_user_model()._meta.pk)
+    windows = (
+        TeacherAvailability.objects.filter(course_scope, teacher_id=teacher)
+        .order_by()
+        .values_list(
+            Value(0, output_field=IntegerField()),
+            "weekday",
+            Value(None, output_field=DateField()),
+            "valid_from",
+            "valid_until",
+            "start_time",
+            "end_time",
+            "timezone",
+            Value(None, output_field=CharField()),
+        )
+    )
+    exceptions = (
+        AvailabilityException.objects.filter(
+            Q(kind=ExceptionKind.UNAVAILABLE) | course_scope,
+            teacher_id=teacher,
+            date__gte=Param("first_day", DateField()),
+            date__lte=Param("last_day", DateField()),
+        )
+        .order_by()
+        .values_list(
+            Value(1, output_field=IntegerField()),
+            Value(None, output_field=IntegerField()),
+            "date",
+            Value(None, output_field=DateField()),
+            Value(None, output_field=DateField()),
+            "start_time",
+            "end_time",
+            "timezone",
+            "kind",
+        )
+    )
+    return windows.union(exceptions, all=True).order_by()
+
+
+#: :func:`_open_hours`, compiled: by whether a course is given.
+_OPEN_HOURS = {
+    with_course: Prepared(partial(_open_hours, with_course)) for with_course in (False, True)
+}
+
+
+def _taken_parts(
+    counting: bool, *, teacher: Any, start: Any, end: Any, now: Any
+) -> list[tuple[QuerySet[Any], tuple[str | None, ...]]]:
+    """The parts of what takes a teacher's time between ``start`` and ``end`` (values or
+    placeholders), for :func:`~liveclass_booking.querysets.micros_rows_of`: their lessons
+    (blocked from, blocked until, and with ``counting`` the start), scheduled sessions and
+    imported busy periods (start, end)."""
+    bookings = (
+        get_booking_model()
+        .objects.filter(
+            teacher_id=teacher,
+            booking_type=BookingType.ONE_ON_ONE,
+            status__in=ACTIVE_BOOKING_STATUSES,
+            blocked_until_utc__gt=start,
+            blocked_from_utc__lt=end,
+        )
+        .exclude(overdue_requests(now))
+    )
+    sessions = get_session_model().objects.filter(
+        teacher_id=teacher,
+        status=SessionStatus.SCHEDULED,
+        end_at_utc__gt=start,
+        start_at_utc__lt=end,
+    )
+    # Imported from the teacher's calendars (the sync stores no titles, so nothing private
+    # can reach an error).
+    periods = BusyPeriod.objects.filter(
+        teacher_id=teacher, end_at_utc__gt=start, start_at_utc__lt=end
+    )
+    return [
+        (bookings, ("blocked_from_utc", "blocked_until_utc", "start_at_utc" if counting else None)),
+        (sessions, ("start_at_utc", "end_at_utc", None)),
+        (periods, ("start_at_utc", "end_at_utc", None)),
+    ]
+
+
+def _taken(counting: bool) -> QuerySet[Any]:
+    moment = DateTimeField()
+    parts = _taken_parts(
+        counting,
+        teacher=Param("teacher", get_user_model()._meta.pk),
+        start=Param("start", moment),
+        end=Param("end", moment),
+        now=Param("now", moment),
+    )
+    return micros_union(*parts)
+
+
+#: :func:`_taken`, compiled: by whether lesson starts are counted (a daily limit).
+_TAKEN = {counting: Prepared(partial(_taken, counting)) for counting in (False, True)}

@@ -218,12 +218,12 @@ def check_group_totals(
     if found_query is None:
         names = [*(facts(_NOW) if facts is not None else ()), "waiting"]
         names += ["active"] if counting else []
-        found_query = _GROUP_TOTALS.setdefault(
-            key, (Prepared(partial(_group_totals, *key)), names)
-        )
+        found_query = _GROUP_TOTALS.setdefault(key, (Prepared(partial(_group_totals, *key)), names))
     prepared, names = found_query
     found = prepared.rows(session=session_pk, student=student.pk, now=now)
-    row: dict[str, Any] = dict(zip(names, found[0])) if found else dict.fromkeys(names, False)
+    row: dict[str, Any] = (
+        dict(zip(names, found[0], strict=True)) if found else dict.fromkeys(names, False)
+    )
     if counting:
         _refuse(limits, "active_bookings_per_student", row.pop("active"), 1, "active booking(s)")
     return row

@@ -260,9 +260,10 @@ def give_deadlines(now: datetime | None = None) -> int:
 
 def unsettled(now: Any) -> dict[str, Any]:
     """What must be settled before a seat of a session is taken, as expressions over the
-    session row at ``now`` (a datetime, or a placeholder of a prepared statement): ``overdue``, a request of it is past its approval timeout (its seats are
-    free again); ``owed``, someone on its waitlist is owed a seat (an offer past its time,
-    whose seat passes on, or a student waiting while a seat is free)."""
+    session row at ``now`` (a datetime, or a placeholder of a prepared statement):
+    ``overdue``, a request of it is past its approval timeout (its seats are free again);
+    ``owed``, someone on its waitlist is owed a seat (an offer past its time, whose seat
+    passes on, or a student waiting while a seat is free)."""
     overdue = get_booking_model().objects.filter(overdue_requests(now), session_id=OuterRef("pk"))
     due = SessionWaitlist.objects.filter(
         status=WaitlistStatus.OFFERED, offer_expires_at__lte=now, session_id=OuterRef("pk")
