@@ -63,11 +63,12 @@ class DefaultPolicyResolver:
         The (teacher, course) row wins, then the teacher's default row (course empty), then an
         unsaved policy built from ``LIVECLASS_BOOKING_DEFAULT_POLICY``.
         """
-        found = _POLICY[course is not None].rows(
-            teacher=teacher.pk, course=None if course is None else course.pk
-        )
+        prepared = _POLICY[course is not None]
+        found = prepared.rows(teacher=teacher.pk, course=getattr(course, "pk", None))
         policy = (
-            TeacherBookingPolicy.from_db("default", _policy_fields(), found[0]) if found else None
+            TeacherBookingPolicy.from_db(prepared.alias(), _policy_fields(), found[0])
+            if found
+            else None
         )
         if policy is None:
             policy = TeacherBookingPolicy(

@@ -7,8 +7,10 @@ booking's path (the student's row lock, the combined read of limits and waitlist
 statement builds its queryset once per connection, with :class:`Param` placeholders where
 the values go, keeps the SQL the ORM compiled, and on each run fills in the values, adapted
 by the placeholders' fields as the ORM would adapt them. The SQL is the ORM's own, so
-swapped models, vendors and quoting are as for any queryset; the statement runs through the
-connection's cursor, so ``CaptureQueriesContext`` and execute wrappers see it.
+swapped models, vendors and quoting are as for any queryset; it runs on the database the
+routers choose for the queryset (``db_for_write`` for an update or a ``select_for_update``,
+else ``db_for_read``), through the connection's cursor, so ``CaptureQueriesContext`` and
+execute wrappers see it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 from django.db.models import Expression, Field, QuerySet
 from django.db.models.sql import UpdateQuery
 
@@ -66,6 +68,16 @@ class Prepared:
     ) -> None:
         self._build = build
         self._update = update
+        self._route: tuple[Any, bool] | None = None
+
+    def alias(self) -> str:
+        """The database the statement runs on: the one the routers choose for its model,
+        for writing when it updates or locks rows, else for reading."""
+        if self._route is None:
+            query = self._build().query
+            self._route = (query.model, self._update is not None or query.select_for_update)
+        model, write = self._route
+        return str(router.db_for_write(model) if write else router.db_for_read(model))
 
     def _compiled(self, connection: Any) -> _Compiled:
         # The cache lives on the connection wrapper (one per thread and alias): a compiler
@@ -84,8 +96,8 @@ class Prepared:
             found = cache[self] = _Compiled(sql, tuple(params), compiler)
         return found
 
-    def _run(self, using: str, values: dict[str, Any]) -> tuple[Any, Any]:
-        connection = connections[using]
+    def _run(self, values: dict[str, Any]) -> tuple[_Compiled, Any, list[Any]]:
+        connection = connections[self.alias()]
         compiled = self._compiled(connection)
         params = [
             (
@@ -95,21 +107,24 @@ class Prepared:
             )
             for value in compiled.params
         ]
-        return compiled, (connection, compiled.sql, params)
+        return compiled, connection, params
 
-    def rows(self, *, using: str = "default", **values: Any) -> list[tuple[Any, ...]]:
+    def rows(self, **values: Any) -> list[tuple[Any, ...]]:
         """Run the query with ``values`` for its placeholders; its rows as tuples, each
         value converted as the queryset would convert it."""
-        compiled, (connection, sql, params) = self._run(using, values)
+        compiled, connection, params = self._run(values)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
         return list(compiled.compiler.results_iter(results=[fetched], tuple_expected=True))
 
-    def update(self, *, using: str = "default", **values: Any) -> int:
+    def update(self, **values: Any) -> int:
         """Run the ``UPDATE`` with ``values`` for its placeholders; the number of rows it
         matched."""
-        _, (connection, sql, params) = self._run(using, values)
-        with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        compiled, connection, params = self._run(values)
+        with (
+            transaction.mark_for_rollback_on_error(connection.alias),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(compiled.sql, params)
             return int(cursor.rowcount)

@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connections
 from django.db.models import CharField, DateField, DateTimeField, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 
@@ -272,8 +272,9 @@ class TeacherSchedule:
         # Start times only matter for the daily limit; skip reading them otherwise.
         counting = self.policy.max_bookings_per_day is not None
         values = {"teacher": self.teacher.pk, "start": start, "end": end, "now": self.now}
-        if connection.vendor in EPOCH_VENDORS:
-            rows = _TAKEN[counting].rows(**values)
+        prepared = _TAKEN[counting]
+        if connections[prepared.alias()].vendor in EPOCH_VENDORS:
+            rows = prepared.rows(**values)
         else:
             rows = micros_rows_of(*_taken_parts(counting, **values))
         before = timedelta(minutes=self.policy.buffer_before_minutes) // _MICROSECOND
