@@ -17,25 +17,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import Expression, Field, QuerySet
-from django.db.models.sql import UpdateQuery
+from django.db.models import AutoField, Expression, Field, Model, QuerySet
+from django.db.models.sql import InsertQuery, UpdateQuery
 
-__all__ = ["Param", "Prepared"]
+__all__ = ["Param", "Prepared", "PreparedInsert"]
 
 
 class Param(Expression):
     """Where a value of a :class:`Prepared` statement goes: ``name`` is the keyword it is
     given by, ``output_field`` the field that adapts it for the database."""
 
-    def __init__(self, name: str, output_field: Field[Any, Any]) -> None:
+    def __init__(self, name: str, output_field: Field[Any, Any], *, save: bool = False) -> None:
         super().__init__(output_field=output_field)
         self.name = name
+        self.save = save
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        return "%s", [_Slot(self.name, self.output_field)]
+        return "%s", [_Slot(self.name, self.output_field, self.save)]
 
     def __repr__(self) -> str:
         return f"Param({self.name!r})"
@@ -45,6 +47,12 @@ class Param(Expression):
 class _Slot:
     name: str
     field: Any
+    save: bool  # a value to store (get_db_prep_save), not to compare
+
+    def adapt(self, value: Any, connection: Any) -> Any:
+        if self.save:
+            return self.field.get_db_prep_save(value, connection)
+        return self.field.get_db_prep_value(value, connection, prepared=False)
 
 
 @dataclass(frozen=True)
@@ -100,11 +108,7 @@ class Prepared:
         connection = connections[self.alias()]
         compiled = self._compiled(connection)
         params = [
-            (
-                value.field.get_db_prep_value(values[value.name], connection, prepared=False)
-                if isinstance(value, _Slot)
-                else value
-            )
+            value.adapt(values[value.name], connection) if isinstance(value, _Slot) else value
             for value in compiled.params
         ]
         return compiled, connection, params
@@ -128,3 +132,50 @@ class Prepared:
         ):
             cursor.execute(compiled.sql, params)
             return int(cursor.rowcount)
+
+
+class PreparedInsert:
+    """The ``INSERT`` of one row of the model ``model()`` returns, compiled once per
+    connection. Like ``bulk_create`` it sends no ``pre_save``/``post_save`` signals; unlike
+    it, it does not read back an automatic primary key (the instance's ``pk`` stays None).
+    For rows nothing reads back at once: audit entries, outbox events."""
+
+    def __init__(self, model: Callable[[], type[Model]]) -> None:
+        self._model = model
+
+    def insert(self, obj: Model) -> None:
+        """Insert ``obj`` (each field's ``pre_save`` value, as a save would store it)."""
+        model = self._model()
+        connection = connections[router.db_for_write(model, instance=obj)]
+        cache: dict[Any, tuple[str, tuple[Any, ...], list[Any]]] = connection.__dict__.setdefault(
+            "_liveclass_booking_prepared", {}
+        )
+        found = cache.get(self)
+        if found is None:
+            found = cache[self] = _compile_insert(model, connection)
+        sql, template, fields = found
+        values = {field.attname: field.pre_save(obj, add=True) for field in fields}
+        params = [
+            value.adapt(values[value.name], connection) if isinstance(value, _Slot) else value
+            for value in template
+        ]
+        with (
+            transaction.mark_for_rollback_on_error(connection.alias),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+
+
+def _compile_insert(model: type[Model], connection: Any) -> tuple[str, tuple[Any, ...], list[Any]]:
+    fields = [
+        field
+        for field in model._meta.concrete_fields
+        if not getattr(field, "generated", False) and not isinstance(field, AutoField)
+    ]
+    row = SimpleNamespace(
+        **{field.attname: Param(field.attname, field, save=True) for field in fields}
+    )
+    query = InsertQuery(model)
+    query.insert_values(fields, [row], raw=True)
+    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+    return sql, tuple(params), fields

@@ -16,7 +16,7 @@ from django.dispatch import Signal
 
 from ..exceptions import NaiveDatetime, NotAllowed
 from ..models import BookingEvent
-from ..prepared import Param, Prepared
+from ..prepared import Param, Prepared, PreparedInsert
 
 
 def require_aware(value: Any, field: str) -> datetime:
@@ -89,8 +89,8 @@ def record_event(
     reason: str = "",
     **data: Any,
 ) -> BookingEvent:
-    """Write one audit-trail entry for a booking."""
-    return BookingEvent.objects.create(
+    """Write one audit-trail entry for a booking (its ``pk`` is not read back)."""
+    event = BookingEvent(
         booking=booking,
         actor=actor,
         from_status=from_status,
@@ -98,6 +98,11 @@ def record_event(
         reason=reason or "",
         data=data,
     )
+    _INSERT_EVENT.insert(event)
+    return event
+
+
+_INSERT_EVENT = PreparedInsert(lambda: BookingEvent)
 
 
 def lock_users(*users: Any) -> None:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from .. import signals
 from ..conf import booking_settings
 from ..models import NotificationEvent
+from ..prepared import PreparedInsert
 
 
 def _pk(value: Any) -> Any:
@@ -59,6 +60,9 @@ def outbox_event(
     )
 
 
+_INSERT_EVENT = PreparedInsert(lambda: NotificationEvent)
+
+
 def notifications_enabled() -> bool:
     return booking_settings.NOTIFIER is not None
 
@@ -66,14 +70,18 @@ def notifications_enabled() -> bool:
 def write(
     events: list[NotificationEvent], *, ignore_conflicts: bool = False, wake: bool = True
 ) -> None:
-    """Save ``events`` in one statement, in the caller's transaction, and (unless ``wake`` is
-    False) announce once per transaction, after it commits, that there is work
-    (``outbox_written``: the tasks module enqueues a dispatcher pass). Writes nothing when
-    notifications are off. ``ignore_conflicts``: an event whose ``key`` exists already is
-    dropped (reminders written by two dispatchers at once)."""
+    """Save ``events`` in one statement (their primary keys are not read back), in the
+    caller's transaction, and (unless ``wake`` is False) announce once per transaction, after
+    it commits, that there is work (``outbox_written``: the tasks module enqueues a
+    dispatcher pass). Writes nothing when notifications are off. ``ignore_conflicts``: an
+    event whose ``key`` exists already is dropped (reminders written by two dispatchers at
+    once)."""
     if not events or not notifications_enabled():
         return
-    NotificationEvent.objects.bulk_create(events, ignore_conflicts=ignore_conflicts)
+    if len(events) == 1 and not ignore_conflicts:
+        _INSERT_EVENT.insert(events[0])  # the common case, compiled once
+    else:
+        NotificationEvent.objects.bulk_create(events, ignore_conflicts=ignore_conflicts)
     if wake and not _wake_pending():
         transaction.on_commit(_wake)
 

@@ -110,6 +110,10 @@ def check_seats(limits: dict[str, Any], seats: int) -> None:
         )
 
 
+#: The time a prepared statement of this module is run for.
+_NOW = Param("now", DateTimeField())
+
+
 def _active(now: Any) -> Q:
     """The bookings that count against ``active_bookings_per_student``: pending and not
     overdue, or confirmed; not ended."""
@@ -120,19 +124,36 @@ def _holdings(student: Any, now: datetime, teacher: Any = None) -> dict[str, int
     """What ``student`` holds, in one query: ``active`` bookings (pending and not overdue, or
     confirmed; not ended) and, with ``teacher``, the pending lesson requests to that teacher
     (``single`` ones and the ``series`` waiting for approval)."""
-    live = ~overdue_requests(now)
-    counts: dict[str, Any] = {"active": Count("pk", filter=_active(now))}
-    if teacher is not None:
-        pending = (
-            Q(teacher=teacher, booking_type=BookingType.ONE_ON_ONE, status=BookingStatus.PENDING)
-            & live
-        )
+    names = ["active", "single", "series"] if teacher is not None else ["active"]
+    found = _HOLDINGS[teacher is not None].rows(
+        student=student.pk, now=now, teacher=getattr(teacher, "pk", teacher)
+    )
+    return dict(zip(names, found[0], strict=True)) if found else dict.fromkeys(names, 0)
+
+
+def _holdings_query(with_teacher: bool) -> QuerySet[Any]:
+    user_pk = get_user_model()._meta.pk
+    counts: dict[str, Any] = {"active": Count("pk", filter=_active(_NOW))}
+    if with_teacher:
+        pending = Q(
+            teacher_id=Param("teacher", user_pk),
+            booking_type=BookingType.ONE_ON_ONE,
+            status=BookingStatus.PENDING,
+        ) & ~overdue_requests(_NOW)
         counts["single"] = Count("pk", filter=pending & Q(series_items__isnull=True))
         counts["series"] = Count("series_items__series", filter=pending, distinct=True)
-    result: dict[str, int] = (
-        get_booking_model().objects.filter(student_user=student).aggregate(**counts)
+    return (
+        get_booking_model()
+        .objects.filter(student_user_id=Param("student", user_pk))
+        .order_by()
+        .values("student_user")
+        .annotate(**counts)
+        .values_list(*counts)
     )
-    return result
+
+
+#: :func:`_holdings_query`, compiled: by whether a teacher's pending requests are counted.
+_HOLDINGS = {teacher: Prepared(partial(_holdings_query, teacher)) for teacher in (False, True)}
 
 
 def check_student_totals(
@@ -231,7 +252,6 @@ def check_group_totals(
 
 #: The query of :func:`check_group_totals` and its columns, by (counting, facts).
 _GROUP_TOTALS: dict[tuple[bool, Any], tuple[Prepared, list[str]]] = {}
-_NOW = Param("now", DateTimeField())
 
 
 def _group_totals(counting: bool, facts: Any) -> QuerySet[Any]:

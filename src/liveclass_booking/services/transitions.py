@@ -15,8 +15,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
+from django.db.models import (
+    BooleanField,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+)
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -31,6 +41,7 @@ from ..choices import (
 from ..exceptions import InvalidTransition
 from ..models import SessionWaitlist, get_booking_model, get_session_model
 from ..policies import get_policy_resolver
+from ..prepared import Param, Prepared
 from ..querysets import overdue_requests
 from .common import record_event, send_after_commit
 from .outbox import outbox_event, write
@@ -295,8 +306,23 @@ def settle_session(session_pk: Any, now: datetime) -> None:
 def settle_teacher(teacher: Any, now: datetime) -> None:
     """Before a teacher's time is booked: expire their lesson requests past their approval
     timeout, so the time (and the database's overlap constraint) is free again."""
-    lessons = get_booking_model().objects.filter(
-        overdue_requests(now), teacher=teacher, booking_type=BookingType.ONE_ON_ONE
-    )
-    if lessons.exists():
+    if _OVERDUE_LESSON.rows(teacher=getattr(teacher, "pk", teacher), now=now):
         expire_due_requests(now, teacher=teacher)
+
+
+def _overdue_lesson() -> QuerySet[Any]:
+    """A lesson request of a teacher (placeholder ``teacher``) past its approval timeout at
+    ``now``, if there is one."""
+    return (
+        get_booking_model()
+        .objects.filter(
+            overdue_requests(Param("now", DateTimeField())),
+            teacher_id=Param("teacher", get_user_model()._meta.pk),
+            booking_type=BookingType.ONE_ON_ONE,
+        )
+        .order_by()
+        .values_list("pk")[:1]
+    )
+
+
+_OVERDUE_LESSON = Prepared(_overdue_lesson)
