@@ -237,3 +237,17 @@ def machine_speed() -> float:
         sum(i * i for i in range(100_000))
         timings.append((time.perf_counter() - began) * 1000)
     return statistics.median(timings)
+
+
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: Without /proc (not Linux) the CPU figures are left out.
+HAVE_PROC = Path("/proc/stat").exists()
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far."""
+    if not HAVE_PROC:
+        return 0.0, 0.0
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / TICK, sum(values) / TICK

@@ -20,6 +20,7 @@ then count all of them.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import threading
 import time
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from _setup import RawSeats, django_on, percentile
+from _setup import RawSeats, django_on, machine_busy, percentile
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ class Target:
 Book = Callable[[Target, int, int], None]
 
 
+@dataclass(frozen=True)
+class Run:
+    """What one path's measured run took: seconds, the CPU seconds of the booking processes
+    (all their threads), the CPU seconds the whole machine was busy (the database server
+    included), and each booking's latency in milliseconds."""
+
+    elapsed: float
+    cpu: float
+    machine: float
+    latencies: list[float]
+
+
 def run_threads(
     threads: int,
     per_thread: int,
@@ -56,11 +69,10 @@ def run_threads(
     *,
     first: int = 0,
     before_start: Callable[[], object] = lambda: None,
-) -> tuple[float, float, list[float]]:
+) -> Run:
     """``threads`` threads (numbered from ``first``) each book ``warmup`` seats of ``warm``
     (untimed, with its own connection opened), then, once ``before_start()`` returns, all
-    book ``per_thread`` seats each of ``measured`` at once. Returns the time the run took,
-    the CPU time this process (all its threads) spent in it, and each booking's latency."""
+    book ``per_thread`` seats each of ``measured`` at once."""
     from django.db import connections
 
     latencies: list[list[float]] = [[] for _ in range(threads)]
@@ -84,12 +96,12 @@ def run_threads(
         thread.start()
     warmed.wait()
     before_start()
-    began, cpu = time.perf_counter(), time.process_time()
+    began, cpu, busy = time.perf_counter(), time.process_time(), machine_busy()[0]
     go.set()
     for thread in pool:
         thread.join()
     elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
-    return elapsed, cpu, [value for chunk in latencies for value in chunk]
+    return Run(elapsed, cpu, machine_busy()[0] - busy, [v for chunk in latencies for v in chunk])
 
 
 def run_processes(
@@ -100,11 +112,10 @@ def run_processes(
     book: Book,
     warm: Target,
     measured: Target,
-) -> tuple[float, float, list[float]]:
+) -> Run:
     """:func:`run_threads` spread over ``processes`` forked processes (``threads`` in all),
     as a server's worker processes are: the interpreter lock then binds each process alone.
-    Returns the time the run took, the CPU time all the processes spent in it, and each
-    booking's latency."""
+    The CPU time is all the processes'."""
     import multiprocessing
     import os
 
@@ -116,10 +127,10 @@ def run_processes(
     each = threads // processes
 
     def child(p: int) -> None:
-        _, cpu, latencies = run_threads(
+        run = run_threads(
             each, per_thread, warmup, book, warm, measured, first=p * each, before_start=ready.wait
         )
-        results.put((latencies, cpu))
+        results.put((run.latencies, run.cpu))
         results.close()
         results.join_thread()  # the answer is in the pipe before the process ends
         os._exit(0)
@@ -130,15 +141,16 @@ def run_processes(
     for process in children:
         process.start()
     ready.wait()
-    began = time.perf_counter()
+    began, busy = time.perf_counter(), machine_busy()[0]
     gathered = [results.get() for _ in children]
-    elapsed = time.perf_counter() - began
+    elapsed, busy = time.perf_counter() - began, machine_busy()[0] - busy
     for process in children:
         process.join()
         assert process.exitcode == 0, process.exitcode
-    return (
+    return Run(
         elapsed,
         sum(cpu for _, cpu in gathered),
+        busy,
         [value for latencies, _ in gathered for value in latencies],
     )
 
@@ -233,13 +245,11 @@ def main() -> None:
             probe = Target(new_session(1), base + warm_total, 0)
             measured = Target(new_session(total), base + warm_total + 1, per_thread)
             if args.processes > 1:
-                elapsed, cpu, latencies = run_processes(
+                run = run_processes(
                     args.processes, args.threads, per_thread, args.warmup, book, warm, measured
                 )
             else:
-                elapsed, cpu, latencies = run_threads(
-                    args.threads, per_thread, args.warmup, book, warm, measured
-                )
+                run = run_threads(args.threads, per_thread, args.warmup, book, warm, measured)
             measured.session.refresh_from_db()
             assert measured.session.seats_taken == total, (label, measured.session.seats_taken)
             sql, locked = statements(lambda b=book, p=probe: b(p, 0, 0), sessions_table)
@@ -247,33 +257,42 @@ def main() -> None:
                 print(f"-- {label}: one booking")
                 for i, text in enumerate(sql):
                     print(f"{i:3} {text[:150]}")
-            results.append((label, elapsed, cpu, latencies, len(sql), locked))
+            results.append((label, run, len(sql), locked))
 
         print(
             f"database: {connection.vendor}; {args.threads} threads in {args.processes} "
             f"process(es); {total} bookings each "
             f"path, after {args.warmup} untimed per thread"
         )
+        cores = os.cpu_count() or 1
         print(
             f"{'path':<10} {'bookings/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7} "
-            f"{'statements':>11} {'under lock':>11}"
+            f"{'machine ms':>11} {'busy cores':>11} {'statements':>11} {'under lock':>11}"
         )
-        for label, elapsed, cpu, latencies, count, locked in results:
+        for label, run, count, locked in results:
             print(
-                f"{label:<10} {total / elapsed:>11.0f} {percentile(latencies, 0.5):>8.2f} "
-                f"{percentile(latencies, 0.99):>8.2f} {cpu / total * 1000:>7.2f} "
-                f"{count:>11} {locked:>11}"
+                f"{label:<10} {total / run.elapsed:>11.0f} "
+                f"{percentile(run.latencies, 0.5):>8.2f} "
+                f"{percentile(run.latencies, 0.99):>8.2f} {run.cpu / total * 1000:>7.2f} "
+                f"{run.machine / total * 1000:>11.2f} "
+                f"{run.machine / run.elapsed:>6.2f} of {cores} {count:>11} {locked:>11}"
             )
         print(
             "CPU ms: the booking processes' CPU time per booking (the threads of one process "
             "share one interpreter lock: a rate near processes x 1000 / CPU ms is bound by it, "
-            "or by the machine's cores, not by the row lock)"
+            "not by the row lock)"
+        )
+        print(
+            "machine ms: the whole machine's busy CPU time per booking (the database server, "
+            "the kernel and anything else running included); busy cores: how many of the "
+            "machine's cores that kept busy. A run that keeps every core busy is bound by the "
+            "machine: its rate is about cores x 1000 / machine ms"
         )
         print(
             "statements: one booking's, BEGIN and COMMIT included; under lock: from the "
             "statement that locks the session row to the COMMIT"
         )
-        service_time, ceiling_time = results[0][1], results[1][1]
+        service_time, ceiling_time = results[0][1].elapsed, results[1][1].elapsed
         print(f"services reach {ceiling_time / service_time:.0%} of the raw-SQL ceiling")
 
 

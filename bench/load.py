@@ -52,7 +52,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
-from _setup import RawSeats, percentile
+from _setup import HAVE_PROC, TICK, RawSeats, machine_busy, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "example_project"
@@ -411,10 +411,6 @@ def stop_group(group: Group) -> None:
 
 # --- CPU accounting (Linux /proc) -------------------------------------------------------------
 
-TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-#: Without /proc (not Linux) the CPU figures are left out.
-HAVE_PROC = Path("/proc/stat").exists()
-
 
 def proc_stat(pid: int) -> tuple[int, float] | None:
     """(parent pid, CPU seconds) of a process, or None when it is gone."""
@@ -437,15 +433,6 @@ def tree_cpu(roots: list[int]) -> float:
             if stat and (int(entry.name) in wanted or stat[0] in wanted):
                 total += stat[1]
     return total
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far."""
-    if not HAVE_PROC:
-        return 0.0, 0.0
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values) - idle) / TICK, sum(values) / TICK
 
 
 def backend_pids(conn: Any) -> list[int]:
