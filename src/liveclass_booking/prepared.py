@@ -36,7 +36,7 @@ class Param(Expression):
         self.name = name
         self.save = save
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
         return "%s", [_Slot(self.name, self.output_field, self.save)]
 
     def __repr__(self) -> str:
@@ -76,14 +76,17 @@ class Prepared:
     ) -> None:
         self._build = build
         self._update = update
-        self._route: tuple[Any, bool] | None = None
+        self._route: tuple[type[Model], bool] | None = None
 
     def alias(self) -> str:
         """The database the statement runs on: the one the routers choose for its model,
         for writing when it updates or locks rows, else for reading."""
         if self._route is None:
-            query = self._build().query
-            self._route = (query.model, self._update is not None or query.select_for_update)
+            queryset = self._build()
+            self._route = (
+                queryset.model,
+                self._update is not None or queryset.query.select_for_update,
+            )
         model, write = self._route
         return str(router.db_for_write(model) if write else router.db_for_read(model))
 
@@ -95,7 +98,7 @@ class Prepared:
         )
         found = cache.get(self)
         if found is None:
-            query = self._build().query
+            query: Any = self._build().query
             if self._update is not None:
                 query = query.chain(UpdateQuery)
                 query.add_update_values(self._update())
@@ -176,6 +179,6 @@ def _compile_insert(model: type[Model], connection: Any) -> tuple[str, tuple[Any
         **{field.attname: Param(field.attname, field, save=True) for field in fields}
     )
     query = InsertQuery(model)
-    query.insert_values(fields, [row], raw=True)
+    query.insert_values(fields, [row], raw=True)  # type: ignore[list-item]
     [(sql, params)] = query.get_compiler(connection=connection).as_sql()
     return sql, tuple(params), fields

@@ -133,7 +133,7 @@ def _lock_users(count: int) -> QuerySet[Any]:
     # booking of this teacher inserted by a transaction holding a session lock).
     no_key = connection.features.has_select_for_no_key_update
     model = get_user_model()
-    pks = [Param(f"user{i}", model._meta.pk) for i in range(count)]
+    pks: Any = [Param(f"user{i}", model._meta.pk) for i in range(count)]
     rows = model.objects.select_for_update(no_key=no_key).filter(pk__in=pks)
     return rows.order_by("pk").values_list("pk")
 
