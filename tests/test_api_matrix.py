@@ -1621,16 +1621,16 @@ def test_the_matrix_covers_every_endpoint_and_role() -> None:
 #: the swapped models, BEGIN and COMMIT included (no savepoints: a refusal rolls the whole
 #: transaction back). Group: session (with course and teacher), policy, BEGIN, the student's
 #: row lock, one read (the limits, the student's own waitlist entry, anything to settle
-#: first), INSERT, event, outbox event, the seat UPDATE, COMMIT, and the session again for
-#: the response's meeting link; MySQL/MariaDB one more, the already-booked read under the
-#: session lock (no partial unique constraint there). One-on-one: teacher, course, the
+#: first), INSERT, event, outbox event, the seat UPDATE, COMMIT (the answer shows the
+#: session read first); MySQL/MariaDB one more, the already-booked read under the session
+#: lock (no partial unique constraint there). One-on-one: teacher, course, the
 #: default resolver's can_teach (the teacher's user and group permissions), the
 #: overdue-requests check, BEGIN, policy, windows with date exceptions (one query), teacher and
 #: student row lock,
 #: lessons with sessions and busy periods (one query), the student's holdings (the limits),
 #: INSERT, event, outbox event, COMMIT. Changing these numbers is a decision, not noise
 #: (docs/concurrency.md, "Statements per request").
-CREATE_QUERIES = {"group_session": 11, "one_on_one": 15}
+CREATE_QUERIES = {"group_session": 10, "one_on_one": 15}
 #: What MySQL/MariaDB sends more (see above).
 CREATE_QUERIES_MYSQL = {"group_session": 1, "one_on_one": 0}
 

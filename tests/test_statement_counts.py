@@ -30,6 +30,7 @@ from liveclass_booking.models import (
     AvailabilityException,
     BookingEvent,
     BookingSeriesItem,
+    IdempotencyKey,
     NotificationEvent,
     SessionWaitlist,
     TeacherAvailability,
@@ -58,6 +59,7 @@ def _labels() -> dict[str, str]:
         "exception": AvailabilityException,
         "policy": TeacherBookingPolicy,
         "series_item": BookingSeriesItem,
+        "idempotency_key": IdempotencyKey,
     }
     labels = {model._meta.db_table: label for label, model in models.items()}
     labels["auth_permission"] = "permission"
@@ -222,6 +224,35 @@ def test_accepting_an_offer_locks_the_session_for_the_entry_update_and_the_commi
         ]
         assert len(sent.under_lock("SELECT session")) == 7
     assert sent.resolver == ["SELECT policy"]
+
+
+def test_a_keyed_booking_request_stores_its_answer_under_the_session_lock(
+    make_session: Any, student: Any
+) -> None:
+    """With an Idempotency-Key the booking runs inside the key's transaction, so the key's
+    answer is stored while the session row is locked: the seat UPDATE, the release of the
+    service's savepoint, the key's UPDATE and the COMMIT. The answer reads nothing more."""
+    session = make_session(meeting_link="https://meet.example.com/room")
+    client = APIClient()
+    client.force_authenticate(student)
+    with tally() as sent:
+        response = client.post(
+            "/api/booking/bookings/",
+            {"booking_type": "group_session", "session": session.pk},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="a-key-of-this-test",
+        )
+    assert response.status_code == 201, response.content
+    assert response.json()["meeting_link"] == "https://meet.example.com/room"
+    if hot_row_last():  # PostgreSQL, SQLite
+        assert sent.under_lock("UPDATE session") == [
+            "UPDATE session",
+            "RELEASE",
+            "UPDATE idempotency_key",
+            "COMMIT",
+        ]
+    assert sent.own[-1] == "UPDATE idempotency_key"
+    assert "SELECT session" not in sent.own[sent.own.index("UPDATE session") :]
 
 
 def test_the_booking_list_is_one_statement(make_session: Any, student: Any) -> None:

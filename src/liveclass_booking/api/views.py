@@ -473,6 +473,10 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, LiveClass
                 note=data["student_note"],
                 actor=request.user,
             )
+            # The answer shows the session's title and meeting details, read for this
+            # request a moment ago: share that row instead of reading it again (with an
+            # Idempotency-Key, while the session row is still locked).
+            booking.session = data["session"]
         else:
             booking = services.request_one_on_one(
                 student=request.user,
