@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import CharField, DateField, DateTimeField, IntegerField
+from django.db.transaction import TransactionManagementError
 from django.test import override_settings
 from django.utils import timezone
 
@@ -145,3 +146,79 @@ def test_reads_and_writes_go_where_the_routers_send_them(
     user = get_user_model()._meta.model_name
     session_name = get_session_model()._meta.model_name
     assert {("write", user), ("write", session_name)} <= set(Recording.asked)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_row_lock_outside_a_transaction_is_refused_as_the_orm_refuses_it(
+    student: Any,
+) -> None:
+    from django.db import connection
+
+    from liveclass_booking.services.common import lock_users
+
+    if not connection.features.has_select_for_update:
+        pytest.skip("SQLite locks nothing: the ORM makes select_for_update a no-op there")
+    with transaction.atomic():
+        lock_users(student)  # compiled here, inside a transaction
+    with pytest.raises(TransactionManagementError):
+        lock_users(student)  # the same statement again, without one: a lock held for nothing
+
+
+def test_none_is_refused_rather_than_compared_with_equals(make_session: Any) -> None:
+    model = get_session_model()
+    prepared = Prepared(
+        lambda: (
+            model.objects.filter(teacher_id=Param("teacher", get_user_model()._meta.pk))
+            .order_by()
+            .values_list("pk")
+        )
+    )
+    with pytest.raises(ValueError, match="'teacher'"):
+        prepared.rows(teacher=None)  # the ORM would ask IS NULL, or refuse an unsaved user
+
+
+def test_an_update_over_a_join_is_refused(session: Any, booking_model: Any) -> None:
+    prepared = Prepared(
+        lambda: booking_model.objects.filter(session__title=Param("title", CharField())),
+        update=lambda: {"student_note": "x"},
+    )
+    with pytest.raises(ValueError, match="one table"):
+        prepared.update(title=session.title)
+
+
+def test_an_audit_entry_is_stored_as_create_stores_it(make_booking: Any, user_model: Any) -> None:
+    from liveclass_booking.models import BookingEvent
+    from liveclass_booking.services.common import record_event
+
+    booking = make_booking()
+    actor = user_model.objects.create_user(username="auditor", password="x")
+    at = timezone.now() - timedelta(minutes=5)
+    data = {"when": at, "seats": 2, "note": "ü ✓", "nested": {"list": [1, None, "x"]}}
+    record_event(booking, actor=actor, from_status="pending", to_status="confirmed", **data)
+    BookingEvent.objects.create(
+        booking=booking,
+        actor=actor,
+        from_status="pending",
+        to_status="confirmed",
+        reason="",
+        data=data,
+    )
+    fields = ["booking_id", "actor_id", "from_status", "to_status", "reason", "data"]
+    prepared, created = BookingEvent.objects.filter(booking=booking).order_by("pk")
+    assert [getattr(prepared, name) for name in fields] == [
+        getattr(created, name) for name in fields
+    ]
+    assert prepared.data["nested"] == {"list": [1, None, "x"]}
+    assert prepared.at is not None
+    assert abs(prepared.at - created.at) < timedelta(seconds=5)
+
+
+def test_nothing_held_reads_as_zero(student: Any, teacher: Any) -> None:
+    from liveclass_booking.services.rules import _holdings, check_group_totals
+
+    now = timezone.now()
+    assert _holdings(student, now) == {"active": 0}
+    assert _holdings(student, now, teacher) == {"active": 0, "single": 0, "series": 0}
+    limits = {"active_bookings_per_student": 5}
+    missing = get_session_model()(pk=987654).pk
+    assert check_group_totals(student, missing, limits, now) == {"waiting": False}

@@ -64,12 +64,9 @@ class DefaultPolicyResolver:
         unsaved policy built from ``LIVECLASS_BOOKING_DEFAULT_POLICY``.
         """
         prepared = _POLICY[course is not None]
-        found = prepared.rows(teacher=teacher.pk, course=getattr(course, "pk", None))
-        policy = (
-            TeacherBookingPolicy.from_db(prepared.alias(), _policy_fields(), found[0])
-            if found
-            else None
-        )
+        using = prepared.alias()
+        found = prepared.rows(using=using, teacher=teacher.pk, course=getattr(course, "pk", None))
+        policy = TeacherBookingPolicy.from_db(using, _policy_fields(), found[0]) if found else None
         if policy is None:
             policy = TeacherBookingPolicy(
                 teacher=teacher, course=None, **booking_settings.DEFAULT_POLICY

@@ -23,6 +23,7 @@ from typing import Any
 from django.db import connections, router, transaction
 from django.db.models import AutoField, Expression, Field, Model, QuerySet
 from django.db.models.sql import InsertQuery, UpdateQuery
+from django.db.transaction import TransactionManagementError
 
 __all__ = ["Param", "Prepared", "PreparedInsert"]
 
@@ -52,7 +53,18 @@ class _Slot:
     def adapt(self, value: Any, connection: Any) -> Any:
         if self.save:
             return self.field.get_db_prep_save(value, connection)
+        if value is None:
+            # The ORM reads field=None as IS NULL, and an unsaved instance's pk as an error;
+            # "= NULL" would quietly match nothing.
+            raise ValueError(f"The placeholder {self.name!r} of a prepared statement got None.")
         return self.field.get_db_prep_value(value, connection, prepared=False)
+
+
+def _bind(template: tuple[Any, ...], values: dict[str, Any], connection: Any) -> list[Any]:
+    return [
+        value.adapt(values[value.name], connection) if isinstance(value, _Slot) else value
+        for value in template
+    ]
 
 
 @dataclass(frozen=True)
@@ -60,13 +72,19 @@ class _Compiled:
     sql: str
     params: tuple[Any, ...]
     compiler: Any  # reads rows back through the ORM's converters
+    locks: bool  # SELECT ... FOR UPDATE: only inside a transaction
 
 
 class Prepared:
     """A queryset compiled once per connection. ``build()`` returns it, with :class:`Param`
     placeholders for the values; ``update`` (a function returning the fields to set, which
-    may hold placeholders too) makes it an ``UPDATE``. Use the methods of the kind built:
-    :meth:`rows` for a ``values_list`` query, :meth:`update` for an update."""
+    may hold placeholders too) makes it an ``UPDATE`` (of the model's own table, filtered
+    on its own columns). Use the methods of the kind built: :meth:`rows` for a
+    ``values_list`` query, :meth:`update` for an update.
+
+    Compiled once per connection wrapper: per thread under WSGI; under ASGI Django gives
+    each request context wrappers of its own, so there a statement is compiled once per
+    request (as a plain queryset is) and the saving is lost."""
 
     def __init__(
         self,
@@ -91,6 +109,7 @@ class Prepared:
         return str(router.db_for_write(model) if write else router.db_for_read(model))
 
     def _compiled(self, connection: Any) -> _Compiled:
+        """The statement compiled for ``connection``: the first time, built and checked."""
         # The cache lives on the connection wrapper (one per thread and alias): a compiler
         # holds its connection, and the SQL is that vendor's.
         cache: dict[Prepared, _Compiled] = connection.__dict__.setdefault(
@@ -102,33 +121,48 @@ class Prepared:
             if self._update is not None:
                 query = query.chain(UpdateQuery)
                 query.add_update_values(self._update())
+                # An update the ORM runs in more than one statement (a parent table's
+                # fields, or a pre-select of the rows on MySQL/MariaDB when the filter
+                # joins another table) cannot be one prepared statement.
+                if query.related_updates or query.count_active_tables() > 1:
+                    raise ValueError("A prepared UPDATE sets and filters on one table only.")
             compiler = query.get_compiler(connection=connection)
             sql, params = compiler.as_sql()
-            found = cache[self] = _Compiled(sql, tuple(params), compiler)
+            locks = bool(
+                self._update is None
+                and query.select_for_update
+                and connection.features.has_select_for_update
+                and connection.features.supports_transactions
+            )
+            found = cache[self] = _Compiled(sql, tuple(params), compiler, locks)
         return found
 
-    def _run(self, values: dict[str, Any]) -> tuple[_Compiled, Any, list[Any]]:
-        connection = connections[self.alias()]
+    def rows(self, *, using: str | None = None, **values: Any) -> list[tuple[Any, ...]]:
+        """Run the query with ``values`` for its placeholders on ``using`` (default:
+        :meth:`alias`); its rows as tuples, each value converted as the queryset would
+        convert it."""
+        connection = connections[using or self.alias()]
         compiled = self._compiled(connection)
-        params = [
-            value.adapt(values[value.name], connection) if isinstance(value, _Slot) else value
-            for value in compiled.params
-        ]
-        return compiled, connection, params
-
-    def rows(self, **values: Any) -> list[tuple[Any, ...]]:
-        """Run the query with ``values`` for its placeholders; its rows as tuples, each
-        value converted as the queryset would convert it."""
-        compiled, connection, params = self._run(values)
+        if compiled.locks and connection.get_autocommit():
+            # The check the ORM makes each time it compiles a locking query.
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
+        params = _bind(compiled.params, values, connection)
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
-        return list(compiled.compiler.results_iter(results=[fetched], tuple_expected=True))
+        compiler = compiled.compiler
+        if compiler.has_extra_select:  # ordering columns a DISTINCT needed in the SELECT
+            fetched = [row[: compiler.col_count] for row in fetched]
+        return list(compiler.results_iter(results=[fetched], tuple_expected=True))
 
     def update(self, **values: Any) -> int:
         """Run the ``UPDATE`` with ``values`` for its placeholders; the number of rows it
         matched."""
-        compiled, connection, params = self._run(values)
+        connection = connections[self.alias()]
+        compiled = self._compiled(connection)
+        params = _bind(compiled.params, values, connection)
         with (
             transaction.mark_for_rollback_on_error(connection.alias),
             connection.cursor() as cursor,
@@ -158,10 +192,7 @@ class PreparedInsert:
             found = cache[self] = _compile_insert(model, connection)
         sql, template, fields = found
         values = {field.attname: field.pre_save(obj, add=True) for field in fields}
-        params = [
-            value.adapt(values[value.name], connection) if isinstance(value, _Slot) else value
-            for value in template
-        ]
+        params = _bind(template, values, connection)
         with (
             transaction.mark_for_rollback_on_error(connection.alias),
             connection.cursor() as cursor,

@@ -273,8 +273,9 @@ class TeacherSchedule:
         counting = self.policy.max_bookings_per_day is not None
         values = {"teacher": self.teacher.pk, "start": start, "end": end, "now": self.now}
         prepared = _TAKEN[counting]
-        if connections[prepared.alias()].vendor in EPOCH_VENDORS:
-            rows = prepared.rows(**values)
+        using = prepared.alias()
+        if connections[using].vendor in EPOCH_VENDORS:
+            rows = prepared.rows(using=using, **values)
         else:
             rows = micros_rows_of(*_taken_parts(counting, **values))
         before = timedelta(minutes=self.policy.buffer_before_minutes) // _MICROSECOND

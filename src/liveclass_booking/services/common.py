@@ -10,7 +10,7 @@ from functools import partial, wraps
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, router, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
 
@@ -131,8 +131,8 @@ def _lock_users(count: int) -> QuerySet[Any]:
     # FOR NO KEY UPDATE on PostgreSQL: it serialises these callers as FOR UPDATE would, but
     # does not block the key-share locks that inserting a row referencing the user takes (a
     # booking of this teacher inserted by a transaction holding a session lock).
-    no_key = connection.features.has_select_for_no_key_update
     model = get_user_model()
+    no_key = connections[router.db_for_write(model)].features.has_select_for_no_key_update
     pks: Any = [Param(f"user{i}", model._meta.pk) for i in range(count)]
     rows = model.objects.select_for_update(no_key=no_key).filter(pk__in=pks)
     return rows.order_by("pk").values_list("pk")
