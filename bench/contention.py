@@ -6,9 +6,11 @@ host rules): it is the rate no booking path can beat, not the same work done fas
 
 Both paths get the same warm-up (every thread books a few seats of another session first,
 untimed), then book the measured session together. Prints bookings per second, p50/p99
-latency, the statements of one booking (in all, and while the session row is locked: from
-the statement that locks it to the COMMIT, both included) and the services' share of the
-ceiling.
+latency, the CPU time per booking (of the booking processes, and of the whole machine with
+how many cores it kept busy), the statements of one booking (in all, and while the session
+row is locked: from the statement that locks it to the COMMIT, both included), how long a
+booking held the session row (median) and the rate that allows, and the services' share of
+the ceiling.
 
     python bench/contention.py [--threads 8] [--bookings 800] [--warmup 5] [--processes 1]
 
@@ -24,7 +26,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -51,12 +54,59 @@ Book = Callable[[Target, int, int], None]
 class Run:
     """What one path's measured run took: seconds, the CPU seconds of the booking processes
     (all their threads), the CPU seconds the whole machine was busy (the database server
-    included), and each booking's latency in milliseconds."""
+    included), each booking's latency in milliseconds, and how long each booking held the
+    session row (:class:`LockClock`)."""
 
     elapsed: float
     cpu: float
     machine: float
     latencies: list[float]
+    held: list[float]
+
+
+class LockClock:
+    """How long each booking holds the session row: from the end of the statement that
+    locks it (its ``UPDATE``, or a ``SELECT ... FOR UPDATE`` of it) to the end of the
+    ``COMMIT``, in milliseconds. :meth:`watch` is an execute wrapper of each booking
+    thread's connection; :meth:`committing` patches the connection class's commit while
+    the measured run lasts."""
+
+    def __init__(self, sessions_table: str) -> None:
+        self.locking = locking_statement(sessions_table)
+        self.local = threading.local()
+        self.held: list[float] = []
+
+    def watch(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        if getattr(self.local, "since", None) is None and self.locking.search(sql):
+            self.local.since = time.perf_counter()
+        return result
+
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        from django.db import connections
+
+        wrapper = type(connections["default"])
+        original = wrapper._commit
+
+        def _commit(db: Any) -> None:
+            original(db)
+            since = getattr(self.local, "since", None)
+            if since is not None:
+                self.held.append((time.perf_counter() - since) * 1000)
+                self.local.since = None
+
+        wrapper._commit = _commit
+        try:
+            yield
+        finally:
+            wrapper._commit = original
+
+
+def locking_statement(sessions_table: str) -> re.Pattern[str]:
+    """The statements that lock a row of the session table."""
+    table = re.escape(f'"{sessions_table}"')
+    return re.compile(rf"^UPDATE {table}|^SELECT .* FROM {table} .*FOR (NO KEY )?UPDATE", re.DOTALL)
 
 
 def run_threads(
@@ -67,6 +117,7 @@ def run_threads(
     warm: Target,
     measured: Target,
     *,
+    clock: LockClock,
     first: int = 0,
     before_start: Callable[[], object] = lambda: None,
 ) -> Run:
@@ -85,10 +136,11 @@ def run_threads(
             book(warm, t, i)
         warmed.wait()
         go.wait()
-        for i in range(per_thread):
-            began = time.perf_counter()
-            book(measured, t, i)
-            latencies[local].append((time.perf_counter() - began) * 1000)
+        with connections["default"].execute_wrapper(clock.watch):
+            for i in range(per_thread):
+                began = time.perf_counter()
+                book(measured, t, i)
+                latencies[local].append((time.perf_counter() - began) * 1000)
         connections.close_all()
 
     pool = [threading.Thread(target=worker, args=(local,)) for local in range(threads)]
@@ -96,12 +148,19 @@ def run_threads(
         thread.start()
     warmed.wait()
     before_start()
-    began, cpu, busy = time.perf_counter(), time.process_time(), machine_busy()[0]
-    go.set()
-    for thread in pool:
-        thread.join()
-    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
-    return Run(elapsed, cpu, machine_busy()[0] - busy, [v for chunk in latencies for v in chunk])
+    with clock.committing():
+        began, cpu, busy = time.perf_counter(), time.process_time(), machine_busy()[0]
+        go.set()
+        for thread in pool:
+            thread.join()
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return Run(
+        elapsed,
+        cpu,
+        machine_busy()[0] - busy,
+        [v for chunk in latencies for v in chunk],
+        clock.held,
+    )
 
 
 def run_processes(
@@ -112,6 +171,7 @@ def run_processes(
     book: Book,
     warm: Target,
     measured: Target,
+    clock: LockClock,
 ) -> Run:
     """:func:`run_threads` spread over ``processes`` forked processes (``threads`` in all),
     as a server's worker processes are: the interpreter lock then binds each process alone.
@@ -128,9 +188,17 @@ def run_processes(
 
     def child(p: int) -> None:
         run = run_threads(
-            each, per_thread, warmup, book, warm, measured, first=p * each, before_start=ready.wait
+            each,
+            per_thread,
+            warmup,
+            book,
+            warm,
+            measured,
+            clock=clock,
+            first=p * each,
+            before_start=ready.wait,
         )
-        results.put((run.latencies, run.cpu))
+        results.put((run.latencies, run.cpu, run.held))
         results.close()
         results.join_thread()  # the answer is in the pipe before the process ends
         os._exit(0)
@@ -149,9 +217,10 @@ def run_processes(
         assert process.exitcode == 0, process.exitcode
     return Run(
         elapsed,
-        sum(cpu for _, cpu in gathered),
+        sum(cpu for _, cpu, _ in gathered),
         busy,
-        [value for latencies, _ in gathered for value in latencies],
+        [value for latencies, _, _ in gathered for value in latencies],
+        [value for _, _, held in gathered for value in held],
     )
 
 
@@ -165,10 +234,7 @@ def statements(book: Callable[[], None], sessions_table: str) -> tuple[list[str]
     with CaptureQueriesContext(connection) as captured:
         book()
     sql = [query["sql"] for query in captured.captured_queries]
-    table = re.escape(f'"{sessions_table}"')
-    locking = re.compile(
-        rf"^UPDATE {table}|^SELECT .* FROM {table} .*FOR (NO KEY )?UPDATE", re.DOTALL
-    )
+    locking = locking_statement(sessions_table)
     first = next((i for i, text in enumerate(sql) if locking.search(text)), None)
     end = next((i for i, text in enumerate(sql) if text.startswith("COMMIT")), len(sql) - 1)
     return sql, 0 if first is None else end - first + 1
@@ -246,10 +312,25 @@ def main() -> None:
             measured = Target(new_session(total), base + warm_total + 1, per_thread)
             if args.processes > 1:
                 run = run_processes(
-                    args.processes, args.threads, per_thread, args.warmup, book, warm, measured
+                    args.processes,
+                    args.threads,
+                    per_thread,
+                    args.warmup,
+                    book,
+                    warm,
+                    measured,
+                    LockClock(sessions_table),
                 )
             else:
-                run = run_threads(args.threads, per_thread, args.warmup, book, warm, measured)
+                run = run_threads(
+                    args.threads,
+                    per_thread,
+                    args.warmup,
+                    book,
+                    warm,
+                    measured,
+                    clock=LockClock(sessions_table),
+                )
             measured.session.refresh_from_db()
             assert measured.session.seats_taken == total, (label, measured.session.seats_taken)
             sql, locked = statements(lambda b=book, p=probe: b(p, 0, 0), sessions_table)
@@ -267,15 +348,19 @@ def main() -> None:
         cores = os.cpu_count() or 1
         print(
             f"{'path':<10} {'bookings/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7} "
-            f"{'machine ms':>11} {'busy cores':>11} {'statements':>11} {'under lock':>11}"
+            f"{'machine ms':>11} {'busy cores':>11} {'statements':>11} {'under lock':>11} "
+            f"{'lock ms':>8} {'lock-bound/s':>13}"
         )
         for label, run, count, locked in results:
+            assert len(run.held) == total, (label, len(run.held))
+            held = percentile(run.held, 0.5)
             print(
                 f"{label:<10} {total / run.elapsed:>11.0f} "
                 f"{percentile(run.latencies, 0.5):>8.2f} "
                 f"{percentile(run.latencies, 0.99):>8.2f} {run.cpu / total * 1000:>7.2f} "
                 f"{run.machine / total * 1000:>11.2f} "
-                f"{run.machine / run.elapsed:>6.2f} of {cores} {count:>11} {locked:>11}"
+                f"{run.machine / run.elapsed:>6.2f} of {cores} {count:>11} {locked:>11} "
+                f"{held:>8.2f} {1000 / held:>13.0f}"
             )
         print(
             "CPU ms: the booking processes' CPU time per booking (the threads of one process "
@@ -291,6 +376,11 @@ def main() -> None:
         print(
             "statements: one booking's, BEGIN and COMMIT included; under lock: from the "
             "statement that locks the session row to the COMMIT"
+        )
+        print(
+            "lock ms: how long a booking holds the session row (median), from the end of the "
+            "statement that locks it to the end of the COMMIT; lock-bound/s: 1000 / lock ms, "
+            "the most bookings of one session a second that lock allows, whatever the cores"
         )
         service_time, ceiling_time = results[0][1].elapsed, results[1][1].elapsed
         print(f"services reach {ceiling_time / service_time:.0%} of the raw-SQL ceiling")
