@@ -75,6 +75,13 @@ class _Compiled:
     locks: bool  # SELECT ... FOR UPDATE: only inside a transaction
 
 
+def _statements(connection: Any) -> dict[Any, Any]:
+    """The statements compiled for ``connection``. They live on the connection wrapper (one
+    per thread and alias): a compiler holds its connection, and the SQL is that vendor's."""
+    cache: dict[Any, Any] = connection.__dict__.setdefault("_liveclass_booking_prepared", {})
+    return cache
+
+
 class Prepared:
     """A queryset compiled once per connection. ``build()`` returns it, with :class:`Param`
     placeholders for the values; ``update`` (a function returning the fields to set, which
@@ -110,11 +117,7 @@ class Prepared:
 
     def _compiled(self, connection: Any) -> _Compiled:
         """The statement compiled for ``connection``: the first time, built and checked."""
-        # The cache lives on the connection wrapper (one per thread and alias): a compiler
-        # holds its connection, and the SQL is that vendor's.
-        cache: dict[Prepared, _Compiled] = connection.__dict__.setdefault(
-            "_liveclass_booking_prepared", {}
-        )
+        cache = _statements(connection)
         found = cache.get(self)
         if found is None:
             query: Any = self._build().query
@@ -184,9 +187,7 @@ class PreparedInsert:
         """Insert ``obj`` (each field's ``pre_save`` value, as a save would store it)."""
         model = self._model()
         connection = connections[router.db_for_write(model, instance=obj)]
-        cache: dict[Any, tuple[str, tuple[Any, ...], list[Any]]] = connection.__dict__.setdefault(
-            "_liveclass_booking_prepared", {}
-        )
+        cache = _statements(connection)
         found = cache.get(self)
         if found is None:
             found = cache[self] = _compile_insert(model, connection)

@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial, wraps
+from functools import cache, partial, wraps
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
@@ -117,14 +117,13 @@ def lock_users(*users: Any) -> None:
     """
     pks = sorted({getattr(user, "pk", user) for user in users if user is not None}, key=str)
     if pks:
-        prepared = _LOCK_USERS.get(len(pks)) or _LOCK_USERS.setdefault(
-            len(pks), Prepared(partial(_lock_users, len(pks)))
-        )
-        prepared.rows(**{f"user{i}": pk for i, pk in enumerate(pks)})
+        _lock_users_statement(len(pks)).rows(**{f"user{i}": pk for i, pk in enumerate(pks)})
 
 
-#: The statement of :func:`lock_users`, by how many users it locks.
-_LOCK_USERS: dict[int, Prepared] = {}
+@cache
+def _lock_users_statement(count: int) -> Prepared:
+    """The statement of :func:`lock_users` for ``count`` users."""
+    return Prepared(partial(_lock_users, count))
 
 
 def _lock_users(count: int) -> QuerySet[Any]:

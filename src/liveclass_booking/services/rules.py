@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -234,13 +234,7 @@ def check_group_totals(
     The student's row must be locked by the caller's transaction: entries are opened only
     under it, so none opens before the commit when none is open now."""
     counting = limits.get("active_bookings_per_student") is not None
-    key = (counting, facts)
-    found_query = _GROUP_TOTALS.get(key)
-    if found_query is None:
-        names = [*(facts(_NOW) if facts is not None else ()), "waiting"]
-        names += ["active"] if counting else []
-        found_query = _GROUP_TOTALS.setdefault(key, (Prepared(partial(_group_totals, *key)), names))
-    prepared, names = found_query
+    prepared, names = _group_totals_statement(counting, facts)
     found = prepared.rows(session=session_pk, student=student.pk, now=now)
     row: dict[str, Any] = (
         dict(zip(names, found[0], strict=True)) if found else dict.fromkeys(names, False)
@@ -250,8 +244,12 @@ def check_group_totals(
     return row
 
 
-#: The query of :func:`check_group_totals` and its columns, by (counting, facts).
-_GROUP_TOTALS: dict[tuple[bool, Any], tuple[Prepared, list[str]]] = {}
+@cache
+def _group_totals_statement(counting: bool, facts: Any) -> tuple[Prepared, list[str]]:
+    """The query of :func:`check_group_totals` and the names of its columns."""
+    names = [*(facts(_NOW) if facts is not None else ()), "waiting"]
+    names += ["active"] if counting else []
+    return Prepared(partial(_group_totals, counting, facts)), names
 
 
 def _group_totals(counting: bool, facts: Any) -> QuerySet[Any]:
