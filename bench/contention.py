@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from _setup import RawSeats, django_on, machine_busy, percentile
@@ -171,6 +172,7 @@ def run_processes(
     book: Book,
     warm: Target,
     measured: Target,
+    *,
     clock: LockClock,
 ) -> Run:
     """:func:`run_threads` spread over ``processes`` forked processes (``threads`` in all),
@@ -310,27 +312,16 @@ def main() -> None:
             warm = Target(new_session(warm_total), base, args.warmup)
             probe = Target(new_session(1), base + warm_total, 0)
             measured = Target(new_session(total), base + warm_total + 1, per_thread)
-            if args.processes > 1:
-                run = run_processes(
-                    args.processes,
-                    args.threads,
-                    per_thread,
-                    args.warmup,
-                    book,
-                    warm,
-                    measured,
-                    LockClock(sessions_table),
-                )
-            else:
-                run = run_threads(
-                    args.threads,
-                    per_thread,
-                    args.warmup,
-                    book,
-                    warm,
-                    measured,
-                    clock=LockClock(sessions_table),
-                )
+            runner = partial(run_processes, args.processes) if args.processes > 1 else run_threads
+            run = runner(
+                args.threads,
+                per_thread,
+                args.warmup,
+                book,
+                warm,
+                measured,
+                clock=LockClock(sessions_table),
+            )
             measured.session.refresh_from_db()
             assert measured.session.seats_taken == total, (label, measured.session.seats_taken)
             sql, locked = statements(lambda b=book, p=probe: b(p, 0, 0), sessions_table)
