@@ -524,6 +524,56 @@ class TestRunning:
         # The immediate backend ran the pass when the booking committed.
         assert sorted(m.to[0] for m in mail.outbox) == ["s@example.com", "t@example.com"]
 
+    @pytest.mark.django_db(transaction=True)
+    def test_a_busy_process_enqueues_a_pass_at_once_then_one_per_interval(
+        self, make_session: Any, user_model: Any, settings: Any, clock: Any
+    ) -> None:
+        """On a backend that queues work, commits close together share passes: the first
+        after a quiet spell gets one at once, the next one deferred to the interval's end,
+        and those before that time none; each commit is covered by a pass that starts after
+        it. A failed enqueue is not counted on."""
+        from liveclass_booking import tasks
+
+        package = settings.TASKS["default"]["BACKEND"].split(".backends.")[0]
+        settings.TASKS = {"default": {"BACKEND": f"{package}.backends.dummy.DummyBackend"}}
+        settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(seconds=10)
+        backend = tasks.task_backends["default"]
+        session = make_session(start_at_utc=START, capacity=20)
+        students = iter(
+            user_model.objects.create_user(username=f"busy{i}", email=f"b{i}@example.com")
+            for i in range(20)
+        )
+
+        def book_after(seconds: float) -> list[Any]:
+            """Book a seat ``seconds`` later; the passes' run times (None: at once)."""
+            clock.shift(timedelta(seconds=seconds))
+            services.book_group_session(student=next(students), session=session)
+            return [r.task.run_after for r in backend.results]
+
+        at = NOW
+        assert book_after(0) == [None]  # quiet until now: at once
+        assert book_after(1) == [None, at + timedelta(seconds=10)]  # one deferred pass
+        assert book_after(1) == [None, at + timedelta(seconds=10)]  # covered by it
+        assert book_after(7.85) == [None, at + timedelta(seconds=10)]  # 150 ms before it
+        # 50 ms before it: closer than CLOCK_MARGIN (a worker's clock may be ahead). One more.
+        assert book_after(0.1) == [None, *(at + timedelta(seconds=s) for s in (10, 20))]
+        assert book_after(40)[-1] is None  # quiet for more than the interval: at once
+        assert len(backend.results) == 4
+
+        # An enqueue that fails is logged and not counted on: the next commit enqueues.
+        settings.TASKS = {"default": {"BACKEND": "tests.task_backends.RefusingOnceBackend"}}
+        backend = tasks.task_backends["default"]
+        assert book_after(50) == [None]
+        at = datetime.now(UTC)
+        backend.refusals = 1
+        assert book_after(1) == [None]  # the deferred pass was refused
+        assert book_after(1) == [None, at + timedelta(seconds=10)]
+
+        # With an interval of 0, every transaction that writes events gets its own pass.
+        settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(0)
+        assert book_after(0)[2:] == [None]
+        assert book_after(0)[2:] == [None, None]
+
     def test_admin_lists_and_retries_deliveries(
         self, group: Any, people: Any, client: Any, staff: Any
     ) -> None:

@@ -217,11 +217,19 @@ class TestChecks:
             ("NOTIFICATION_MAX_ATTEMPTS", 101),
             ("NOTIFICATION_RETRY_DELAY", 60),
             ("NOTIFICATION_LEASE", timedelta(0)),
+            ("DISPATCH_INTERVAL", 1),
+            ("DISPATCH_INTERVAL", timedelta(seconds=-1)),
+            ("DISPATCH_INTERVAL", timedelta(hours=2)),
         ],
     )
     def test_bad_delivery_settings_are_e013(self, name: str, value: Any) -> None:
         with override_settings(**{f"LIVECLASS_BOOKING_{name}": value}):
             assert ids(check_settings()) == ["liveclass_booking.E013"]
+
+    @pytest.mark.parametrize("interval", [timedelta(0), timedelta(seconds=5), timedelta(hours=1)])
+    def test_dispatch_intervals_from_0_to_an_hour_pass(self, interval: timedelta) -> None:
+        with override_settings(LIVECLASS_BOOKING_DISPATCH_INTERVAL=interval):
+            assert ids(check_settings()) == []
 
     @pytest.mark.parametrize(
         ("name", "value"),

@@ -25,12 +25,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+import time_machine
 from django.db import connection
+from django.utils import timezone
 
 from liveclass_booking import services, tasks
 from liveclass_booking.choices import DeliveryStatus as D
@@ -218,6 +221,26 @@ def rq_worker(settings: Any, name: str, redis_database: RedisDatabase) -> Worker
     )
 
 
+def run_worker(worker: Worker, smtp_server: delivery.MailSink, tmp_path: Path) -> tuple[str, str]:
+    """Start the worker process, let it work off what is due and exit; its output."""
+    with worker_database(tmp_path) as database:
+        process = delivery.start_django(
+            smtp_server,
+            *worker.argv,
+            settings=worker.settings,
+            database=database,
+            **worker.variables,
+        )
+        try:
+            out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 0, f"{out}\n{err}"
+    return out, err
+
+
 @pytest.fixture(params=["database", "rq"])
 def worker(request: pytest.FixtureRequest, settings: Any) -> Worker:
     name = f"liveclass-booking-test-{uuid.uuid4().hex}"
@@ -251,21 +274,7 @@ def test_a_worker_process_runs_the_dispatcher_and_each_mail_goes_once(
     assert not NotificationDelivery.objects.exists()
     assert smtp_server.received == []
 
-    with worker_database(tmp_path) as database:
-        process = delivery.start_django(
-            smtp_server,
-            *worker.argv,
-            settings=worker.settings,
-            database=database,
-            **worker.variables,
-        )
-        try:
-            out, err = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    assert process.returncode == 0, f"{out}\n{err}"
+    out, err = run_worker(worker, smtp_server, tmp_path)
 
     # The worker ran the pass as a task of the backend, and it succeeded.
     assert worker.pending() == []
@@ -287,3 +296,69 @@ def test_a_worker_process_runs_the_dispatcher_and_each_mail_goes_once(
     report = dispatch()
     assert (report.expanded, report.sent, report.retried) == (0, 0, 0)
     assert len(smtp_server.received) == 2
+
+
+@pytest.fixture
+def coalescing_worker(settings: Any) -> Worker:
+    """The database backend's worker, with passes at most one a minute per process. (A
+    fixture, so that its settings are set before ``smtp_server`` overrides the mail ones,
+    and restored after.)"""
+    settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(minutes=1)
+    return database_worker(settings, f"liveclass-booking-test-{uuid.uuid4().hex}")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_bookings_close_together_share_a_deferred_pass_and_each_mail_goes_once(
+    coalescing_worker: Worker,
+    smtp_server: delivery.MailSink,
+    session: Any,
+    student: Any,
+    other_student: Any,
+    teacher: Any,
+    user_model: Any,
+    tmp_path: Path,
+) -> None:
+    """``LIVECLASS_BOOKING_DISPATCH_INTERVAL`` on the database backend with a real worker: a
+    booking after a quiet spell gets a pass at once, which the worker runs; the next two
+    bookings, within the interval, share one pass deferred to the interval's end; the
+    worker runs that one too, and every delivery's mail arrives exactly once.
+
+    This process's clock runs an hour behind the worker's, so that the deferred pass is due
+    for the worker at once (the test does not wait a minute)."""
+    from django_tasks_db.models import DBTaskResult
+
+    worker = coalescing_worker
+
+    backend = tasks.task_backends["default"]
+    third = user_model.objects.create_user(username="third", email="third@example.com")
+
+    def queued() -> list[Any]:
+        ready = DBTaskResult.objects.filter(status="READY").values_list("pk", flat=True)
+        return [backend.get_result(str(pk)) for pk in ready]
+
+    with time_machine.travel(timezone.now() - timedelta(hours=1), tick=True):
+        services.book_group_session(student=student, session=session)
+        [first] = queued()
+        assert first.task.run_after is None  # at once
+        run_worker(worker, smtp_server, tmp_path)
+        assert backend.get_result(first.id).return_value.startswith("2 sent,")
+
+        services.book_group_session(student=other_student, session=session)
+        services.book_group_session(student=third, session=session)
+        committed = timezone.now()
+        [second] = queued()  # one pass for both
+        assert first.enqueued_at < second.task.run_after
+        assert committed < second.task.run_after <= first.enqueued_at + timedelta(minutes=1)
+        run_worker(worker, smtp_server, tmp_path)
+    result = backend.get_result(second.id)
+    assert result.status.name == "SUCCESSFUL", result.errors
+    assert result.return_value.startswith("4 sent, 0 to retry, 0 failed, 0 skipped")
+    assert queued() == []
+
+    rows = delivery.deliveries()
+    assert {(d.status, d.attempts) for d in rows} == {(D.SENT, 1)}
+    assert smtp_server.ids() == Counter(delivery.expected_id(d) for d in rows)
+    assert sorted(m.recipients[0] for m in smtp_server.received) == sorted(
+        [student.email, other_student.email, third.email, *[teacher.email] * 3]
+    )

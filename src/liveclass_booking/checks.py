@@ -187,7 +187,8 @@ def _check_busy_import() -> list[CheckMessage]:
 
 
 def _check_notifications() -> list[CheckMessage]:
-    """E011: the notifier; E012: the reminder offsets; E013: attempts, retry delay, lease."""
+    """E011: the notifier; E012: the reminder offsets; E013: attempts, retry delay, lease,
+    dispatch interval."""
     from .notifications import BaseNotifier
 
     messages: list[CheckMessage] = []
@@ -229,6 +230,12 @@ def _check_notifications() -> list[CheckMessage]:
         for name, value in delays.items()
         if not isinstance(value, timedelta) or value <= timedelta(0)
     ]
+    interval = booking_settings.DISPATCH_INTERVAL
+    if not isinstance(interval, timedelta) or not timedelta(0) <= interval <= timedelta(hours=1):
+        wrong.append(
+            "LIVECLASS_BOOKING_DISPATCH_INTERVAL must be a timedelta from 0 to one hour, "
+            f"not {interval!r}."
+        )
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
         wrong.append(
             f"LIVECLASS_BOOKING_NOTIFICATION_MAX_ATTEMPTS must be an integer from 1 to 100, "

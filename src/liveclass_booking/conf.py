@@ -254,6 +254,13 @@ class LiveClassBookingSettings:
     def TASK_BACKEND(self) -> str:
         return str(self._get("TASK_BACKEND", "default"))
 
+    @property
+    def DISPATCH_INTERVAL(self) -> timedelta:
+        """The least time between two dispatcher passes one process enqueues on a backend
+        that queues work (``timedelta(0)``: one pass per transaction that wrote events)."""
+        value: timedelta = self._get("DISPATCH_INTERVAL", timedelta(seconds=1))
+        return value
+
 
 booking_settings = LiveClassBookingSettings()
 

@@ -21,8 +21,13 @@ from __future__ import annotations
 
 import importlib
 import logging
-from datetime import datetime
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
+
+from django.utils import timezone
 
 from .conf import booking_settings
 
@@ -76,7 +81,7 @@ def dispatch_notifications() -> str:
     handled = report.sent + report.retried + report.failed + report.skipped
     queues = task_backends is not None and task_backends[booking_settings.TASK_BACKEND]
     if handled >= TASK_PASS_LIMIT and queues and queues.supports_defer:
-        enqueue_dispatch()
+        _enqueue_pass()  # at once: the rest is waiting
     return str(report)
 
 
@@ -85,14 +90,87 @@ if task is not None:
 
 
 def enqueue_dispatch(**kwargs: Any) -> bool:
-    """Receiver of ``outbox_written``: enqueue a dispatcher pass. Best effort: the events are
-    committed, and a broken queue must neither fail the change nor lose them (the command or
-    the next pass sends them). Returns whether a task was enqueued."""
+    """Receiver of ``outbox_written``: make sure a dispatcher pass runs after this commit
+    (:func:`plan_pass`). Best effort: the events are committed, and a broken queue must
+    neither fail the change nor lose them (the command or the next pass sends them). Returns
+    whether a pass was enqueued (False also when one enqueued before runs late enough)."""
     if task is None or task_backends is None:
         return False
-    job: Any = dispatch_notifications  # the task object (the name is reassigned above)
     try:
-        job.using(backend=booking_settings.TASK_BACKEND).enqueue()
+        backend = task_backends[booking_settings.TASK_BACKEND]
+        planned = plan_pass(backend, timezone.now())
+    except Exception:
+        logger.exception("Could not enqueue the notification dispatcher")
+        return False
+    if planned is None:
+        return False
+    if not _enqueue_pass(planned.run_after):
+        planned.forget()
+        return False
+    return True
+
+
+#: How much earlier than this process's clock a worker's clock may read: a pass enqueued to
+#: run at T is trusted to start after a commit made before T minus this margin.
+CLOCK_MARGIN = timedelta(milliseconds=100)
+
+#: By backend: when the latest pass this process enqueued on it runs (for a pass that runs
+#: at once, when it was enqueued).
+_latest: WeakKeyDictionary[Any, datetime] = WeakKeyDictionary()
+_latest_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PlannedPass:
+    """A dispatcher pass to enqueue on ``backend``: at once (``run_after`` None) or deferred."""
+
+    backend: Any
+    run_after: datetime | None
+    recorded: datetime
+    previous: datetime | None
+
+    def forget(self) -> None:
+        """The enqueue failed: later commits must not count on this pass."""
+        with _latest_guard:
+            if _latest.get(self.backend) == self.recorded:
+                if self.previous is None:
+                    del _latest[self.backend]
+                else:
+                    _latest[self.backend] = self.previous
+
+
+def plan_pass(backend: Any, now: datetime) -> PlannedPass | None:
+    """The dispatcher pass that covers a commit made before ``now``, or None when a pass
+    this process enqueued on ``backend`` already starts late enough to read it.
+
+    On a backend that queues work (``supports_defer``) a process enqueues at most one pass
+    at once and one deferred pass per ``LIVECLASS_BOOKING_DISPATCH_INTERVAL``, however many
+    transactions write events: the first commit after a quiet spell gets a pass at once; a
+    commit within the interval after that gets a pass deferred to the interval's end; the
+    commits before that time need none, since the deferred pass reads everything committed
+    before it starts. The immediate backend, or an interval of 0, gets one pass per
+    transaction."""
+    interval = booking_settings.DISPATCH_INTERVAL
+    if not interval or not backend.supports_defer:
+        return PlannedPass(backend, None, now, None)
+    with _latest_guard:
+        latest = _latest.get(backend)
+        if latest is not None and latest > now + CLOCK_MARGIN:
+            return None
+        due = None if latest is None else latest + interval
+        run_after = due if due is not None and due > now + CLOCK_MARGIN else None
+        recorded = _latest[backend] = now if run_after is None else run_after
+    return PlannedPass(backend, run_after, recorded, latest)
+
+
+def _enqueue_pass(run_after: datetime | None = None) -> bool:
+    """Enqueue one dispatcher pass (at ``run_after``, else at once); whether it worked."""
+    job: Any = dispatch_notifications  # the task object (the name is reassigned above)
+    alias = booking_settings.TASK_BACKEND
+    try:
+        (
+            job.using(backend=alias, run_after=run_after) if run_after else job.using(backend=alias)
+        ).enqueue()
     except Exception:
         logger.exception("Could not enqueue the notification dispatcher")
         return False
