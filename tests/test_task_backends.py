@@ -9,7 +9,8 @@ separate process with the test's settings and database, runs the pass
 (``liveclass_booking.tasks.dispatch_notifications``, the library's code as it is) in burst mode
 (``db_worker --batch``, ``rqworker --burst``: it works off the queue and exits); the task's
 result is successful, each delivery's mail reaches the test's SMTP server exactly once, and a
-later pass finds nothing left.
+later pass finds nothing left. A second test, again once per backend, has three bookings
+share two passes (``LIVECLASS_BOOKING_DISPATCH_INTERVAL``): one at once, one deferred.
 
 The RQ run claims a Redis database of its own (one that was empty: parallel runs each take
 another) and deletes what it wrote there. Without a Redis server at 127.0.0.1 (``REDIS_PORT``,
@@ -158,6 +159,7 @@ class Worker:
     settings: str  # the worker's settings module
     argv: list[str]  # the worker's management command and its arguments
     pending: Callable[[], list[str]]  # the ids of the tasks that wait in the queue
+    waiting: Callable[[], list[str]]  # and of those that wait for their time too
     variables: dict[str, str] = field(default_factory=dict)  # added to the worker's environment
 
 
@@ -173,6 +175,12 @@ def database_worker(settings: Any, name: str) -> Worker:
 
     def pending() -> list[str]:
         return [str(pk) for pk in DBTaskResult.objects.ready().values_list("pk", flat=True)]
+
+    def waiting() -> list[str]:
+        return [
+            str(pk)
+            for pk in DBTaskResult.objects.filter(status="READY").values_list("pk", flat=True)
+        ]
 
     return Worker(
         name,
@@ -192,6 +200,7 @@ def database_worker(settings: Any, name: str) -> Worker:
             name,
         ],
         pending,
+        waiting,
     )
 
 
@@ -212,11 +221,13 @@ def rq_worker(settings: Any, name: str, redis_database: RedisDatabase) -> Worker
             "--burst",  # work off the queue, then exit
             "--job-class",
             "django_tasks_rq.Job",
+            "--with-scheduler",  # in burst mode: first queue the deferred tasks that are due
             "--name",
             name,
             "default",
         ],
         lambda: list(queue.job_ids),
+        lambda: [*queue.job_ids, *queue.scheduled_job_registry.get_job_ids()],
         {"RQ_REDIS_URL": redis_database.url},
     )
 
@@ -299,18 +310,17 @@ def test_a_worker_process_runs_the_dispatcher_and_each_mail_goes_once(
 
 
 @pytest.fixture
-def coalescing_worker(settings: Any) -> Worker:
-    """The database backend's worker, with passes at most one a minute per process. (A
-    fixture, so that its settings are set before ``smtp_server`` overrides the mail ones,
-    and restored after.)"""
+def one_pass_a_minute(settings: Any) -> None:
+    """Passes at most one a minute per process (a fixture, so that the setting is made before
+    ``smtp_server`` overrides the mail settings, and restored after them)."""
     settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(minutes=1)
-    return database_worker(settings, f"liveclass-booking-test-{uuid.uuid4().hex}")
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_bookings_close_together_share_a_deferred_pass_and_each_mail_goes_once(
-    coalescing_worker: Worker,
+    one_pass_a_minute: None,
+    worker: Worker,
     smtp_server: delivery.MailSink,
     session: Any,
     student: Any,
@@ -319,42 +329,35 @@ def test_bookings_close_together_share_a_deferred_pass_and_each_mail_goes_once(
     user_model: Any,
     tmp_path: Path,
 ) -> None:
-    """``LIVECLASS_BOOKING_DISPATCH_INTERVAL`` on the database backend with a real worker: a
-    booking after a quiet spell gets a pass at once, which the worker runs; the next two
-    bookings, within the interval, share one pass deferred to the interval's end; the
-    worker runs that one too, and every delivery's mail arrives exactly once.
+    """``LIVECLASS_BOOKING_DISPATCH_INTERVAL`` with a real worker: a booking after a quiet
+    spell gets a pass at once, which the worker runs; the next two bookings, within the
+    interval, share one pass deferred to the interval's end; the worker runs that one too,
+    and every delivery's mail arrives exactly once.
 
     This process's clock runs an hour behind the worker's, so that the deferred pass is due
     for the worker at once (the test does not wait a minute)."""
-    from django_tasks_db.models import DBTaskResult
-
-    worker = coalescing_worker
-
     backend = tasks.task_backends["default"]
     third = user_model.objects.create_user(username="third", email="third@example.com")
 
-    def queued() -> list[Any]:
-        ready = DBTaskResult.objects.filter(status="READY").values_list("pk", flat=True)
-        return [backend.get_result(str(pk)) for pk in ready]
-
     with time_machine.travel(timezone.now() - timedelta(hours=1), tick=True):
         services.book_group_session(student=student, session=session)
-        [first] = queued()
-        assert first.task.run_after is None  # at once
+        [first] = worker.waiting()
+        assert backend.get_result(first).task.run_after is None  # at once
         run_worker(worker, smtp_server, tmp_path)
-        assert backend.get_result(first.id).return_value.startswith("2 sent,")
+        assert backend.get_result(first).return_value.startswith("2 sent,")
+        enqueued = backend.get_result(first).enqueued_at
 
         services.book_group_session(student=other_student, session=session)
         services.book_group_session(student=third, session=session)
         committed = timezone.now()
-        [second] = queued()  # one pass for both
-        assert first.enqueued_at < second.task.run_after
-        assert committed < second.task.run_after <= first.enqueued_at + timedelta(minutes=1)
+        [second] = worker.waiting()  # one pass for both
+        deferred_to = backend.get_result(second).task.run_after
+        assert committed < deferred_to <= enqueued + timedelta(minutes=1)
         run_worker(worker, smtp_server, tmp_path)
-    result = backend.get_result(second.id)
+    result = backend.get_result(second)
     assert result.status.name == "SUCCESSFUL", result.errors
     assert result.return_value.startswith("4 sent, 0 to retry, 0 failed, 0 skipped")
-    assert queued() == []
+    assert worker.waiting() == []
 
     rows = delivery.deliveries()
     assert {(d.status, d.attempts) for d in rows} == {(D.SENT, 1)}
