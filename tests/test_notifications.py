@@ -7,6 +7,8 @@ tests/test_notification_delivery.py delivers to a real SMTP server (that it arri
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, time, timedelta
 from email import message_from_string
 from typing import Any
@@ -528,10 +530,11 @@ class TestRunning:
     def test_a_busy_process_enqueues_a_pass_at_once_then_one_per_interval(
         self, make_session: Any, user_model: Any, settings: Any, clock: Any
     ) -> None:
-        """On a backend that queues work, commits close together share passes: the first
-        after a quiet spell gets one at once, the next one deferred to the interval's end,
-        and those before that time none; each commit is covered by a pass that starts after
-        it. A failed enqueue is not counted on."""
+        """On a backend that queues work, commits close together share passes: a commit
+        gets a pass at once unless one was enqueued at once less than the interval ago; then
+        one deferred to that pass's time plus the interval (a whole second), and the commits
+        before that time none. Once that time has nearly come, a pass at once again. Each
+        commit is covered by a pass that starts after it."""
         from liveclass_booking import tasks
 
         package = settings.TASKS["default"]["BACKEND"].split(".backends.")[0]
@@ -550,29 +553,58 @@ class TestRunning:
             services.book_group_session(student=next(students), session=session)
             return [r.task.run_after for r in backend.results]
 
-        at = NOW
-        assert book_after(0) == [None]  # quiet until now: at once
-        assert book_after(1) == [None, at + timedelta(seconds=10)]  # one deferred pass
-        assert book_after(1) == [None, at + timedelta(seconds=10)]  # covered by it
-        assert book_after(7.85) == [None, at + timedelta(seconds=10)]  # 150 ms before it
-        # 50 ms before it: closer than CLOCK_MARGIN (a worker's clock may be ahead). One more.
-        assert book_after(0.1) == [None, *(at + timedelta(seconds=s) for s in (10, 20))]
-        assert book_after(40)[-1] is None  # quiet for more than the interval: at once
-        assert len(backend.results) == 4
+        def at(seconds: float) -> datetime:
+            return NOW + timedelta(seconds=seconds)
 
-        # An enqueue that fails is logged and not counted on: the next commit enqueues.
+        assert book_after(0) == [None]  # quiet until now: at once
+        assert book_after(1) == [None, at(10)]  # one deferred pass
+        assert book_after(1) == [None, at(10)]  # covered by it
+        assert book_after(7.85) == [None, at(10)]  # 150 ms before it: covered
+        # 50 ms before it, closer than CLOCK_MARGIN (a worker's clock may be ahead): at once.
+        assert book_after(0.1) == [None, at(10), None]
+        # Then one deferred to that pass's time (9.95 s) plus 10 s, rounded up: 20 s.
+        assert book_after(0.05) == [None, at(10), None, at(20)]
+        assert book_after(40)[-1] is None  # quiet for more than the interval: at once
+        assert book_after(1)[-1] == at(60)
+        # The clock set back an hour: the pass deferred to 60 s is no excuse to skip.
+        assert book_after(-3600)[-1] is None
+        assert len(backend.results) == 7
+
+        # A deferred pass the queue refuses is logged, and not counted on: the next commit
+        # enqueues it again.
         settings.TASKS = {"default": {"BACKEND": "tests.task_backends.RefusingOnceBackend"}}
         backend = tasks.task_backends["default"]
-        assert book_after(50) == [None]
-        at = datetime.now(UTC)
+        assert book_after(3600) == [None]  # another backend: at once
         backend.refusals = 1
         assert book_after(1) == [None]  # the deferred pass was refused
-        assert book_after(1) == [None, at + timedelta(seconds=10)]
+        assert book_after(1) == [None, at(61)]  # the pass at once (51 s) + 10 s
 
         # With an interval of 0, every transaction that writes events gets its own pass.
         settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(0)
         assert book_after(0)[2:] == [None]
         assert book_after(0)[2:] == [None, None]
+
+    def test_the_threads_of_a_process_share_passes(self, settings: Any, clock: Any) -> None:
+        """Each thread has a backend object of its own, but the threads of one process share
+        their passes: eight threads committing three times each at the same moment enqueue
+        one pass at once and one deferred."""
+        from liveclass_booking import tasks
+
+        package = settings.TASKS["default"]["BACKEND"].split(".backends.")[0]
+        settings.TASKS = {"default": {"BACKEND": f"{package}.backends.dummy.DummyBackend"}}
+        settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(seconds=10)
+        start = threading.Barrier(8)
+
+        def commits() -> list[Any]:
+            start.wait()
+            for _ in range(3):
+                tasks.enqueue_dispatch()  # what each commit with outbox events runs
+            backend = tasks.task_backends["default"]
+            return [r.task.run_after for r in backend.results]
+
+        with ThreadPoolExecutor(8) as pool:
+            passes = [at for run in pool.map(lambda _: commits(), range(8)) for at in run]
+        assert sorted(passes, key=str) == sorted([None, NOW + timedelta(seconds=10)], key=str)
 
     def test_admin_lists_and_retries_deliveries(
         self, group: Any, people: Any, client: Any, staff: Any

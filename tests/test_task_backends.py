@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, NoReturn
@@ -160,6 +160,7 @@ class Worker:
     argv: list[str]  # the worker's management command and its arguments
     pending: Callable[[], list[str]]  # the ids of the tasks that wait in the queue
     waiting: Callable[[], list[str]]  # and of those that wait for their time too
+    starts: Callable[[str], Any]  # the earliest time the backend will start a task
     variables: dict[str, str] = field(default_factory=dict)  # added to the worker's environment
 
 
@@ -175,6 +176,9 @@ def database_worker(settings: Any, name: str) -> Worker:
 
     def pending() -> list[str]:
         return [str(pk) for pk in DBTaskResult.objects.ready().values_list("pk", flat=True)]
+
+    def starts(task_id: str) -> Any:
+        return DBTaskResult.objects.get(pk=task_id).run_after
 
     def waiting() -> list[str]:
         return [
@@ -201,6 +205,7 @@ def database_worker(settings: Any, name: str) -> Worker:
         ],
         pending,
         waiting,
+        starts,
     )
 
 
@@ -228,6 +233,13 @@ def rq_worker(settings: Any, name: str, redis_database: RedisDatabase) -> Worker
         ],
         lambda: list(queue.job_ids),
         lambda: [*queue.job_ids, *queue.scheduled_job_registry.get_job_ids()],
+        # RQ schedules by the second: the score is when its scheduler queues the task.
+        lambda task_id: datetime.fromtimestamp(
+            queue.scheduled_job_registry.connection.zscore(
+                queue.scheduled_job_registry.key, task_id
+            ),
+            UTC,
+        ),
         {"RQ_REDIS_URL": redis_database.url},
     )
 
@@ -352,7 +364,9 @@ def test_bookings_close_together_share_a_deferred_pass_and_each_mail_goes_once(
         committed = timezone.now()
         [second] = worker.waiting()  # one pass for both
         deferred_to = backend.get_result(second).task.run_after
-        assert committed < deferred_to <= enqueued + timedelta(minutes=1)
+        assert committed < deferred_to <= enqueued + timedelta(minutes=1, seconds=1)
+        # The backend will not start it before that time (RQ keeps whole seconds).
+        assert worker.starts(second) == deferred_to
         run_worker(worker, smtp_server, tmp_path)
     result = backend.get_result(second)
     assert result.status.name == "SUCCESSFUL", result.errors

@@ -25,8 +25,8 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
+from django.core.signals import setting_changed
 from django.utils import timezone
 
 from .conf import booking_settings
@@ -90,77 +90,100 @@ if task is not None:
 
 
 def enqueue_dispatch(**kwargs: Any) -> bool:
-    """Receiver of ``outbox_written``: make sure a dispatcher pass runs after this commit
-    (:func:`plan_pass`). Best effort: the events are committed, and a broken queue must
-    neither fail the change nor lose them (the command or the next pass sends them). Returns
-    whether a pass was enqueued (False also when one enqueued before runs late enough)."""
+    """Receiver of ``outbox_written``: make sure a dispatcher pass starts after this commit.
+    Best effort: the events are committed, and a broken queue must neither fail the change
+    nor lose them (the command or a later pass sends them). Returns whether a pass was
+    enqueued (False also when a deferred one enqueued before starts late enough).
+
+    On a backend that queues work (``supports_defer``), the commits of one process share
+    passes (``LIVECLASS_BOOKING_DISPATCH_INTERVAL``; see :func:`_share_pass`). Elsewhere, or
+    with an interval of 0, each commit gets a pass of its own."""
     if task is None or task_backends is None:
         return False
+    alias = booking_settings.TASK_BACKEND
+    interval = booking_settings.DISPATCH_INTERVAL
     try:
-        backend = task_backends[booking_settings.TASK_BACKEND]
-        planned = plan_pass(backend, timezone.now())
+        defers = task_backends[alias].supports_defer
     except Exception:
         logger.exception("Could not enqueue the notification dispatcher")
         return False
-    if planned is None:
-        return False
-    if not _enqueue_pass(planned.run_after):
-        planned.forget()
-        return False
-    return True
+    if not defers or not isinstance(interval, timedelta) or interval <= timedelta(0):
+        return _enqueue_pass()
+    return _share_pass(alias, interval)
 
 
-#: How much earlier than this process's clock a worker's clock may read: a pass enqueued to
-#: run at T is trusted to start after a commit made before T minus this margin.
+#: How much earlier than this process's clock a worker's clock may read: a pass deferred to
+#: T is trusted to start after a commit made before T minus this margin, not closer to T.
 CLOCK_MARGIN = timedelta(milliseconds=100)
-
-#: By backend: when the latest pass this process enqueued on it runs (for a pass that runs
-#: at once, when it was enqueued).
-_latest: WeakKeyDictionary[Any, datetime] = WeakKeyDictionary()
-_latest_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
-class PlannedPass:
-    """A dispatcher pass to enqueue on ``backend``: at once (``run_after`` None) or deferred."""
+class _Pass:
+    """The latest dispatcher pass this process enqueued on a backend: when it was enqueued
+    to run at once, or when it was deferred to (``deferred``)."""
 
-    backend: Any
-    run_after: datetime | None
-    recorded: datetime
-    previous: datetime | None
-
-    def forget(self) -> None:
-        """The enqueue failed: later commits must not count on this pass."""
-        with _latest_guard:
-            if _latest.get(self.backend) == self.recorded:
-                if self.previous is None:
-                    del _latest[self.backend]
-                else:
-                    _latest[self.backend] = self.previous
+    at: datetime
+    deferred: bool
 
 
-def plan_pass(backend: Any, now: datetime) -> PlannedPass | None:
-    """The dispatcher pass that covers a commit made before ``now``, or None when a pass
-    this process enqueued on ``backend`` already starts late enough to read it.
+#: By backend alias; forgotten when the tasks settings change.
+_latest: dict[str, _Pass] = {}
+_latest_guard = threading.Lock()
 
-    On a backend that queues work (``supports_defer``) a process enqueues at most one pass
-    at once and one deferred pass per ``LIVECLASS_BOOKING_DISPATCH_INTERVAL``, however many
-    transactions write events: the first commit after a quiet spell gets a pass at once; a
-    commit within the interval after that gets a pass deferred to the interval's end; the
-    commits before that time need none, since the deferred pass reads everything committed
-    before it starts. The immediate backend, or an interval of 0, gets one pass per
-    transaction."""
-    interval = booking_settings.DISPATCH_INTERVAL
-    if not interval or not backend.supports_defer:
-        return PlannedPass(backend, None, now, None)
+
+def _share_pass(alias: str, interval: timedelta) -> bool:
+    """Enqueue the pass that covers a commit made just now, unless a deferred pass this
+    process enqueued on ``alias`` starts late enough to read it.
+
+    Per ``interval``, a process enqueues at most one pass at once and one deferred pass,
+    however many transactions write events (all its threads together): a commit gets a pass
+    at once, unless one was enqueued at once less than ``interval`` ago; then it gets one
+    deferred to that pass's time plus ``interval``, and the commits before that time none.
+    A deferred pass reads everything committed before it starts, and its time is rounded up
+    to a whole second (RQ schedules by the second). Once its time has (nearly) come, the
+    next commit gets a pass at once again, so mails keep flowing, a pass at least every
+    interval under steady load, even where deferred passes are late. A deferred pass is
+    recorded only once it is enqueued (the lock is held meanwhile: no commit counts on a
+    pass that failed to enqueue), and a record further ahead than a deferral can reach (the
+    clock was set back) is ignored."""
     with _latest_guard:
-        latest = _latest.get(backend)
-        if latest is not None and latest > now + CLOCK_MARGIN:
-            return None
-        due = None if latest is None else latest + interval
-        run_after = due if due is not None and due > now + CLOCK_MARGIN else None
-        recorded = _latest[backend] = now if run_after is None else run_after
-    return PlannedPass(backend, run_after, recorded, latest)
+        now = timezone.now()
+        latest = _latest.get(alias)
+        if latest is not None and latest.deferred:
+            ahead = latest.at - now
+            if CLOCK_MARGIN < ahead <= interval + timedelta(seconds=1) + CLOCK_MARGIN:
+                return False  # it starts after this commit
+        elif (
+            latest is not None
+            and latest.at <= now < latest.at + interval
+            and (later := _whole_second(latest.at + interval)) - now > CLOCK_MARGIN
+        ):
+            if not _enqueue_pass(later):
+                return False
+            _latest[alias] = _Pass(later, deferred=True)
+            return True
+        _latest[alias] = _Pass(now, deferred=False)
+    return _enqueue_pass()
+
+
+def _whole_second(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole second."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
+def _forget_passes(*, setting: str, **kwargs: Any) -> None:
+    """Another tasks backend, or another interval: the passes recorded count no more."""
+    if setting in (
+        "TASKS",
+        "LIVECLASS_BOOKING_TASK_BACKEND",
+        "LIVECLASS_BOOKING_DISPATCH_INTERVAL",
+    ):
+        with _latest_guard:
+            _latest.clear()
+
+
+setting_changed.connect(_forget_passes, dispatch_uid="liveclass_booking.forget_passes")
 
 
 def _enqueue_pass(run_after: datetime | None = None) -> bool:
