@@ -569,15 +569,21 @@ class TestRunning:
         # The clock set back an hour: the pass deferred to 60 s is no excuse to skip.
         assert book_after(-3600)[-1] is None
         assert len(backend.results) == 7
+        assert book_after(3600)[-1] is None  # forward again (51 s): at once
+        assert book_after(1)[-1] == at(61)  # 51 s + 10 s
+        assert book_after(1)[-1] == at(61)  # covered
+        assert len(backend.results) == 9
+
+        # Another backend: the passes of the old one count no more (53 s: at once).
+        settings.TASKS = {"default": {"BACKEND": "tests.task_backends.RefusingOnceBackend"}}
+        backend = tasks.task_backends["default"]
+        assert book_after(0) == [None]
 
         # A deferred pass the queue refuses is logged, and not counted on: the next commit
         # enqueues it again.
-        settings.TASKS = {"default": {"BACKEND": "tests.task_backends.RefusingOnceBackend"}}
-        backend = tasks.task_backends["default"]
-        assert book_after(3600) == [None]  # another backend: at once
         backend.refusals = 1
         assert book_after(1) == [None]  # the deferred pass was refused
-        assert book_after(1) == [None, at(61)]  # the pass at once (51 s) + 10 s
+        assert book_after(1) == [None, at(63)]  # the pass at once (53 s) + 10 s
 
         # With an interval of 0, every transaction that writes events gets its own pass.
         settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(0)
@@ -586,8 +592,8 @@ class TestRunning:
 
     def test_the_threads_of_a_process_share_passes(self, settings: Any, clock: Any) -> None:
         """Each thread has a backend object of its own, but the threads of one process share
-        their passes: eight threads committing three times each at the same moment enqueue
-        one pass at once and one deferred."""
+        their passes: after one thread's commits enqueued a pass at once and one deferred,
+        eight threads committing three times each at the same moment enqueue none."""
         from liveclass_booking import tasks
 
         package = settings.TASKS["default"]["BACKEND"].split(".backends.")[0]
@@ -595,16 +601,51 @@ class TestRunning:
         settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(seconds=10)
         start = threading.Barrier(8)
 
+        def passes() -> list[Any]:
+            return [r.task.run_after for r in tasks.task_backends["default"].results]
+
         def commits() -> list[Any]:
             start.wait()
             for _ in range(3):
                 tasks.enqueue_dispatch()  # what each commit with outbox events runs
-            backend = tasks.task_backends["default"]
-            return [r.task.run_after for r in backend.results]
+            return passes()
 
+        assert tasks.enqueue_dispatch()
+        assert tasks.enqueue_dispatch()
+        assert passes() == [None, NOW + timedelta(seconds=10)]
         with ThreadPoolExecutor(8) as pool:
-            passes = [at for run in pool.map(lambda _: commits(), range(8)) for at in run]
-        assert sorted(passes, key=str) == sorted([None, NOW + timedelta(seconds=10)], key=str)
+            assert list(pool.map(lambda _: commits(), range(8))) == [[]] * 8
+
+    def test_a_commit_does_not_wait_for_a_deferred_enqueue_under_way(
+        self, settings: Any, clock: Any
+    ) -> None:
+        """While one thread enqueues a deferred pass (the queue answers slowly), another
+        thread's commit gets a pass at once rather than waiting or counting on it; once the
+        deferred pass is enqueued, it excuses the commits before its time."""
+        from liveclass_booking import tasks
+        from tests.task_backends import GatedBackend
+
+        settings.TASKS = {"default": {"BACKEND": "tests.task_backends.GatedBackend"}}
+        settings.LIVECLASS_BOOKING_DISPATCH_INTERVAL = timedelta(seconds=10)
+        GatedBackend.gate.clear()
+        GatedBackend.waiting.clear()
+
+        def passes() -> list[Any]:
+            return [r.task.run_after for r in tasks.task_backends["default"].results]
+
+        def deferring() -> list[Any]:
+            tasks.enqueue_dispatch()
+            return passes()
+
+        assert tasks.enqueue_dispatch()
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(deferring)
+            assert GatedBackend.waiting.wait(10)
+            assert tasks.enqueue_dispatch()  # at once, while the deferred one is under way
+            GatedBackend.gate.set()
+            assert slow.result() == [NOW + timedelta(seconds=10)]
+        assert not tasks.enqueue_dispatch()  # now the deferred pass excuses it
+        assert passes() == [None, None]
 
     def test_admin_lists_and_retries_deliveries(
         self, group: Any, people: Any, client: Any, staff: Any

@@ -112,18 +112,20 @@ def enqueue_dispatch(**kwargs: Any) -> bool:
     return _share_pass(alias, interval)
 
 
-#: How much earlier than this process's clock a worker's clock may read: a pass deferred to
-#: T is trusted to start after a commit made before T minus this margin, not closer to T.
+#: How far a worker's clock may run ahead of this process's: a pass deferred to T is trusted
+#: to start after a commit made before T minus this margin, not closer to T.
 CLOCK_MARGIN = timedelta(milliseconds=100)
 
 
 @dataclass(frozen=True)
 class _Pass:
     """The latest dispatcher pass this process enqueued on a backend: when it was enqueued
-    to run at once, or when it was deferred to (``deferred``)."""
+    to run at once, or when it was deferred to (``deferred``; ``enqueued`` False while its
+    enqueue is under way)."""
 
     at: datetime
     deferred: bool
+    enqueued: bool = True
 
 
 #: By backend alias; forgotten when the tasks settings change.
@@ -135,35 +137,54 @@ def _share_pass(alias: str, interval: timedelta) -> bool:
     """Enqueue the pass that covers a commit made just now, unless a deferred pass this
     process enqueued on ``alias`` starts late enough to read it.
 
-    Per ``interval``, a process enqueues at most one pass at once and one deferred pass,
+    Per ``interval``, a process enqueues about one pass at once and one deferred pass,
     however many transactions write events (all its threads together): a commit gets a pass
     at once, unless one was enqueued at once less than ``interval`` ago; then it gets one
     deferred to that pass's time plus ``interval``, and the commits before that time none.
     A deferred pass reads everything committed before it starts, and its time is rounded up
     to a whole second (RQ schedules by the second). Once its time has (nearly) come, the
-    next commit gets a pass at once again, so mails keep flowing, a pass at least every
-    interval under steady load, even where deferred passes are late. A deferred pass is
-    recorded only once it is enqueued (the lock is held meanwhile: no commit counts on a
-    pass that failed to enqueue), and a record further ahead than a deferral can reach (the
-    clock was set back) is ignored."""
+    next commit gets a pass at once again, so mails keep flowing, a pass at least about
+    every interval under steady load, even where deferred passes are late.
+
+    A deferred pass excuses commits only once its enqueue has succeeded; a commit made while
+    it is under way gets a pass at once (no commit waits for another's call to the queue).
+    A record further ahead than a deferral can reach (the clock was set back) is ignored."""
+    deferring = None
     with _latest_guard:
         now = timezone.now()
         latest = _latest.get(alias)
-        if latest is not None and latest.deferred:
+        if latest is not None and latest.deferred and not latest.enqueued:
+            pass  # its enqueue is under way: this commit gets a pass at once
+        elif latest is not None and latest.deferred:
             ahead = latest.at - now
-            if CLOCK_MARGIN < ahead <= interval + timedelta(seconds=1) + CLOCK_MARGIN:
+            if CLOCK_MARGIN < ahead <= interval + _ROUNDING + CLOCK_MARGIN:
                 return False  # it starts after this commit
+            _latest[alias] = _Pass(now, deferred=False)
         elif (
             latest is not None
             and latest.at <= now < latest.at + interval
             and (later := _whole_second(latest.at + interval)) - now > CLOCK_MARGIN
         ):
-            if not _enqueue_pass(later):
-                return False
-            _latest[alias] = _Pass(later, deferred=True)
-            return True
-        _latest[alias] = _Pass(now, deferred=False)
+            deferring = _latest[alias] = _Pass(later, deferred=True, enqueued=False)
+        else:
+            _latest[alias] = _Pass(now, deferred=False)
+    if deferring is not None and latest is not None:
+        return _defer_pass(alias, deferring, before=latest)  # outside the lock
     return _enqueue_pass()
+
+
+def _defer_pass(alias: str, deferring: _Pass, *, before: _Pass) -> bool:
+    """Enqueue the deferred pass ``deferring`` (recorded as under way); once enqueued it
+    excuses later commits, and if the queue refuses it the record goes back to ``before``."""
+    done = _enqueue_pass(deferring.at)
+    with _latest_guard:
+        if _latest.get(alias) is deferring:
+            _latest[alias] = _Pass(deferring.at, deferred=True) if done else before
+    return done
+
+
+#: The most a deferred pass's time is moved by rounding it up to a whole second.
+_ROUNDING = timedelta(seconds=1)
 
 
 def _whole_second(moment: datetime) -> datetime:
