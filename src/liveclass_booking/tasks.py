@@ -175,12 +175,16 @@ def _share_pass(alias: str, interval: timedelta) -> bool:
 
 def _defer_pass(alias: str, deferring: _Pass, *, before: _Pass) -> bool:
     """Enqueue the deferred pass ``deferring`` (recorded as under way); once enqueued it
-    excuses later commits, and if the queue refuses it the record goes back to ``before``."""
-    done = _enqueue_pass(deferring.at)
-    with _latest_guard:
-        if _latest.get(alias) is deferring:
-            _latest[alias] = _Pass(deferring.at, deferred=True) if done else before
-    return done
+    excuses later commits. If the queue refuses it (or the call is interrupted), the record
+    goes back to ``before``, and this commit gets a pass at once instead."""
+    done = False
+    try:
+        done = _enqueue_pass(deferring.at)
+    finally:
+        with _latest_guard:
+            if _latest.get(alias) is deferring:
+                _latest[alias] = _Pass(deferring.at, deferred=True) if done else before
+    return done or _enqueue_pass()
 
 
 #: The most a deferred pass's time is moved by rounding it up to a whole second.
