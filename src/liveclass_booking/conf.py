@@ -256,8 +256,8 @@ class LiveClassBookingSettings:
 
     @property
     def DISPATCH_INTERVAL(self) -> timedelta:
-        """The least time between two dispatcher passes one process enqueues on a backend
-        that queues work (``timedelta(0)``: one pass per transaction that wrote events)."""
+        """How long the commits of one process share a dispatcher pass on a backend that
+        queues work (``timedelta(0)``: one pass per transaction that wrote events)."""
         value: timedelta = self._get("DISPATCH_INTERVAL", timedelta(seconds=1))
         return value
 

@@ -194,7 +194,7 @@ _ROUNDING = timedelta(seconds=1)
 def _whole_second(moment: datetime) -> datetime:
     """``moment`` rounded up to a whole second."""
     whole = moment.replace(microsecond=0)
-    return whole if whole == moment else whole + timedelta(seconds=1)
+    return whole if whole == moment else whole + _ROUNDING
 
 
 def _forget_passes(*, setting: str, **kwargs: Any) -> None:
@@ -216,9 +216,7 @@ def _enqueue_pass(run_after: datetime | None = None) -> bool:
     job: Any = dispatch_notifications  # the task object (the name is reassigned above)
     alias = booking_settings.TASK_BACKEND
     try:
-        (
-            job.using(backend=alias, run_after=run_after) if run_after else job.using(backend=alias)
-        ).enqueue()
+        job.using(backend=alias, run_after=run_after).enqueue()  # None: at once
     except Exception:
         logger.exception("Could not enqueue the notification dispatcher")
         return False
